@@ -1,0 +1,208 @@
+//! Command-line definitions (raw arguments) and their translation into a
+//! validated plan. Nothing here touches a file.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::commands::Output;
+use crate::commands::decrypt::DecryptPlan;
+use crate::commands::encrypt::EncryptPlan;
+use crate::commands::introspect::IntrospectPlan;
+use crate::commands::recompute_mac::RecomputePlan;
+use crate::error::{Exit, Failure, Result};
+use crate::io::{self, Source};
+use crate::keys::KeyChange;
+
+/// Keep Kubernetes Secrets in git: encrypt the values of Secret manifests in
+/// place (kubesec format), decrypt them for `kubectl apply -f -`.
+#[derive(Debug, Parser)]
+#[command(name = "ksec", version, about, long_about = None, max_term_width = 100)]
+#[command(
+    after_help = "Exit codes: 0 ok, 1 internal error, 2 usage, 3 invalid input, 4 wrong state \
+(not encrypted, partly encrypted, exists), 5 integrity (MAC or value does not verify), \
+6 no key could open or wrap the data key, 7 I/O error."
+)]
+pub struct Cli {
+    /// Refuse inputs larger than this (e.g. 64MiB, 1GiB).
+    #[arg(long, global = true, value_name = "SIZE", default_value = "64MiB", value_parser = io::parse_size)]
+    pub max_input_size: u64,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Encrypt every data/stringData value of every Secret in a YAML stream.
+    ///
+    /// Only the values change; comments, order, quoting and other documents
+    /// stay byte for byte. An already encrypted file keeps its data key, the
+    /// ciphertext of every value and its MAC, so re-encrypting it changes
+    /// nothing unless keys change. Without --key, new Secrets are encrypted to
+    /// the local age identity, which is created on first use.
+    Encrypt(EncryptArgs),
+    /// Print the clear manifest (footer removed) for `kubectl apply -f -`.
+    ///
+    /// Every value and the MAC are verified before anything is printed; on
+    /// any error nothing reaches stdout.
+    Decrypt(DecryptArgs),
+    /// Show, per document, its name, format version, the keys that can open
+    /// it and whether it has a MAC. Needs no keys.
+    Introspect(IntrospectArgs),
+    /// Create the local age identity and print its public recipient.
+    ///
+    /// Written to $KSEC_AGE_KEY_FILE, else $XDG_CONFIG_HOME/ksec/age/keys.txt
+    /// (~/.config/ksec/age/keys.txt), mode 0600 in a 0700 directory. Never
+    /// overwrites an existing identity.
+    Keygen,
+    /// Sign a file's current values with a new MAC (upgrades v1/v2 to v3/v4).
+    ///
+    /// For files without a MAC, and for repairing a file whose MAC no longer
+    /// verifies after a change you trust. Shows the keys and value sizes it is
+    /// about to sign and asks first.
+    RecomputeMac(RecomputeArgs),
+}
+
+/// Where the result goes.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Write the result to FILE (atomically) instead of stdout.
+    #[arg(short, long, value_name = "FILE", conflicts_with = "in_place")]
+    pub output: Option<PathBuf>,
+    /// Rewrite the input file (atomically); unchanged files are not touched.
+    #[arg(short, long)]
+    pub in_place: bool,
+}
+
+/// `encrypt` arguments.
+#[derive(Debug, Args)]
+pub struct EncryptArgs {
+    /// The manifest to encrypt; `-` or nothing reads stdin.
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Where the result goes.
+    #[command(flatten)]
+    pub out: OutputArgs,
+    /// Key to encrypt to, as TYPE:ID (age:age1…). Repeat for several keys.
+    /// `+KEY` adds a key and keeps the data key; `-KEY` removes one and rotates
+    /// the data key; a plain list replaces the keys.
+    #[arg(short, long = "key", value_name = "KEY", allow_hyphen_values = true)]
+    pub keys: Vec<String>,
+    /// Input `data` values are plain text: base64-encode them first.
+    #[arg(short = 'x', long)]
+    pub cleartext: bool,
+}
+
+/// `decrypt` arguments.
+#[derive(Debug, Args)]
+pub struct DecryptArgs {
+    /// The manifest to decrypt; `-` or nothing reads stdin.
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Where the result goes.
+    #[command(flatten)]
+    pub out: OutputArgs,
+    /// Write `data` values base64-decoded (non-UTF-8 ones as `!!binary`).
+    #[arg(short = 'x', long)]
+    pub cleartext: bool,
+    /// Accept v1/v2 files, which carry no MAC (tampering is not detected).
+    #[arg(long)]
+    pub allow_missing_mac: bool,
+}
+
+/// `introspect` arguments.
+#[derive(Debug, Args)]
+pub struct IntrospectArgs {
+    /// The manifest to inspect; `-` reads stdin.
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `recompute-mac` arguments.
+#[derive(Debug, Args)]
+pub struct RecomputeArgs {
+    /// The encrypted manifest, rewritten in place.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+}
+
+/// A validated plan.
+pub enum Plan {
+    /// `encrypt`.
+    Encrypt(EncryptPlan),
+    /// `decrypt`.
+    Decrypt(DecryptPlan),
+    /// `introspect`.
+    Introspect(IntrospectPlan),
+    /// `keygen`.
+    Keygen,
+    /// `recompute-mac`.
+    RecomputeMac(RecomputePlan),
+}
+
+fn output(source: &Source, out: &OutputArgs) -> Result<Output> {
+    if out.in_place {
+        return match source {
+            Source::File(p) => Ok(Output::InPlace(p.clone())),
+            Source::Stdin => Err(Failure::new(
+                Exit::Usage,
+                "--in-place needs a FILE argument, not stdin",
+            )),
+        };
+    }
+    Ok(match &out.output {
+        Some(p) if p.as_os_str() == "-" => Output::Stdout,
+        Some(p) => Output::File(p.clone()),
+        None => Output::Stdout,
+    })
+}
+
+impl Cli {
+    /// Turns raw arguments into a plan, before any file is touched.
+    pub fn plan(self) -> Result<Plan> {
+        let max_input = self.max_input_size;
+        Ok(match self.command {
+            Command::Encrypt(a) => {
+                let source = Source::from_arg(a.file.as_deref());
+                let keys = KeyChange::parse(&a.keys).map_err(|m| Failure::new(Exit::Usage, m))?;
+                Plan::Encrypt(EncryptPlan {
+                    output: output(&source, &a.out)?,
+                    source,
+                    keys,
+                    cleartext: a.cleartext,
+                    max_input,
+                })
+            }
+            Command::Decrypt(a) => {
+                let source = Source::from_arg(a.file.as_deref());
+                Plan::Decrypt(DecryptPlan {
+                    output: output(&source, &a.out)?,
+                    source,
+                    cleartext: a.cleartext,
+                    allow_missing_mac: a.allow_missing_mac,
+                    max_input,
+                })
+            }
+            Command::Introspect(a) => Plan::Introspect(IntrospectPlan {
+                source: Source::from_arg(a.file.as_deref()),
+                json: a.json,
+                max_input,
+            }),
+            Command::Keygen => Plan::Keygen,
+            Command::RecomputeMac(a) => Plan::RecomputeMac(RecomputePlan {
+                path: a.file,
+                yes: a.yes,
+                max_input,
+            }),
+        })
+    }
+}

@@ -1,0 +1,246 @@
+//! `ksec encrypt`: encrypt every Secret document of a stream.
+
+use std::cell::OnceCell;
+
+use zeroize::Zeroizing;
+
+use super::{Output, check_problems, doc_failure, key_failure, load, note, place, warn};
+use crate::envelope::DataKey;
+use crate::envelope::footer::{KeyId, KeyType};
+use crate::error::{Exit, Failure, Result};
+use crate::io::Source;
+use crate::keys::{KeyChange, Keyring};
+use crate::manifest::{self, Document, Edit, Section};
+use crate::secret::{self, DocError, OpenOptions, Plain, State};
+
+/// What `encrypt` was asked to do.
+pub struct EncryptPlan {
+    /// Input.
+    pub source: Source,
+    /// Where the result goes.
+    pub output: Output,
+    /// `--key` changes.
+    pub keys: KeyChange,
+    /// `data` values are plain text to be base64-encoded first.
+    pub cleartext: bool,
+    /// Input size limit.
+    pub max_input: u64,
+}
+
+/// What one sealed document must decrypt to; checked before anything is written.
+pub(super) struct Expected {
+    pub(super) index: usize,
+    pub(super) dek: DataKey,
+    pub(super) values: Vec<(Section, String, Zeroizing<String>)>,
+}
+
+/// Runs `encrypt`.
+pub fn run(plan: &EncryptPlan, keyring: &Keyring) -> Result<()> {
+    let file = plan.source.display();
+    let (text, docs) = load(&plan.source, plan.max_input)?;
+    let default_key: OnceCell<KeyId> = OnceCell::new();
+    let mut edits = Vec::new();
+    let mut expected = Vec::new();
+    for doc in docs.iter().filter(|d| d.is_secret) {
+        check_problems(&file, doc)?;
+        let state = secret::classify(doc).map_err(|e| doc_failure(&file, doc, e))?;
+        let (values, previous, current_keys) = match state {
+            State::Plain => (plain_values(&file, doc, plan.cleartext)?, None, Vec::new()),
+            State::Encrypted(footer) => {
+                let opened = secret::open(doc, footer, keyring, OpenOptions::default())
+                    .map_err(|e| doc_failure(&file, doc, e))?;
+                let values = opened
+                    .values
+                    .iter()
+                    .zip(&doc.sites)
+                    .map(|(v, s)| Plain {
+                        section: v.section,
+                        key: v.key.clone(),
+                        clear: v.clear.clone(),
+                        line: s.line,
+                    })
+                    .collect();
+                let current: Vec<KeyId> =
+                    opened.footer.keys.iter().map(|w| w.key.clone()).collect();
+                (values, Some(opened), current)
+            }
+        };
+        let wanted = if plan.keys.is_empty() && current_keys.is_empty() {
+            vec![local_key(&default_key)?.clone()]
+        } else if plan.keys.is_empty() {
+            current_keys.clone()
+        } else {
+            let resolved = resolve_change(&plan.keys, keyring)?;
+            resolved.apply(&current_keys).map_err(|m| {
+                Failure::new(Exit::Usage, format!("{}: {m}", place(&file, doc, doc.line)))
+            })?
+        };
+        let rotate = current_keys.iter().any(|k| !wanted.contains(k));
+        let sealed = secret::seal(&values, &wanted, previous.as_ref(), rotate, keyring)
+            .map_err(|e| doc_failure(&file, doc, e))?;
+        edits.extend(sealed_edits(&text, doc, &sealed));
+        expected.push(Expected {
+            index: doc.index,
+            dek: sealed.dek,
+            values: values
+                .into_iter()
+                .map(|v| (v.section, v.key, v.clear))
+                .collect(),
+        });
+    }
+    if expected.is_empty() {
+        warn(&format!(
+            "{file}: no Secret documents (apiVersion: v1, kind: Secret); nothing to encrypt"
+        ));
+    }
+    let out = manifest::splice(&text, &mut edits);
+    verify(&out, docs.len(), &expected).map_err(|why| {
+        Failure::new(Exit::Other, format!("{file}: internal error: the encrypted result did not verify ({why}); nothing was written"))
+    })?;
+    plan.output.write(&text, &out)
+}
+
+/// The edits that write a sealed document: its tokens and its footer.
+pub(super) fn sealed_edits(text: &str, doc: &Document, sealed: &secret::Sealed) -> Vec<Edit> {
+    let mut edits: Vec<Edit> = doc
+        .sites
+        .iter()
+        .zip(&sealed.tokens)
+        .map(|(site, token)| {
+            let mut t = if site.flow {
+                format!("\"{token}\"")
+            } else {
+                token.clone()
+            };
+            if let Some(c) = &site.header_comment {
+                t.push(' ');
+                t.push_str(c);
+            }
+            Edit {
+                range: site.range.clone(),
+                text: t,
+            }
+        })
+        .collect();
+    edits.push(manifest::write_footer(
+        text,
+        doc,
+        &sealed.footer.render_lines(),
+    ));
+    edits
+}
+
+/// Resolves every key named in a change (checks ids, normalises them).
+fn resolve_change(change: &KeyChange, keyring: &Keyring) -> Result<KeyChange> {
+    let r = |keys: &[KeyId]| -> Result<Vec<KeyId>> {
+        keys.iter()
+            .map(|k| {
+                keyring
+                    .resolve(k)
+                    .map_err(|e| key_failure(&format!("--key {k}"), &e))
+            })
+            .collect()
+    };
+    Ok(KeyChange {
+        set: r(&change.set)?,
+        add: r(&change.add)?,
+        remove: change.remove.clone(),
+    })
+}
+
+/// The built-in default: the local age identity, created on first use.
+fn local_key(cell: &OnceCell<KeyId>) -> Result<&KeyId> {
+    if let Some(k) = cell.get() {
+        return Ok(k);
+    }
+    let (recipient, created) = crate::keys::age::local_recipient()
+        .map_err(|m| Failure::new(Exit::Key, format!("local age key: {m}")))?;
+    if let Some(path) = created {
+        note(&format!(
+            "created a new age key at {} (recipient {recipient}); back it up: without it these files cannot be decrypted",
+            path.display()
+        ));
+    }
+    Ok(cell.get_or_init(|| KeyId {
+        kind: KeyType::Age,
+        id: recipient,
+    }))
+}
+
+/// The clear values of a plain document, checked and (with `-x`) encoded.
+fn plain_values(file: &str, doc: &Document, cleartext: bool) -> Result<Vec<Plain>> {
+    let mut out = Vec::with_capacity(doc.sites.len());
+    for s in &doc.sites {
+        let clear = match s.section {
+            Section::StringData => Zeroizing::new(s.value.clone()),
+            Section::Data if cleartext && !s.binary => secret::encode_base64(s.value.as_bytes()),
+            Section::Data => {
+                if s.binary && !cleartext {
+                    return Err(Failure::new(
+                        Exit::Input,
+                        format!(
+                            "{}, {}: `!!binary` values are only accepted with --cleartext",
+                            place(file, doc, s.line),
+                            secret::label(s)
+                        ),
+                    )
+                    .hint("drop the tag (data values are base64 already) or pass -x"));
+                }
+                let compact: String = s.value.chars().filter(|c| !c.is_whitespace()).collect();
+                let v = if s.binary { compact } else { s.value.clone() };
+                if !secret::valid_base64(&v) {
+                    return Err(doc_failure(
+                        file,
+                        doc,
+                        DocError::NotBase64 {
+                            line: s.line,
+                            key: secret::label(s),
+                        },
+                    ));
+                }
+                Zeroizing::new(v)
+            }
+        };
+        out.push(Plain {
+            section: s.section,
+            key: s.key.clone(),
+            clear,
+            line: s.line,
+        });
+    }
+    Ok(out)
+}
+
+/// Re-reads the output and checks that every sealed document opens with its
+/// data key to exactly the intended values, and that no document was lost.
+pub(super) fn verify(
+    out: &str,
+    doc_count: usize,
+    expected: &[Expected],
+) -> std::result::Result<(), String> {
+    let docs = manifest::locate(out).map_err(|e| e.to_string())?;
+    if docs.len() != doc_count {
+        return Err(format!("{} documents instead of {doc_count}", docs.len()));
+    }
+    for e in expected {
+        let doc = &docs[e.index - 1];
+        let State::Encrypted(footer) = secret::classify(doc).map_err(|e| format!("{e:?}"))? else {
+            return Err(format!("document {} is not encrypted", e.index));
+        };
+        let opened = secret::open_with_key(doc, footer, e.dek.clone(), OpenOptions::default())
+            .map_err(|e| format!("{e:?}"))?;
+        let same = opened.values.len() == e.values.len()
+            && opened
+                .values
+                .iter()
+                .zip(&e.values)
+                .all(|(o, (s, k, c))| o.section == *s && o.key == *k && *o.clear == **c);
+        if !same {
+            return Err(format!(
+                "document {} does not decrypt to its values",
+                e.index
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! `ksec introspect`: what a file holds and who can open it, without keys.
+
+use serde::Serialize;
+
+use super::{check_problems, doc_failure, load};
+use crate::error::Result;
+use crate::io::{self, Source};
+use crate::manifest::Section;
+use crate::secret::{self, State};
+
+/// What `introspect` was asked to do.
+pub struct IntrospectPlan {
+    /// Input.
+    pub source: Source,
+    /// Machine-readable output.
+    pub json: bool,
+    /// Input size limit.
+    pub max_input: u64,
+}
+
+#[derive(Serialize)]
+struct KeyInfo {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: String,
+}
+
+#[derive(Serialize)]
+struct DocInfo {
+    document: usize,
+    line: usize,
+    kind: Option<String>,
+    name: Option<String>,
+    namespace: Option<String>,
+    /// "encrypted", "plain", or "not-a-secret".
+    state: &'static str,
+    version: Option<u8>,
+    keys: Vec<KeyInfo>,
+    mac: bool,
+    kubesec_compatible: Option<bool>,
+    data_keys: Vec<String>,
+    string_data_keys: Vec<String>,
+}
+
+/// Runs `introspect`.
+pub fn run(plan: &IntrospectPlan) -> Result<()> {
+    let file = plan.source.display();
+    let (_, docs) = load(&plan.source, plan.max_input)?;
+    let mut infos = Vec::with_capacity(docs.len());
+    for doc in &docs {
+        let mut info = DocInfo {
+            document: doc.index,
+            line: doc.line,
+            kind: doc.kind.clone(),
+            name: doc.name.clone(),
+            namespace: doc.namespace.clone(),
+            state: "not-a-secret",
+            version: None,
+            keys: Vec::new(),
+            mac: false,
+            kubesec_compatible: None,
+            data_keys: Vec::new(),
+            string_data_keys: Vec::new(),
+        };
+        if doc.is_secret {
+            check_problems(&file, doc)?;
+            for s in &doc.sites {
+                match s.section {
+                    Section::Data => info.data_keys.push(s.key.clone()),
+                    Section::StringData => info.string_data_keys.push(s.key.clone()),
+                }
+            }
+            match secret::classify(doc).map_err(|e| doc_failure(&file, doc, e))? {
+                State::Plain => info.state = "plain",
+                State::Encrypted(f) => {
+                    info.state = "encrypted";
+                    info.version = Some(f.version);
+                    info.mac = f.mac.is_some();
+                    info.kubesec_compatible = Some(f.kubesec_compatible());
+                    info.keys = f
+                        .keys
+                        .iter()
+                        .map(|w| KeyInfo {
+                            kind: w.key.kind.as_str(),
+                            id: w.key.id.clone(),
+                        })
+                        .collect();
+                }
+            }
+        }
+        infos.push(info);
+    }
+    let out = if plan.json {
+        let mut s =
+            serde_json::to_string_pretty(&serde_json::json!({ "file": file, "documents": infos }))
+                .expect("introspect JSON serialises");
+        s.push('\n');
+        s
+    } else {
+        render_text(&file, &infos)
+    };
+    io::write_stdout(out.as_bytes())
+}
+
+fn render_text(file: &str, infos: &[DocInfo]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    for i in infos {
+        let name = match (&i.namespace, &i.name) {
+            (Some(ns), Some(n)) => format!("{ns}/{n}"),
+            (None, Some(n)) => n.clone(),
+            _ => "(unnamed)".into(),
+        };
+        let kind = i.kind.as_deref().unwrap_or("(no kind)");
+        let _ = writeln!(
+            s,
+            "{file}: document {} (line {}): {kind} {name}",
+            i.document, i.line
+        );
+        match i.state {
+            "not-a-secret" => {
+                let _ = writeln!(s, "  not a Secret: passed through unchanged");
+            }
+            "plain" => {
+                let _ = writeln!(
+                    s,
+                    "  not encrypted: {} data and {} stringData values in clear text",
+                    i.data_keys.len(),
+                    i.string_data_keys.len()
+                );
+            }
+            _ => {
+                let _ = writeln!(s, "  format: kubesec v{}", i.version.unwrap_or(0));
+                let _ = writeln!(
+                    s,
+                    "  values: {} data, {} stringData",
+                    i.data_keys.len(),
+                    i.string_data_keys.len()
+                );
+                let _ = writeln!(s, "  keys that can open it:");
+                for k in &i.keys {
+                    let _ = writeln!(s, "    {} {}", k.kind, k.id);
+                }
+                let _ = writeln!(
+                    s,
+                    "  mac: {}",
+                    if i.mac {
+                        "present"
+                    } else {
+                        "absent (no tamper protection)"
+                    }
+                );
+                let compat = if i.kubesec_compatible == Some(true) {
+                    "yes"
+                } else {
+                    "no (age keys are a ksec addition; only ksec can open this file)"
+                };
+                let _ = writeln!(s, "  readable by kubesec: {compat}");
+            }
+        }
+    }
+    s
+}

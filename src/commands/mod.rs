@@ -1,0 +1,179 @@
+//! One module per subcommand. Commands orchestrate: read, locate values,
+//! unwrap or generate data keys, transform, verify, and only then write.
+
+pub mod decrypt;
+pub mod encrypt;
+pub mod introspect;
+pub mod keygen;
+pub mod recompute_mac;
+
+use std::path::PathBuf;
+
+use crate::error::{Exit, Failure, Result};
+use crate::io::{self, Source};
+use crate::keys::KeyError;
+use crate::manifest::{self, Document, LocateError, Problem};
+use crate::secret::DocError;
+
+/// Where a command's result goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Standard output.
+    Stdout,
+    /// A file, written atomically.
+    File(PathBuf),
+    /// Back into the input file, atomically; not written when unchanged.
+    InPlace(PathBuf),
+}
+
+impl Output {
+    /// Writes the result. Nothing reaches stdout or disk before this call,
+    /// and this call happens only after the result has been verified.
+    pub fn write(&self, original: &str, result: &str) -> Result<()> {
+        match self {
+            Output::Stdout => io::write_stdout(result.as_bytes()),
+            Output::File(p) => io::write_atomic(p, result.as_bytes()),
+            Output::InPlace(p) if original == result => {
+                let _ = p;
+                Ok(())
+            }
+            Output::InPlace(p) => io::write_atomic(p, result.as_bytes()),
+        }
+    }
+}
+
+/// Reads and locates a stream, mapping errors to user messages.
+pub fn load(source: &Source, max_input: u64) -> Result<(String, Vec<Document>)> {
+    let text = io::read_text(source, max_input)?;
+    let docs = manifest::locate(&text).map_err(|e| locate_failure(&source.display(), &e))?;
+    Ok((text, docs))
+}
+
+/// A stream-level error as a user message.
+pub fn locate_failure(file: &str, e: &LocateError) -> Failure {
+    match e {
+        LocateError::Syntax {
+            line,
+            column,
+            message,
+        } => Failure::new(
+            Exit::Input,
+            format!("{file}:{line}:{column}: invalid YAML: {message}"),
+        ),
+        LocateError::Footer { line, message } => {
+            Failure::new(Exit::Input, format!("{file}:{line}: {message}"))
+        }
+    }
+}
+
+/// `FILE:LINE: document N (Secret ns/name)`.
+pub fn place(file: &str, doc: &Document, line: usize) -> String {
+    format!(
+        "{file}:{line}: document {} (Secret {})",
+        doc.index,
+        doc.display_name()
+    )
+}
+
+/// The first problem of a Secret document, as a failure.
+pub fn check_problems(file: &str, doc: &Document) -> Result<()> {
+    match doc.problems.first() {
+        None => Ok(()),
+        Some(Problem {
+            line,
+            key,
+            message,
+            hint,
+        }) => {
+            let key = key.as_ref().map(|k| format!(", {k}")).unwrap_or_default();
+            Err(Failure::new(
+                Exit::Input,
+                format!("{}{key}: {message}", place(file, doc, *line)),
+            )
+            .maybe_hint(hint.clone()))
+        }
+    }
+}
+
+/// A document-level error as a user message.
+pub fn doc_failure(file: &str, doc: &Document, e: DocError) -> Failure {
+    let at = |line: usize| place(file, doc, line);
+    match e {
+        DocError::Footer { line, error } => Failure::new(Exit::Input, format!("{}: {error}", at(line))),
+        DocError::Partial { line, key } => Failure::new(
+            Exit::State,
+            format!("{}, {key}: the document is partly encrypted: this value is in clear text", at(line)),
+        )
+        .hint("decrypt the document first (ksec decrypt -i), then encrypt it again"),
+        DocError::FooterOnClearText { line } => Failure::new(
+            Exit::State,
+            format!("{}: the document has a ksec/kubesec footer but its values are in clear text", at(line)),
+        )
+        .hint("remove the `# kubesec:` footer lines, then encrypt it"),
+        DocError::NoFooter { line } => Failure::new(
+            Exit::Integrity,
+            format!("{}: encrypted values but no `# kubesec:` footer (deleted?)", at(line)),
+        )
+        .hint("restore the footer lines from version control"),
+        DocError::Corrupt { line, key } => Failure::new(
+            Exit::Integrity,
+            format!("{}, {key}: the encrypted value is damaged (not valid base64 `ciphertext.iv.tag`)", at(line)),
+        ),
+        DocError::NotBase64 { line, key } => Failure::new(
+            Exit::Input,
+            format!("{}, {key}: the value is not valid base64, which `data` values must be", at(line)),
+        )
+        .hint("use --cleartext (-x) to have ksec base64-encode plain text, or move the value to stringData"),
+        DocError::Value { line, key, error } => Failure::new(Exit::Input, format!("{}, {key}: {error}", at(line))),
+        DocError::Authentication { line, key } => Failure::new(
+            Exit::Integrity,
+            format!("{}, {key}: the value does not verify (it was changed, moved to another key, or belongs to another document)", at(line)),
+        ),
+        DocError::MissingMac { line } => Failure::new(
+            Exit::Integrity,
+            format!("{}: the footer has no MAC line (`# kubesec:mac:`), so tampering cannot be ruled out", at(line)),
+        )
+        .hint(format!(
+            "if you trust the values, sign them again with `ksec recompute-mac {file}`"
+        )),
+        DocError::NoMacInFormat { version } => Failure::new(
+            Exit::Integrity,
+            format!("{}: format v{version} carries no MAC, so tampering cannot be detected", at(doc.line)),
+        )
+        .hint(format!(
+            "pass --allow-missing-mac to read it anyway, or add a MAC with `ksec recompute-mac {file}`"
+        )),
+        DocError::MacMismatch { line } => Failure::new(
+            Exit::Integrity,
+            format!("{}: the MAC does not verify: values, keys or key lines were changed outside ksec", at(line)),
+        )
+        .hint(format!(
+            "compare with version control; if the current values are right, re-sign them with `ksec recompute-mac {file}`"
+        )),
+        DocError::Unwrap(f) => {
+            let tried = if f.attempts.is_empty() { "the document lists no key".to_owned() } else { f.to_string() };
+            Failure::new(Exit::Key, format!("{}: no available key can open the data key ({tried})", at(doc.line)))
+                .hint("for age keys set KSEC_AGE_KEY_FILE or KSEC_AGE_KEY to an identity that matches one of the listed recipients")
+        }
+        DocError::Wrap { key, error } => key_failure(&format!("{}: key {key}", at(doc.line)), &error),
+    }
+}
+
+/// A key error with context.
+pub fn key_failure(context: &str, e: &KeyError) -> Failure {
+    let exit = match e {
+        KeyError::InvalidId(_) | KeyError::Unsupported(_) => Exit::Usage,
+        KeyError::Unavailable(_) | KeyError::Failed(_) => Exit::Key,
+    };
+    Failure::new(exit, format!("{context}: {e}"))
+}
+
+/// A one-line warning on stderr.
+pub fn warn(message: &str) {
+    eprintln!("ksec: warning: {message}");
+}
+
+/// A one-line note on stderr.
+pub fn note(message: &str) {
+    eprintln!("ksec: {message}");
+}

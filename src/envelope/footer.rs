@@ -1,0 +1,370 @@
+//! Footer lines: the comments after a document that carry the format version,
+//! the wrapped data keys and the MAC.
+//!
+//! ```text
+//! # kubesec:v:3                      (v:4 when stringData is non-empty)
+//! # kubesec:<type>:<id>:<b64 blob>   one line per key that wraps the data key
+//! # kubesec:mac:<b64 iv>.<b64 tag>
+//! ```
+//!
+//! Fields split on `:`; an id may itself contain `:` (AWS ARNs), so the id is
+//! everything between the type and the last field. Lines that only ksec
+//! understands start with `# ksec:` so that kubesec ignores them.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+
+/// The prefix of every kubesec footer line.
+pub const KUBESEC_PREFIX: &str = "# kubesec:";
+/// The prefix of footer lines kubesec must ignore.
+pub const KSEC_PREFIX: &str = "# ksec:";
+
+/// The kind of key that wraps a data key. The declaration order is the
+/// footer and MAC order: kubesec's `pgp < gcp < aws`, then ours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KeyType {
+    /// OpenPGP, through gpg.
+    Pgp,
+    /// Google Cloud KMS.
+    Gcp,
+    /// AWS KMS.
+    Aws,
+    /// age X25519 (a ksec addition: kubesec cannot read these files).
+    Age,
+}
+
+impl KeyType {
+    /// The footer name of the type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyType::Pgp => "pgp",
+            KeyType::Gcp => "gcp",
+            KeyType::Aws => "aws",
+            KeyType::Age => "age",
+        }
+    }
+
+    /// Parses a footer type name.
+    pub fn parse(s: &str) -> Option<KeyType> {
+        Some(match s {
+            "pgp" => KeyType::Pgp,
+            "gcp" => KeyType::Gcp,
+            "aws" => KeyType::Aws,
+            "age" => KeyType::Age,
+            _ => return None,
+        })
+    }
+
+    /// Whether kubesec itself understands this key type.
+    pub fn kubesec_compatible(self) -> bool {
+        matches!(self, KeyType::Pgp | KeyType::Gcp | KeyType::Aws)
+    }
+}
+
+impl fmt::Display for KeyType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A key named by type and id, e.g. `age:age1…` or `pgp:F4D4…`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KeyId {
+    /// The key's type.
+    pub kind: KeyType,
+    /// The id as written in the footer (fingerprint, ARN, recipient, …).
+    pub id: String,
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.kind, self.id)
+    }
+}
+
+/// One key line: a key and the data key wrapped by it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrappedKey {
+    /// Which key wrapped the data key.
+    pub key: KeyId,
+    /// The provider's ciphertext of the data key.
+    pub blob: Vec<u8>,
+}
+
+/// A parsed footer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Footer {
+    /// Format version, 1 to 4.
+    pub version: u8,
+    /// Key lines, in file order.
+    pub keys: Vec<WrappedKey>,
+    /// The MAC token (`iv.tag`), absent in v1 and v2.
+    pub mac: Option<String>,
+}
+
+/// Why a footer could not be read. Each carries the 0-based index of the
+/// offending footer line where there is one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FooterError {
+    /// A line that is not `v:`, `mac:` or `<type>:<id>:<blob>`.
+    #[error("cannot parse footer line `{text}`")]
+    Unparsable {
+        /// Index of the line within the footer.
+        line: usize,
+        /// The line, shortened.
+        text: String,
+    },
+    /// A key type that neither kubesec nor ksec knows.
+    #[error("unknown key type `{kind}` in footer line")]
+    UnknownType {
+        /// Index of the line within the footer.
+        line: usize,
+        /// The type name.
+        kind: String,
+    },
+    /// A `# ksec:` line that this version does not understand.
+    #[error("unknown ksec footer line `{text}` (written by a newer ksec?)")]
+    UnknownKsecLine {
+        /// Index of the line within the footer.
+        line: usize,
+        /// The line, shortened.
+        text: String,
+    },
+    /// Version missing, repeated or out of range.
+    #[error("{0}")]
+    Version(&'static str),
+    /// Two MAC lines.
+    #[error("more than one MAC line")]
+    DuplicateMac,
+    /// The same key listed twice.
+    #[error("key {0} is listed twice")]
+    DuplicateKey(String),
+    /// No key line at all: nobody can open the data key.
+    #[error("the footer lists no key that wraps the data key")]
+    NoKeys,
+}
+
+fn shorten(s: &str) -> String {
+    const MAX: usize = 60;
+    if s.chars().count() <= MAX {
+        s.to_owned()
+    } else {
+        let cut: String = s.chars().take(MAX).collect();
+        format!("{cut}…")
+    }
+}
+
+/// Whether a comment line (starting at column 0, line break removed) is a footer line.
+pub fn is_footer_line(line: &str) -> bool {
+    line.starts_with(KUBESEC_PREFIX) || line.starts_with(KSEC_PREFIX)
+}
+
+impl Footer {
+    /// Parses footer lines (line breaks removed, `\r` allowed at the end).
+    pub fn parse<'a>(lines: impl IntoIterator<Item = &'a str>) -> Result<Footer, FooterError> {
+        let mut version = None;
+        let mut keys: Vec<WrappedKey> = Vec::new();
+        let mut mac = None;
+        for (i, raw) in lines.into_iter().enumerate() {
+            let line = raw
+                .strip_suffix('\r')
+                .unwrap_or(raw)
+                .trim_end_matches([' ', '\t']);
+            let unparsable = || FooterError::Unparsable {
+                line: i,
+                text: shorten(line),
+            };
+            if let Some(rest) = line.strip_prefix(KSEC_PREFIX) {
+                // No ksec-only lines are defined yet; refuse rather than drop one silently.
+                return Err(FooterError::UnknownKsecLine {
+                    line: i,
+                    text: shorten(&format!("{KSEC_PREFIX}{rest}")),
+                });
+            }
+            let rest = line.strip_prefix(KUBESEC_PREFIX).ok_or_else(unparsable)?;
+            let fields: Vec<&str> = rest.split(':').collect();
+            match fields.as_slice() {
+                ["v", v] => {
+                    if version.is_some() {
+                        return Err(FooterError::Version("more than one version line"));
+                    }
+                    version = Some(match *v {
+                        "1" => 1,
+                        "2" => 2,
+                        "3" => 3,
+                        "4" => 4,
+                        _ => {
+                            return Err(FooterError::Version(
+                                "unsupported format version (ksec reads v1 to v4)",
+                            ));
+                        }
+                    });
+                }
+                ["mac", m] => {
+                    if mac.is_some() {
+                        return Err(FooterError::DuplicateMac);
+                    }
+                    mac = Some((*m).to_owned());
+                }
+                [kind, id @ .., blob] if !id.is_empty() => {
+                    let kind = KeyType::parse(kind).ok_or_else(|| FooterError::UnknownType {
+                        line: i,
+                        kind: shorten(kind),
+                    })?;
+                    let id = id.join(":");
+                    if id.is_empty() {
+                        return Err(unparsable());
+                    }
+                    let blob = B64.decode(blob).map_err(|_| unparsable())?;
+                    let key = KeyId { kind, id };
+                    if keys.iter().any(|k| k.key == key) {
+                        return Err(FooterError::DuplicateKey(key.to_string()));
+                    }
+                    keys.push(WrappedKey { key, blob });
+                }
+                _ => return Err(unparsable()),
+            }
+        }
+        let version = version.ok_or(FooterError::Version(
+            "the footer has no version line (`# kubesec:v:N`)",
+        ))?;
+        if keys.is_empty() {
+            return Err(FooterError::NoKeys);
+        }
+        Ok(Footer { version, keys, mac })
+    }
+
+    /// Renders the footer lines (without line breaks) in kubesec's order:
+    /// version, keys, MAC.
+    pub fn render_lines(&self) -> Vec<String> {
+        let mut out = Vec::with_capacity(self.keys.len() + 2);
+        out.push(format!("{KUBESEC_PREFIX}v:{}", self.version));
+        for k in &self.keys {
+            out.push(format!(
+                "{KUBESEC_PREFIX}{}:{}:{}",
+                k.key.kind,
+                k.key.id,
+                B64.encode(&k.blob)
+            ));
+        }
+        if let Some(mac) = &self.mac {
+            out.push(format!("{KUBESEC_PREFIX}mac:{mac}"));
+        }
+        out
+    }
+
+    /// Whether kubesec can read this footer (only kubesec key types).
+    pub fn kubesec_compatible(&self) -> bool {
+        self.keys.iter().all(|k| k.key.kind.kubesec_compatible())
+    }
+}
+
+/// kubesec's key order: Go's `sort.Sort` (an insertion sort for short lists)
+/// with `less(a, b) = type(a) < type(b) && id(a) < id(b)`. This is not a
+/// proper ordering (keys of one type keep their given order, and a key of an
+/// earlier type does not always move forward), so it is copied exactly: the
+/// footer and the MAC of every file kubesec wrote depend on it.
+pub fn kubesec_order<T>(items: &mut [T], key: impl Fn(&T) -> &KeyId) {
+    let less = |a: &KeyId, b: &KeyId| a.kind < b.kind && a.id < b.id;
+    for i in 1..items.len() {
+        let mut j = i;
+        while j > 0 && less(key(&items[j]), key(&items[j - 1])) {
+            items.swap(j, j - 1);
+            j -= 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kid(kind: KeyType, id: &str) -> KeyId {
+        KeyId {
+            kind,
+            id: id.into(),
+        }
+    }
+
+    #[test]
+    fn parses_arn_ids_with_colons() {
+        let f = Footer::parse([
+            "# kubesec:v:3",
+            "# kubesec:aws:arn:aws:kms:us-east-1:123456789012:key/abc:AQID",
+            "# kubesec:mac:X4VfM/AvTmvsgb7G.mNaSLQoWJ5ITMbe9OAUbKA==\r",
+        ])
+        .unwrap();
+        assert_eq!(f.version, 3);
+        assert_eq!(
+            f.keys[0].key.id,
+            "arn:aws:kms:us-east-1:123456789012:key/abc"
+        );
+        assert_eq!(f.keys[0].blob, vec![1, 2, 3]);
+        assert_eq!(
+            f.mac.as_deref(),
+            Some("X4VfM/AvTmvsgb7G.mNaSLQoWJ5ITMbe9OAUbKA==")
+        );
+        let again = Footer::parse(f.render_lines().iter().map(String::as_str)).unwrap();
+        assert_eq!(again, f);
+    }
+
+    #[test]
+    fn refusals() {
+        let e = |lines: &[&str]| Footer::parse(lines.iter().copied()).unwrap_err();
+        assert!(matches!(
+            e(&["# kubesec:v:3", "# kubesec:xyz:id:AQID"]),
+            FooterError::UnknownType { .. }
+        ));
+        assert!(matches!(
+            e(&["# kubesec:v:9", "# kubesec:age:a:AQID"]),
+            FooterError::Version(_)
+        ));
+        assert!(matches!(
+            e(&["# kubesec:age:a:AQID"]),
+            FooterError::Version(_)
+        ));
+        assert!(matches!(e(&["# kubesec:v:3"]), FooterError::NoKeys));
+        assert!(matches!(
+            e(&["# kubesec:v:3", "# kubesec:age:a:!!"]),
+            FooterError::Unparsable { .. }
+        ));
+        assert!(matches!(
+            e(&["# kubesec:v:3", "# kubesec:nonsense"]),
+            FooterError::Unparsable { .. }
+        ));
+        assert!(matches!(
+            e(&["# kubesec:v:3", "# ksec:what:ever"]),
+            FooterError::UnknownKsecLine { .. }
+        ));
+        assert!(matches!(
+            e(&[
+                "# kubesec:v:3",
+                "# kubesec:age:a:AQID",
+                "# kubesec:age:a:AQID"
+            ]),
+            FooterError::DuplicateKey(_)
+        ));
+    }
+
+    #[test]
+    fn kubesec_order_is_copied_exactly() {
+        // aws(A) after pgp(Z): type is greater, so it never moves before pgp.
+        let mut v = vec![kid(KeyType::Pgp, "Z"), kid(KeyType::Aws, "A")];
+        kubesec_order(&mut v, |k| k);
+        assert_eq!(v[0].kind, KeyType::Pgp);
+        // aws(b) then pgp(a): pgp moves first.
+        let mut v = vec![kid(KeyType::Aws, "b"), kid(KeyType::Pgp, "a")];
+        kubesec_order(&mut v, |k| k);
+        assert_eq!(v[0].kind, KeyType::Pgp);
+        // aws(a) then pgp(b): `less` is false both ways, so nothing moves.
+        let mut v = vec![kid(KeyType::Aws, "a"), kid(KeyType::Pgp, "b")];
+        kubesec_order(&mut v, |k| k);
+        assert_eq!(v[0].kind, KeyType::Aws);
+        // same type: given order is kept.
+        let mut v = vec![kid(KeyType::Pgp, "B"), kid(KeyType::Pgp, "A")];
+        kubesec_order(&mut v, |k| k);
+        assert_eq!(v[0].id, "B");
+    }
+}

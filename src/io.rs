@@ -1,0 +1,195 @@
+//! Reading input with a size limit, and writing files atomically.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Exit, Failure, Result};
+
+/// Default input size limit: 64 MiB.
+pub const DEFAULT_MAX_INPUT: u64 = 64 * 1024 * 1024;
+
+/// Where input comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Standard input (`-` or no file).
+    Stdin,
+    /// A file.
+    File(PathBuf),
+}
+
+impl Source {
+    /// From a command-line argument: `-` or nothing is stdin.
+    pub fn from_arg(arg: Option<&Path>) -> Source {
+        match arg {
+            None => Source::Stdin,
+            Some(p) if p.as_os_str() == "-" => Source::Stdin,
+            Some(p) => Source::File(p.to_owned()),
+        }
+    }
+
+    /// The name used in messages.
+    pub fn display(&self) -> String {
+        match self {
+            Source::Stdin => "<stdin>".to_owned(),
+            Source::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+/// Reads the whole input as UTF-8 text, refusing more than `limit` bytes.
+pub fn read_text(source: &Source, limit: u64) -> Result<String> {
+    let name = source.display();
+    let too_big = || {
+        Failure::new(
+            Exit::Input,
+            format!(
+                "{name}: input is larger than the limit of {}",
+                human_size(limit)
+            ),
+        )
+        .hint("raise the limit with --max-input-size, e.g. --max-input-size 256MiB")
+    };
+    let io_err =
+        |e: io::Error| Failure::new(Exit::Io, format!("{name}: cannot read: {}", io_reason(&e)));
+    let mut bytes = Vec::new();
+    match source {
+        Source::Stdin => {
+            io::stdin()
+                .lock()
+                .take(limit + 1)
+                .read_to_end(&mut bytes)
+                .map_err(io_err)?;
+        }
+        Source::File(p) => {
+            let f = fs::File::open(p).map_err(io_err)?;
+            if f.metadata().map_err(io_err)?.is_dir() {
+                return Err(Failure::new(Exit::Io, format!("{name}: is a directory")));
+            }
+            f.take(limit + 1).read_to_end(&mut bytes).map_err(io_err)?;
+        }
+    }
+    if bytes.len() as u64 > limit {
+        return Err(too_big());
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        Failure::new(
+            Exit::Input,
+            format!("{name}:{line}: input is not UTF-8 text (invalid byte at offset {at})"),
+        )
+    })
+}
+
+/// Writes `data` to `path` atomically: a temporary file in the same
+/// directory, fsync, rename over the target (keeping its mode), fsync of the
+/// directory. A crash leaves the old or the new file, never a mix.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let name = path.display();
+    let fail = |what: &str, e: io::Error| {
+        Failure::new(
+            Exit::Io,
+            format!("{name}: cannot {what}: {}", io_reason(&e)),
+        )
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".ksec-")
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .map_err(|e| fail("create a temporary file next to it", e))?;
+    tmp.write_all(data).map_err(|e| fail("write", e))?;
+    if let Ok(meta) = fs::metadata(path) {
+        tmp.as_file()
+            .set_permissions(meta.permissions())
+            .map_err(|e| fail("keep the file mode", e))?;
+    } else {
+        // New files: 0644 like `cp` would give under the usual umask, not tempfile's 0600.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let _ = tmp
+                .as_file()
+                .set_permissions(fs::Permissions::from_mode(0o644));
+        }
+    }
+    tmp.as_file().sync_all().map_err(|e| fail("sync", e))?;
+    tmp.persist(path).map_err(|e| fail("replace", e.error))?;
+    if let Ok(d) = fs::File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Writes everything to stdout. A closed pipe (`ksec decrypt … | head`) is not an error.
+pub fn write_stdout(data: &[u8]) -> Result<()> {
+    let mut out = io::stdout().lock();
+    match out.write_all(data).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Failure::new(
+            Exit::Io,
+            format!("cannot write to stdout: {}", io_reason(&e)),
+        )),
+    }
+}
+
+/// An I/O error's reason without Rust's `(os error N)` suffix.
+pub fn io_reason(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_owned(),
+        None => s,
+    }
+}
+
+/// Parses sizes like `64MiB`, `1GiB`, `500k`, `1000000`.
+pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size (examples: 1000000, 500KiB, 64MiB, 1GiB)"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("`{s}`: unknown unit (use KiB, MiB or GiB)")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("`{s}` is too large"))
+}
+
+/// `64 MiB`-style rendering for messages.
+pub fn human_size(n: u64) -> String {
+    if n >= 1 << 30 && n.is_multiple_of(1 << 30) {
+        format!("{} GiB", n >> 30)
+    } else if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
+        format!("{} MiB", n >> 20)
+    } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {
+        format!("{} KiB", n >> 10)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("5 parsecs").is_err());
+        assert_eq!(human_size(DEFAULT_MAX_INPUT), "64 MiB");
+    }
+}

@@ -1,0 +1,333 @@
+//! age X25519 keys: the built-in, offline key type.
+//!
+//! A key line is `# kubesec:age:<recipient>:<base64 of a binary age file
+//! whose payload is the 32-byte data key>`, so `base64 -d | age -d -i
+//! keys.txt` recovers the data key with the age CLI. Identity files made by
+//! `age-keygen` work as they are.
+//!
+//! Identities for unwrapping come from `KSEC_AGE_KEY` (the key text),
+//! `KSEC_AGE_KEY_FILE`, and the default file
+//! (`$XDG_CONFIG_HOME/ksec/age/keys.txt`, else `~/.config/ksec/age/keys.txt`).
+
+use std::cell::OnceCell;
+use std::fs;
+use std::io::{Read as _, Write as _};
+use std::iter;
+use std::path::{Path, PathBuf};
+use std::str::FromStr as _;
+
+use age::secrecy::ExposeSecret as _;
+use age::x25519;
+use zeroize::Zeroizing;
+
+use super::{KeyError, Provider};
+use crate::envelope::DataKey;
+use crate::envelope::footer::KeyType;
+
+/// Environment variable holding identity text.
+pub const ENV_KEY: &str = "KSEC_AGE_KEY";
+/// Environment variable naming an identity file.
+pub const ENV_KEY_FILE: &str = "KSEC_AGE_KEY_FILE";
+
+/// Where the local identity lives: `$KSEC_AGE_KEY_FILE`, else the default file.
+pub fn identity_path() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os(ENV_KEY_FILE).filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    default_identity_path()
+}
+
+fn default_identity_path() -> Result<PathBuf, String> {
+    let config = match std::env::var_os("XDG_CONFIG_HOME").filter(|p| !p.is_empty()) {
+        Some(x) => PathBuf::from(x),
+        None => match std::env::var_os("HOME").filter(|p| !p.is_empty()) {
+            Some(h) => PathBuf::from(h).join(".config"),
+            None => {
+                return Err(
+                    "neither XDG_CONFIG_HOME nor HOME is set; set KSEC_AGE_KEY_FILE".into(),
+                );
+            }
+        },
+    };
+    Ok(config.join("ksec").join("age").join("keys.txt"))
+}
+
+/// Parses identity text (the format of `age-keygen` files: comments, blank
+/// lines and `AGE-SECRET-KEY-1…` lines). `origin` names the source in errors.
+pub fn parse_identities(text: &str, origin: &str) -> Result<Vec<x25519::Identity>, String> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if line.starts_with("AGE-PLUGIN-") {
+            return Err(format!(
+                "{origin}:{}: age plugin identities are not supported",
+                n + 1
+            ));
+        }
+        let id = x25519::Identity::from_str(line).map_err(|_| {
+            format!(
+                "{origin}:{}: not an age X25519 identity (expected AGE-SECRET-KEY-1…)",
+                n + 1
+            )
+        })?;
+        out.push(id);
+    }
+    Ok(out)
+}
+
+/// Reads identities from a file.
+pub fn read_identity_file(path: &Path) -> Result<Vec<x25519::Identity>, String> {
+    let origin = path.display().to_string();
+    let text = Zeroizing::new(
+        fs::read_to_string(path)
+            .map_err(|e| format!("{origin}: cannot read: {}", crate::io::io_reason(&e)))?,
+    );
+    parse_identities(&text, &origin)
+}
+
+/// Generates a new identity and writes it to `path` (0600, parent
+/// directories 0700), refusing to overwrite. Returns the recipient.
+pub fn generate_identity_file(path: &Path) -> Result<String, GenerateError> {
+    if path.exists() {
+        return Err(GenerateError::Exists);
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let io = |what: &str, e: std::io::Error| {
+        GenerateError::Io(format!(
+            "{}: cannot {what}: {}",
+            path.display(),
+            crate::io::io_reason(&e)
+        ))
+    };
+    create_private_dir(&dir).map_err(|e| io("create its directory", e))?;
+    let identity = x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
+    let secret = identity.to_string();
+    let body = Zeroizing::new(format!(
+        "# created: {}\n# public key: {recipient}\n{}\n",
+        crate::commands::keygen::rfc3339_now(),
+        secret.expose_secret()
+    ));
+    // tempfile creates 0600 files; persist_noclobber refuses to replace an
+    // identity that appeared meanwhile.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".ksec-key-")
+        .tempfile_in(&dir)
+        .map_err(|e| io("create a file next to it", e))?;
+    tmp.write_all(body.as_bytes()).map_err(|e| io("write", e))?;
+    tmp.as_file().sync_all().map_err(|e| io("sync", e))?;
+    tmp.persist_noclobber(path).map_err(|e| {
+        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+            GenerateError::Exists
+        } else {
+            io("write", e.error)
+        }
+    })?;
+    Ok(recipient)
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        b.mode(0o700);
+    }
+    b.create(dir)
+}
+
+/// Why a new identity file was not written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GenerateError {
+    /// The file exists already.
+    Exists,
+    /// Writing failed.
+    Io(String),
+}
+
+/// The recipient of the local identity, created on first use. Returns the
+/// recipient and, when a new identity was written, its path.
+pub fn local_recipient() -> Result<(String, Option<PathBuf>), String> {
+    if let Ok(text) = std::env::var(ENV_KEY) {
+        let ids = parse_identities(&Zeroizing::new(text), ENV_KEY)?;
+        return ids
+            .first()
+            .map(|i| (i.to_public().to_string(), None))
+            .ok_or_else(|| format!("{ENV_KEY} holds no identity"));
+    }
+    let path = identity_path()?;
+    if path.exists() {
+        let ids = read_identity_file(&path)?;
+        let first = ids
+            .first()
+            .ok_or_else(|| format!("{}: holds no identity", path.display()))?;
+        return Ok((first.to_public().to_string(), None));
+    }
+    match generate_identity_file(&path) {
+        Ok(r) => Ok((r, Some(path))),
+        // Lost a race with another process: use the identity it wrote.
+        Err(GenerateError::Exists) => local_recipient(),
+        Err(GenerateError::Io(m)) => Err(m),
+    }
+}
+
+/// The age provider. Identities are loaded on first unwrap.
+pub struct AgeProvider {
+    identities: OnceCell<Result<Vec<(String, x25519::Identity)>, String>>,
+}
+
+impl AgeProvider {
+    /// A provider reading identities from the environment and default file.
+    pub fn from_env() -> Self {
+        AgeProvider {
+            identities: OnceCell::new(),
+        }
+    }
+
+    fn load() -> Result<Vec<(String, x25519::Identity)>, String> {
+        let mut ids = Vec::new();
+        if let Ok(text) = std::env::var(ENV_KEY) {
+            ids.extend(parse_identities(&Zeroizing::new(text), ENV_KEY)?);
+        }
+        if let Some(p) = std::env::var_os(ENV_KEY_FILE).filter(|p| !p.is_empty()) {
+            let p = PathBuf::from(p);
+            if !p.exists() {
+                return Err(format!(
+                    "{ENV_KEY_FILE} names {}, which does not exist",
+                    p.display()
+                ));
+            }
+            ids.extend(read_identity_file(&p)?);
+        }
+        if let Ok(p) = default_identity_path()
+            && p.exists()
+        {
+            ids.extend(read_identity_file(&p)?);
+        }
+        Ok(ids
+            .into_iter()
+            .map(|i| (i.to_public().to_string(), i))
+            .collect())
+    }
+
+    fn identities(&self) -> Result<&[(String, x25519::Identity)], KeyError> {
+        self.identities
+            .get_or_init(Self::load)
+            .as_deref()
+            .map_err(|e| KeyError::Unavailable(e.clone()))
+    }
+}
+
+impl Provider for AgeProvider {
+    fn kind(&self) -> KeyType {
+        KeyType::Age
+    }
+
+    fn resolve(&self, id: &str) -> Result<String, KeyError> {
+        x25519::Recipient::from_str(id)
+            .map(|r| r.to_string())
+            .map_err(|_| {
+                KeyError::InvalidId(format!("`{id}` is not an age X25519 recipient (age1…)"))
+            })
+    }
+
+    fn wrap(&self, id: &str, dek: &DataKey) -> Result<Vec<u8>, KeyError> {
+        let recipient = x25519::Recipient::from_str(id).map_err(|_| {
+            KeyError::InvalidId(format!("`{id}` is not an age X25519 recipient (age1…)"))
+        })?;
+        let failed =
+            |e: &dyn std::fmt::Display| KeyError::Failed(format!("age encryption failed: {e}"));
+        let encryptor =
+            age::Encryptor::with_recipients(iter::once(&recipient as &dyn age::Recipient))
+                .map_err(|e| failed(&e))?;
+        let mut out = Vec::with_capacity(256);
+        let mut w = encryptor.wrap_output(&mut out).map_err(|e| failed(&e))?;
+        w.write_all(dek.as_bytes()).map_err(|e| failed(&e))?;
+        w.finish().map_err(|e| failed(&e))?;
+        Ok(out)
+    }
+
+    fn unwrap(&self, id: &str, blob: &[u8]) -> Result<DataKey, KeyError> {
+        let ids = self.identities()?;
+        let Some((_, identity)) = ids.iter().find(|(r, _)| r == id) else {
+            return Err(KeyError::Unavailable(format!(
+                "no identity for this recipient (looked in {ENV_KEY}, {ENV_KEY_FILE} and {})",
+                default_identity_path().map_or_else(|e| e, |p| p.display().to_string())
+            )));
+        };
+        let bad = |e: &dyn std::fmt::Display| {
+            KeyError::Failed(format!("cannot decrypt the age-wrapped data key: {e}"))
+        };
+        let decryptor = age::Decryptor::new(blob).map_err(|e| bad(&e))?;
+        let mut reader = decryptor
+            .decrypt(iter::once(identity as &dyn age::Identity))
+            .map_err(|e| bad(&e))?;
+        let mut dek = Zeroizing::new(Vec::with_capacity(32));
+        reader.read_to_end(&mut dek).map_err(|e| bad(&e))?;
+        DataKey::from_slice(&dek)
+            .ok_or_else(|| KeyError::Failed("the age-wrapped data key is not 32 bytes".into()))
+    }
+
+    fn is_local(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrap_unwrap_and_refusals() {
+        let identity = x25519::Identity::generate();
+        let recipient = identity.to_public().to_string();
+        let p = AgeProvider {
+            identities: OnceCell::from(Ok(vec![(recipient.clone(), identity)])),
+        };
+        let dek = DataKey::from_bytes([5; 32]);
+        let blob = p.wrap(&recipient, &dek).unwrap();
+        assert_eq!(p.unwrap(&recipient, &blob).unwrap(), dek);
+        let other = x25519::Identity::generate().to_public().to_string();
+        assert!(matches!(
+            p.unwrap(&other, &blob),
+            Err(KeyError::Unavailable(_))
+        ));
+        assert!(matches!(
+            p.unwrap(&recipient, b"garbage"),
+            Err(KeyError::Failed(_))
+        ));
+        assert!(p.resolve("age1nope").is_err());
+    }
+
+    #[test]
+    fn identity_text() {
+        let i = x25519::Identity::generate();
+        let text = format!(
+            "# created: x\n# public key: y\n\n{}\n",
+            i.to_string().expose_secret()
+        );
+        assert_eq!(parse_identities(&text, "t").unwrap().len(), 1);
+        assert!(
+            parse_identities("AGE-PLUGIN-YUBIKEY-1XYZ", "t")
+                .err()
+                .unwrap()
+                .contains("plugin")
+        );
+        assert!(
+            parse_identities("hello", "t")
+                .err()
+                .unwrap()
+                .starts_with("t:1:")
+        );
+    }
+}

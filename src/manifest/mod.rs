@@ -1,0 +1,225 @@
+//! From a YAML stream to the byte spans of Secret values, and back.
+//!
+//! ksec changes only the values of `data` and `stringData` and the footer
+//! comments; every other byte of a manifest stays as the user wrote it. So we
+//! never re-serialise YAML: an event parser with byte spans
+//! ([`granit_parser`]) tells us where each value sits, and edits are spliced
+//! into the original text back to front ([`splice`]).
+//!
+//! Pure code: text in, positions out. The traps it handles are listed in
+//! DESIGN.md §3 and each has a fixture in `testdata/`.
+
+mod locate;
+pub mod scalar;
+
+use std::ops::Range;
+
+pub use locate::locate;
+
+/// Which map a secret value lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Section {
+    /// `data`: values are base64 text.
+    Data,
+    /// `stringData`: values are plain text.
+    StringData,
+}
+
+impl Section {
+    /// The YAML key of the section.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Section::Data => "data",
+            Section::StringData => "stringData",
+        }
+    }
+}
+
+/// One value of `data` or `stringData` and where it sits in the text.
+#[derive(Debug, Clone)]
+pub struct ValueSite {
+    /// The section the value is in.
+    pub section: Section,
+    /// The map key (after YAML parsing).
+    pub key: String,
+    /// The value after YAML parsing (escapes resolved, block scalars folded).
+    pub value: String,
+    /// The bytes to replace when the value is rewritten.
+    pub range: Range<usize>,
+    /// 1-based line of the value.
+    pub line: usize,
+    /// In a flow mapping or JSON: write double-quoted tokens only.
+    pub flow: bool,
+    /// The value carries a `!!binary` tag (accepted only by `encrypt -x`).
+    pub binary: bool,
+    /// A comment on a block scalar's header line, kept after the token.
+    pub header_comment: Option<String>,
+    /// Indentation for literal block content written at this site.
+    pub indent: usize,
+    /// Only whitespace follows the value on its line.
+    pub line_rest_empty: bool,
+}
+
+/// Why a Secret document cannot be processed. Raised only for documents that
+/// turn out to be Secrets (`kind` may come after `data`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line.
+    pub line: usize,
+    /// The `section.key` concerned, when there is one.
+    pub key: Option<String>,
+    /// What is wrong, as a sentence fragment.
+    pub message: String,
+    /// How to fix it, when there is a known fix.
+    pub hint: Option<String>,
+}
+
+/// The footer comment lines of a document.
+#[derive(Debug, Clone)]
+pub struct FooterBlock {
+    /// The whole lines, including their line breaks.
+    pub range: Range<usize>,
+    /// The lines, line breaks removed.
+    pub lines: Vec<String>,
+    /// 1-based line of the first footer line.
+    pub line: usize,
+}
+
+/// One document of a YAML stream.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// 1-based position in the stream.
+    pub index: usize,
+    /// 1-based line where the document's content starts.
+    pub line: usize,
+    /// `kind`, when the root is a mapping that has one.
+    pub kind: Option<String>,
+    /// `metadata.name`.
+    pub name: Option<String>,
+    /// `metadata.namespace`.
+    pub namespace: Option<String>,
+    /// `apiVersion: v1` and `kind: Secret`.
+    pub is_secret: bool,
+    /// Values of `data` and `stringData`, in file order.
+    pub sites: Vec<ValueSite>,
+    /// Problems that make the document unusable as a Secret, in file order.
+    pub problems: Vec<Problem>,
+    /// The footer, if the document has one.
+    pub footer: Option<FooterBlock>,
+    /// Where a new footer goes: after the line of the last content.
+    pub footer_insert: usize,
+    /// The document's line break style.
+    pub newline: &'static str,
+}
+
+impl Document {
+    /// `namespace/name`, `name`, or a placeholder, for messages.
+    pub fn display_name(&self) -> String {
+        match (&self.namespace, &self.name) {
+            (Some(ns), Some(n)) => format!("{ns}/{n}"),
+            (None, Some(n)) => n.clone(),
+            _ => "(unnamed)".to_owned(),
+        }
+    }
+}
+
+/// Why a stream could not be read at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LocateError {
+    /// The YAML parser refused the text.
+    #[error("invalid YAML at line {line}, column {column}: {message}")]
+    Syntax {
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The parser's reason.
+        message: String,
+    },
+    /// A footer line outside the place footers go.
+    #[error("line {line}: {message}")]
+    Footer {
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// A replacement of a byte range.
+#[derive(Debug, Clone)]
+pub struct Edit {
+    /// Bytes to replace (empty to insert).
+    pub range: Range<usize>,
+    /// The new text.
+    pub text: String,
+}
+
+/// Applies non-overlapping edits to `text`. Linear in the text size.
+pub fn splice(text: &str, edits: &mut [Edit]) -> String {
+    edits.sort_by_key(|e| (e.range.start, e.range.end));
+    let added: usize = edits.iter().map(|e| e.text.len()).sum();
+    let mut out = String::with_capacity(text.len() + added);
+    let mut pos = 0;
+    for e in edits.iter() {
+        debug_assert!(e.range.start >= pos, "overlapping edits");
+        out.push_str(&text[pos..e.range.start]);
+        out.push_str(&e.text);
+        pos = e.range.end;
+    }
+    out.push_str(&text[pos..]);
+    out
+}
+
+/// The edit that removes a footer block. When the footer's last line has no
+/// line break (end of file), the break before the footer goes too, so that
+/// adding and removing a footer restores the text exactly.
+pub fn remove_footer(text: &str, footer: &FooterBlock) -> Edit {
+    let mut start = footer.range.start;
+    if !text[..footer.range.end].ends_with('\n') {
+        if text[..start].ends_with("\r\n") {
+            start -= 2;
+        } else if text[..start].ends_with('\n') {
+            start -= 1;
+        }
+    }
+    Edit {
+        range: start..footer.range.end,
+        text: String::new(),
+    }
+}
+
+/// The edit that writes `lines` as a document's footer, replacing the old one
+/// or inserting after the document's content.
+pub fn write_footer(text: &str, doc: &Document, lines: &[String]) -> Edit {
+    let nl = doc.newline;
+    match &doc.footer {
+        Some(old) => {
+            let terminated = text[..old.range.end].ends_with('\n');
+            let mut body = lines.join(nl);
+            if terminated {
+                body.push_str(nl);
+            }
+            Edit {
+                range: old.range.clone(),
+                text: body,
+            }
+        }
+        None => {
+            let at = doc.footer_insert;
+            let mut body = String::new();
+            let at_eof_unterminated = at == text.len() && !text.ends_with('\n');
+            if at_eof_unterminated {
+                body.push_str(nl);
+                body.push_str(&lines.join(nl));
+            } else {
+                body.push_str(&lines.join(nl));
+                body.push_str(nl);
+            }
+            Edit {
+                range: at..at,
+                text: body,
+            }
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! One Secret document: classify it, open it (unwrap the data key, decrypt
+//! and verify every value and the MAC), and seal it (encrypt its values and
+//! build its footer), keeping what did not change byte for byte.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use zeroize::Zeroizing;
+
+use crate::envelope::codec::{self, CodecError, Token};
+use crate::envelope::footer::{Footer, FooterError, KeyId, WrappedKey, kubesec_order};
+use crate::envelope::{DataKey, mac};
+use crate::keys::{KeyError, Keyring, UnwrapFailure};
+use crate::manifest::{Document, Section, ValueSite};
+
+/// Whether a document's values are encrypted.
+#[derive(Debug)]
+pub enum State {
+    /// No footer, every value in clear text.
+    Plain,
+    /// A footer, every value a token.
+    Encrypted(Footer),
+}
+
+/// Why a document cannot be used. The command adds file and document context.
+/// Fields: `line` is 1-based, `key` is `section.key`.
+#[allow(missing_docs)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocError {
+    /// The footer does not parse.
+    Footer { line: usize, error: FooterError },
+    /// Some values are encrypted and some are not.
+    Partial { line: usize, key: String },
+    /// A footer but every value in clear text.
+    FooterOnClearText { line: usize },
+    /// Tokens but no footer.
+    NoFooter { line: usize },
+    /// A token that does not parse although it looks like one.
+    Corrupt { line: usize, key: String },
+    /// A `data` value that is not base64.
+    NotBase64 { line: usize, key: String },
+    /// A value the format cannot hold.
+    Value {
+        line: usize,
+        key: String,
+        error: CodecError,
+    },
+    /// A value that does not authenticate under the data key.
+    Authentication { line: usize, key: String },
+    /// A v3/v4 footer without a MAC line.
+    MissingMac { line: usize },
+    /// A v1/v2 file: no MAC to check.
+    NoMacInFormat { version: u8 },
+    /// The MAC does not verify.
+    MacMismatch { line: usize },
+    /// No key opened the data key.
+    Unwrap(UnwrapFailure),
+    /// A key could not wrap the data key.
+    Wrap { key: KeyId, error: KeyError },
+}
+
+/// A clear value with its current token, in file order.
+pub struct ClearValue {
+    /// Section of the value.
+    pub section: Section,
+    /// Map key.
+    pub key: String,
+    /// The clear text (base64 text for `data`).
+    pub clear: Zeroizing<String>,
+    /// The token it was read from (empty for a v1 empty value).
+    pub token: String,
+}
+
+/// An opened document.
+pub struct Opened {
+    /// The data key.
+    pub dek: DataKey,
+    /// The footer as read.
+    pub footer: Footer,
+    /// The values, in file order.
+    pub values: Vec<ClearValue>,
+}
+
+/// A token shape check loose enough to tell a damaged token from clear text:
+/// base64 characters in two or three dot-separated parts.
+fn token_shaped(s: &str) -> bool {
+    let parts = s.split('.').count();
+    (2..=3).contains(&parts)
+        && s.len() >= 20
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'.'))
+}
+
+/// Decides whether a document is plain or encrypted, refusing mixtures.
+pub fn classify(doc: &Document) -> Result<State, DocError> {
+    let footer = match &doc.footer {
+        Some(block) => Some(
+            Footer::parse(block.lines.iter().map(String::as_str)).map_err(|error| {
+                let line = match &error {
+                    FooterError::Unparsable { line, .. }
+                    | FooterError::UnknownType { line, .. }
+                    | FooterError::UnknownKsecLine { line, .. } => block.line + line,
+                    _ => block.line,
+                };
+                DocError::Footer { line, error }
+            })?,
+        ),
+        None => None,
+    };
+    let v1 = footer.as_ref().is_some_and(|f| f.version == 1);
+    let is_token = |s: &ValueSite| codec::looks_encrypted(&s.value) || (v1 && s.value.is_empty());
+    let first_clear = doc.sites.iter().find(|s| !is_token(s));
+    let first_token = doc.sites.iter().find(|s| is_token(s));
+    match (footer, first_clear, first_token) {
+        (None, None, None) | (None, Some(_), None) => Ok(State::Plain),
+        (None, _, Some(t)) => Err(DocError::NoFooter { line: t.line }),
+        (Some(f), None, _) => Ok(State::Encrypted(f)),
+        (Some(_), Some(c), Some(_)) | (Some(_), Some(c), None) if token_shaped(&c.value) => {
+            Err(DocError::Corrupt {
+                line: c.line,
+                key: label(c),
+            })
+        }
+        (Some(_), Some(c), Some(_)) => Err(DocError::Partial {
+            line: c.line,
+            key: label(c),
+        }),
+        (Some(_), Some(_), None) => Err(DocError::FooterOnClearText {
+            line: doc.footer.as_ref().map_or(doc.line, |b| b.line),
+        }),
+    }
+}
+
+/// `section.key`.
+pub fn label(site: &ValueSite) -> String {
+    format!("{}.{}", site.section.as_str(), site.key)
+}
+
+/// How strictly to open.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenOptions {
+    /// Accept v1/v2 documents, which carry no MAC.
+    pub allow_missing_mac: bool,
+    /// Do not check the MAC at all (repair: `recompute-mac`).
+    pub skip_mac: bool,
+}
+
+/// Unwraps the data key and decrypts and verifies every value.
+pub fn open(
+    doc: &Document,
+    footer: Footer,
+    keyring: &Keyring,
+    opts: OpenOptions,
+) -> Result<Opened, DocError> {
+    if footer.version < 3 && !opts.allow_missing_mac && !opts.skip_mac {
+        return Err(DocError::NoMacInFormat {
+            version: footer.version,
+        });
+    }
+    let dek = keyring.unwrap(&footer.keys).map_err(DocError::Unwrap)?;
+    open_with_key(doc, footer, dek, opts)
+}
+
+/// Decrypts and verifies every value with a known data key.
+pub fn open_with_key(
+    doc: &Document,
+    footer: Footer,
+    dek: DataKey,
+    opts: OpenOptions,
+) -> Result<Opened, DocError> {
+    let mut values = Vec::with_capacity(doc.sites.len());
+    for s in &doc.sites {
+        let clear = if footer.version == 1 && s.value.is_empty() {
+            Zeroizing::new(String::new())
+        } else {
+            codec::decrypt_value(&dek, &s.key, &s.value).map_err(|e| match e {
+                CodecError::Malformed => DocError::Corrupt {
+                    line: s.line,
+                    key: label(s),
+                },
+                _ => DocError::Authentication {
+                    line: s.line,
+                    key: label(s),
+                },
+            })?
+        };
+        values.push(ClearValue {
+            section: s.section,
+            key: s.key.clone(),
+            clear,
+            token: s.value.clone(),
+        });
+    }
+    let footer_line = doc.footer.as_ref().map_or(doc.line, |b| b.line);
+    if !opts.skip_mac && footer.version >= 3 {
+        let Some(m) = &footer.mac else {
+            return Err(DocError::MissingMac { line: footer_line });
+        };
+        let ids: Vec<KeyId> = footer.keys.iter().map(|k| k.key.clone()).collect();
+        let aad = mac_aad(&values, &ids);
+        mac::verify(&dek, &aad, m).map_err(|_| DocError::MacMismatch { line: footer_line })?;
+    }
+    Ok(Opened {
+        dek,
+        footer,
+        values,
+    })
+}
+
+fn mac_aad(values: &[ClearValue], keys: &[KeyId]) -> Zeroizing<Vec<u8>> {
+    let pick = |sec: Section| -> Vec<(&str, &str)> {
+        values
+            .iter()
+            .filter(|v| v.section == sec)
+            .map(|v| (v.key.as_str(), v.clear.as_str()))
+            .collect()
+    };
+    mac::aad(&pick(Section::Data), &pick(Section::StringData), keys)
+}
+
+/// A value to seal.
+pub struct Plain {
+    /// Section.
+    pub section: Section,
+    /// Map key.
+    pub key: String,
+    /// Clear text (base64 text for `data`).
+    pub clear: Zeroizing<String>,
+    /// 1-based line, for errors.
+    pub line: usize,
+}
+
+/// A sealed document: one token per value (same order) and the footer.
+pub struct Sealed {
+    /// The data key used.
+    pub dek: DataKey,
+    /// Tokens, in the order of the values given.
+    pub tokens: Vec<String>,
+    /// The new footer.
+    pub footer: Footer,
+}
+
+/// Encrypts `values` for `keys`. With `previous` (and no rotation) the data
+/// key is kept, every unchanged value keeps its token (so its IV and bytes),
+/// existing key lines keep their blobs, and the MAC line is kept when it still
+/// verifies; changed values always get a fresh IV.
+pub fn seal(
+    values: &[Plain],
+    keys: &[KeyId],
+    previous: Option<&Opened>,
+    rotate: bool,
+    keyring: &Keyring,
+) -> Result<Sealed, DocError> {
+    let previous = previous.filter(|_| !rotate);
+    let dek = previous.map_or_else(DataKey::generate, |p| p.dek.clone());
+    let mut tokens = Vec::with_capacity(values.len());
+    for v in values {
+        let reused = previous.and_then(|p| {
+            p.values
+                .iter()
+                .find(|o| {
+                    o.section == v.section
+                        && o.key == v.key
+                        && *o.clear == *v.clear
+                        && Token::parse(&o.token).is_ok()
+                })
+                .map(|o| o.token.clone())
+        });
+        let token = match reused {
+            Some(t) => t,
+            None => codec::encrypt_value(&dek, &v.key, &v.clear, &codec::random_iv()).map_err(
+                |error| DocError::Value {
+                    line: v.line,
+                    key: format!("{}.{}", v.section.as_str(), v.key),
+                    error,
+                },
+            )?,
+        };
+        tokens.push(token);
+    }
+    let mut ordered: Vec<KeyId> = keys.to_vec();
+    kubesec_order(&mut ordered, |k| k);
+    let mut wrapped = Vec::with_capacity(ordered.len());
+    for key in ordered {
+        let old = previous.and_then(|p| p.footer.keys.iter().find(|w| w.key == key));
+        let blob = match old {
+            Some(w) => w.blob.clone(),
+            None => keyring.wrap(&key, &dek).map_err(|error| DocError::Wrap {
+                key: key.clone(),
+                error,
+            })?,
+        };
+        wrapped.push(WrappedKey { key, blob });
+    }
+    let ids: Vec<KeyId> = wrapped.iter().map(|w| w.key.clone()).collect();
+    let clear: Vec<ClearValue> = values
+        .iter()
+        .zip(&tokens)
+        .map(|(v, t)| ClearValue {
+            section: v.section,
+            key: v.key.clone(),
+            clear: v.clear.clone(),
+            token: t.clone(),
+        })
+        .collect();
+    let aad = mac_aad(&clear, &ids);
+    let kept_mac = previous
+        .and_then(|p| p.footer.mac.as_ref())
+        .filter(|m| mac::verify(&dek, &aad, m).is_ok())
+        .cloned();
+    let mac = kept_mac.unwrap_or_else(|| mac::compute(&dek, &aad, &codec::random_iv()));
+    let version = if values.iter().any(|v| v.section == Section::StringData) {
+        4
+    } else {
+        3
+    };
+    Ok(Sealed {
+        dek,
+        tokens,
+        footer: Footer {
+            version,
+            keys: wrapped,
+            mac: Some(mac),
+        },
+    })
+}
+
+/// Checks a `data` value: standard base64 (line breaks ignored, as
+/// Kubernetes' decoder does).
+pub fn valid_base64(s: &str) -> bool {
+    let compact: String = s.chars().filter(|c| !matches!(c, '\n' | '\r')).collect();
+    B64.decode(compact).is_ok()
+}
+
+/// Decodes a `data` value.
+pub fn decode_base64(s: &str) -> Option<Zeroizing<Vec<u8>>> {
+    let compact: Zeroizing<String> =
+        Zeroizing::new(s.chars().filter(|c| !matches!(c, '\n' | '\r')).collect());
+    B64.decode(compact.as_bytes()).ok().map(Zeroizing::new)
+}
+
+/// Encodes bytes as a `data` value.
+pub fn encode_base64(b: &[u8]) -> Zeroizing<String> {
+    Zeroizing::new(B64.encode(b))
+}
