@@ -2,7 +2,7 @@
 
 use zeroize::Zeroizing;
 
-use super::{Output, check_problems, doc_failure, load, place, warn};
+use super::{Output, check_problems, doc_failure, place, warn};
 use crate::error::{Exit, Failure, Result};
 use crate::io::Source;
 use crate::keys::Keyring;
@@ -27,37 +27,57 @@ pub struct DecryptPlan {
 /// Runs `decrypt`.
 pub fn run(plan: &DecryptPlan, keyring: &Keyring) -> Result<()> {
     let file = plan.source.display();
-    let (text, docs) = load(&plan.source, plan.max_input)?;
+    let text = crate::io::read_text(&plan.source, plan.max_input)?;
+    let out = decrypt_stream(
+        &file,
+        &text,
+        plan.cleartext,
+        plan.allow_missing_mac,
+        keyring,
+    )?;
+    plan.output.write(&text, &out)
+}
+
+/// Decrypts every Secret document of a stream and returns the verified
+/// result. `file` names the input in messages.
+pub fn decrypt_stream(
+    file: &str,
+    text: &str,
+    cleartext: bool,
+    allow_missing_mac: bool,
+    keyring: &Keyring,
+) -> Result<String> {
+    let docs = manifest::locate(text).map_err(|e| super::locate_failure(file, &e))?;
     let opts = OpenOptions {
-        allow_missing_mac: plan.allow_missing_mac,
+        allow_missing_mac,
         skip_mac: false,
     };
     let mut edits = Vec::new();
     let mut expected: Vec<(usize, Vec<Zeroizing<String>>)> = Vec::new();
     for doc in docs.iter().filter(|d| d.is_secret) {
-        check_problems(&file, doc)?;
-        let footer = match secret::classify(doc).map_err(|e| doc_failure(&file, doc, e))? {
+        check_problems(file, doc)?;
+        let footer = match secret::classify(doc).map_err(|e| doc_failure(file, doc, e))? {
             State::Encrypted(f) => f,
             State::Plain => {
                 return Err(Failure::new(
                     Exit::State,
                     format!(
                         "{}: the Secret is not encrypted",
-                        place(&file, doc, doc.line)
+                        place(file, doc, doc.line)
                     ),
                 )
                 .hint("there is nothing to decrypt; `ksec encrypt` encrypts it"));
             }
         };
-        if footer.version < 3 && plan.allow_missing_mac {
+        if footer.version < 3 && allow_missing_mac {
             warn(&format!(
                 "{}: format v{} has no MAC; values are not protected against tampering",
-                place(&file, doc, doc.line),
+                place(file, doc, doc.line),
                 footer.version
             ));
         }
         let opened =
-            secret::open(doc, footer, keyring, opts).map_err(|e| doc_failure(&file, doc, e))?;
+            secret::open(doc, footer, keyring, opts).map_err(|e| doc_failure(file, doc, e))?;
         let mut intended = Vec::with_capacity(doc.sites.len());
         for (site, value) in doc.sites.iter().zip(&opened.values) {
             let ctx = Context {
@@ -66,7 +86,7 @@ pub fn run(plan: &DecryptPlan, keyring: &Keyring) -> Result<()> {
                 newline: doc.newline,
                 line_rest_empty: site.line_rest_empty,
             };
-            let (text, parsed) = render_clear(site, &value.clear, plan.cleartext, &ctx);
+            let (text, parsed) = render_clear(site, &value.clear, cleartext, &ctx);
             edits.push(Edit {
                 range: site.range.clone(),
                 text,
@@ -74,7 +94,7 @@ pub fn run(plan: &DecryptPlan, keyring: &Keyring) -> Result<()> {
             intended.push(parsed);
         }
         if let Some(f) = &doc.footer {
-            edits.push(manifest::remove_footer(&text, f));
+            edits.push(manifest::remove_footer(text, f));
         }
         expected.push((doc.index, intended));
     }
@@ -83,11 +103,11 @@ pub fn run(plan: &DecryptPlan, keyring: &Keyring) -> Result<()> {
             "{file}: no Secret documents; the input is passed through unchanged"
         ));
     }
-    let out = manifest::splice(&text, &mut edits);
+    let out = manifest::splice(text, &mut edits);
     verify(&out, docs.len(), &expected).map_err(|why| {
         Failure::new(Exit::Other, format!("{file}: internal error: the decrypted result did not verify ({why}); nothing was written"))
     })?;
-    plan.output.write(&text, &out)
+    Ok(out)
 }
 
 /// The text to write for a clear value, and the string it parses back to.

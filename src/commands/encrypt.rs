@@ -4,7 +4,7 @@ use std::cell::OnceCell;
 
 use zeroize::Zeroizing;
 
-use super::{Output, check_problems, doc_failure, key_failure, load, note, place, warn};
+use super::{Output, check_problems, doc_failure, key_failure, note, place, warn};
 use crate::envelope::DataKey;
 use crate::envelope::footer::{KeyId, KeyType};
 use crate::error::{Exit, Failure, Result};
@@ -37,67 +37,98 @@ pub(super) struct Expected {
 /// Runs `encrypt`.
 pub fn run(plan: &EncryptPlan, keyring: &Keyring) -> Result<()> {
     let file = plan.source.display();
-    let (text, docs) = load(&plan.source, plan.max_input)?;
+    let text = crate::io::read_text(&plan.source, plan.max_input)?;
+    let out = encrypt_stream(&file, &text, &plan.keys, plan.cleartext, keyring)?;
+    plan.output.write(&text, &out)
+}
+
+/// Encrypts every Secret document of a stream and returns the verified
+/// result. `file` names the input in messages.
+pub fn encrypt_stream(
+    file: &str,
+    text: &str,
+    keys: &KeyChange,
+    cleartext: bool,
+    keyring: &Keyring,
+) -> Result<String> {
+    let docs = manifest::locate(text).map_err(|e| super::locate_failure(file, &e))?;
+    // Key ids are checked and normalised once per run, not per document.
+    let change = if keys.is_empty() {
+        None
+    } else {
+        Some(resolve_change(keys, keyring)?)
+    };
     let default_key: OnceCell<KeyId> = OnceCell::new();
     let mut edits = Vec::new();
     let mut expected = Vec::new();
     for doc in docs.iter().filter(|d| d.is_secret) {
-        check_problems(&file, doc)?;
-        let state = secret::classify(doc).map_err(|e| doc_failure(&file, doc, e))?;
+        check_problems(file, doc)?;
+        let state = secret::classify(doc).map_err(|e| doc_failure(file, doc, e))?;
         let (values, previous, current_keys) = match state {
-            State::Plain => (plain_values(&file, doc, plan.cleartext)?, None, Vec::new()),
+            State::Plain => (plain_values(file, doc, cleartext)?, None, Vec::new()),
             State::Encrypted(footer) => {
                 let opened = secret::open(doc, footer, keyring, OpenOptions::default())
-                    .map_err(|e| doc_failure(&file, doc, e))?;
-                let values = opened
-                    .values
-                    .iter()
-                    .zip(&doc.sites)
-                    .map(|(v, s)| Plain {
-                        section: v.section,
-                        key: v.key.clone(),
-                        clear: v.clear.clone(),
-                        line: s.line,
-                    })
-                    .collect();
+                    .map_err(|e| doc_failure(file, doc, e))?;
+                let values = reopened_values(doc, &opened);
                 let current: Vec<KeyId> =
                     opened.footer.keys.iter().map(|w| w.key.clone()).collect();
                 (values, Some(opened), current)
             }
         };
-        let wanted = if plan.keys.is_empty() && current_keys.is_empty() {
-            vec![local_key(&default_key)?.clone()]
-        } else if plan.keys.is_empty() {
-            current_keys.clone()
-        } else {
-            let resolved = resolve_change(&plan.keys, keyring)?;
-            resolved.apply(&current_keys).map_err(|m| {
-                Failure::new(Exit::Usage, format!("{}: {m}", place(&file, doc, doc.line)))
-            })?
+        let wanted = match &change {
+            Some(change) => change.apply(&current_keys).map_err(|m| {
+                Failure::new(Exit::Usage, format!("{}: {m}", place(file, doc, doc.line)))
+            })?,
+            None if current_keys.is_empty() => vec![local_key(&default_key)?.clone()],
+            None => current_keys.clone(),
         };
         let rotate = current_keys.iter().any(|k| !wanted.contains(k));
         let sealed = secret::seal(&values, &wanted, previous.as_ref(), rotate, keyring)
-            .map_err(|e| doc_failure(&file, doc, e))?;
-        edits.extend(sealed_edits(&text, doc, &sealed));
-        expected.push(Expected {
-            index: doc.index,
-            dek: sealed.dek,
-            values: values
-                .into_iter()
-                .map(|v| (v.section, v.key, v.clear))
-                .collect(),
-        });
+            .map_err(|e| doc_failure(file, doc, e))?;
+        edits.extend(sealed_edits(text, doc, &sealed));
+        expected.push(Expected::new(doc, sealed.dek, values));
     }
     if expected.is_empty() {
         warn(&format!(
             "{file}: no Secret documents (apiVersion: v1, kind: Secret); nothing to encrypt"
         ));
     }
-    let out = manifest::splice(&text, &mut edits);
+    let out = manifest::splice(text, &mut edits);
     verify(&out, docs.len(), &expected).map_err(|why| {
-        Failure::new(Exit::Other, format!("{file}: internal error: the encrypted result did not verify ({why}); nothing was written"))
+        Failure::new(
+            Exit::Other,
+            format!("{file}: internal error: the encrypted result did not verify ({why}); nothing was written"),
+        )
     })?;
-    plan.output.write(&text, &out)
+    Ok(out)
+}
+
+/// The values of an opened document, ready to seal again.
+pub(super) fn reopened_values(doc: &Document, opened: &secret::Opened) -> Vec<Plain> {
+    opened
+        .values
+        .iter()
+        .zip(&doc.sites)
+        .map(|(v, s)| Plain {
+            section: v.section,
+            key: v.key.clone(),
+            clear: v.clear.clone(),
+            line: s.line,
+        })
+        .collect()
+}
+
+impl Expected {
+    pub(super) fn new(doc: &Document, dek: DataKey, values: Vec<Plain>) -> Self {
+        Expected {
+            index: doc.index,
+            dek,
+            values: values
+                .into_iter()
+                .map(|v| (v.section, v.key, v.clear))
+                .collect(),
+        }
+    }
 }
 
 /// The edits that write a sealed document: its tokens and its footer.

@@ -7,13 +7,13 @@
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::PathBuf;
 
-use super::encrypt::{Expected, sealed_edits, verify};
+use super::encrypt::{Expected, reopened_values, sealed_edits, verify};
 use super::{Output, check_problems, doc_failure, load, place};
 use crate::error::{Exit, Failure, Result};
 use crate::io::Source;
 use crate::keys::Keyring;
 use crate::manifest;
-use crate::secret::{self, OpenOptions, Plain, State};
+use crate::secret::{self, OpenOptions, State};
 
 /// What `recompute-mac` was asked to do.
 pub struct RecomputePlan {
@@ -75,29 +75,12 @@ pub fn run(plan: &RecomputePlan, keyring: &Keyring) -> Result<()> {
                 v.clear.len()
             ));
         }
-        let values: Vec<Plain> = opened
-            .values
-            .iter()
-            .zip(&doc.sites)
-            .map(|(v, s)| Plain {
-                section: v.section,
-                key: v.key.clone(),
-                clear: v.clear.clone(),
-                line: s.line,
-            })
-            .collect();
+        let values = reopened_values(doc, &opened);
         let keys: Vec<_> = opened.footer.keys.iter().map(|w| w.key.clone()).collect();
         let sealed = secret::seal(&values, &keys, Some(&opened), false, keyring)
             .map_err(|e| doc_failure(&file, doc, e))?;
         edits.extend(sealed_edits(&text, doc, &sealed));
-        expected.push(Expected {
-            index: doc.index,
-            dek: sealed.dek,
-            values: values
-                .into_iter()
-                .map(|v| (v.section, v.key, v.clear))
-                .collect(),
-        });
+        expected.push(Expected::new(doc, sealed.dek, values));
     }
     if summary.is_empty() {
         return Err(Failure::new(

@@ -194,6 +194,17 @@ impl AgeProvider {
         }
     }
 
+    /// A provider with exactly the identities in `text`.
+    pub fn from_text(text: &str) -> Result<Self, String> {
+        let ids = parse_identities(text, "identities")?;
+        Ok(AgeProvider {
+            identities: OnceCell::from(Ok(ids
+                .into_iter()
+                .map(|i| (i.to_public().to_string(), i))
+                .collect())),
+        })
+    }
+
     fn load() -> Result<Vec<(String, x25519::Identity)>, String> {
         let mut ids = Vec::new();
         if let Ok(text) = std::env::var(ENV_KEY) {

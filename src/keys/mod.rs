@@ -165,6 +165,14 @@ impl Keyring {
         }
     }
 
+    /// A keyring whose age identities are given as text (identity-file
+    /// format) instead of read from the environment; for embedding and benches.
+    pub fn with_age_identities(text: &str) -> Result<Keyring, String> {
+        Ok(Keyring {
+            providers: vec![Box::new(age::AgeProvider::from_text(text)?)],
+        })
+    }
+
     fn provider(&self, kind: KeyType) -> Result<&dyn Provider, KeyError> {
         self.providers
             .iter()

@@ -1,0 +1,12 @@
+//! Integration tests: one test binary, split by theme. They run the built
+//! `ksec` binary against real peers (the `age` CLI, kverify.py) and the
+//! kubesec vectors.
+
+mod support;
+
+mod cli;
+mod fixtures;
+mod interop_age;
+mod properties;
+mod tamper;
+mod vectors;
