@@ -380,9 +380,9 @@ impl<'a> Walker<'a> {
             let vline = vspan.start.line();
             match ev {
                 Event::Scalar(value, style, anchor, tag) => {
-                    let binary = tag
-                        .as_ref()
-                        .is_some_and(|t| t.is_yaml_core_schema_tag("binary"));
+                    let binary = tag.as_ref().is_some_and(|t| {
+                        t.suffix_in_namespace("tag:yaml.org,2002:").as_deref() == Some("binary")
+                    });
                     if anchor != 0 || (tag.is_some() && !(binary && section == Section::Data)) {
                         doc.problems.push(problem(
                             vline,
@@ -420,6 +420,11 @@ impl<'a> Walker<'a> {
                             self.block_scalar_range(key.span.byte_range().map_or(0, |k| k.end), &r)
                         }
                         _ => (r, None),
+                    };
+                    // A `!!binary` tag goes with the value it describes.
+                    let range = match vspan.tag_start().and_then(|m| m.byte_offset()) {
+                        Some(t) if binary && t < range.start => t..range.end,
+                        _ => range,
                     };
                     let line_rest_empty = rest_of_line_empty(self.text, range.end);
                     doc.sites.push(ValueSite {
