@@ -28,6 +28,26 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "SIZE", default_value = "64MiB", value_parser = io::parse_size)]
     pub max_input_size: u64,
 
+    /// Show what ksec does on stderr (e.g. the gpg command lines; never key material).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+
+    /// Sign PGP-wrapped data keys with this key (default: gpg's default key).
+    #[arg(long, global = true, value_name = "FPR", help_heading = "PGP")]
+    pub pgp_signer: Option<String>,
+
+    /// An additional gpg public keyring file.
+    #[arg(long, global = true, value_name = "FILE", help_heading = "PGP")]
+    pub keyring: Option<PathBuf>,
+
+    /// Read the PGP key passphrase from FILE (gpg loopback pinentry). Never on the command line.
+    #[arg(long, global = true, value_name = "FILE", help_heading = "PGP")]
+    pub passphrase_file: Option<PathBuf>,
+
+    /// Accept PGP-wrapped data keys whose signature is missing or cannot be verified (warns).
+    #[arg(long, global = true, help_heading = "PGP")]
+    pub pgp_allow_unsigned: bool,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -86,7 +106,8 @@ pub struct EncryptArgs {
     /// Where the result goes.
     #[command(flatten)]
     pub out: OutputArgs,
-    /// Key to encrypt to, as TYPE:ID (age:age1…). Repeat for several keys.
+    /// Key to encrypt to, as TYPE:ID: age:age1…, pgp:FINGERPRINT (or key id,
+    /// user id, email, `default`). Repeat for several keys.
     /// `+KEY` adds a key and keeps the data key; `-KEY` removes one and rotates
     /// the data key; a plain list replaces the keys.
     #[arg(short, long = "key", value_name = "KEY", allow_hyphen_values = true)]
@@ -135,7 +156,15 @@ pub struct RecomputeArgs {
     pub yes: bool,
 }
 
-/// A validated plan.
+/// A validated plan: the command and how to reach keys.
+pub struct Run {
+    /// The command.
+    pub plan: Plan,
+    /// gpg settings.
+    pub pgp: crate::keys::pgp::PgpOptions,
+}
+
+/// A validated command.
 pub enum Plan {
     /// `encrypt`.
     Encrypt(EncryptPlan),
@@ -168,9 +197,16 @@ fn output(source: &Source, out: &OutputArgs) -> Result<Output> {
 
 impl Cli {
     /// Turns raw arguments into a plan, before any file is touched.
-    pub fn plan(self) -> Result<Plan> {
+    pub fn plan(self) -> Result<Run> {
         let max_input = self.max_input_size;
-        Ok(match self.command {
+        let pgp = crate::keys::pgp::PgpOptions {
+            signer: self.pgp_signer,
+            keyring: self.keyring,
+            passphrase_file: self.passphrase_file,
+            allow_unsigned: self.pgp_allow_unsigned,
+            verbose: self.verbose,
+        };
+        let plan = match self.command {
             Command::Encrypt(a) => {
                 let source = Source::from_arg(a.file.as_deref());
                 let keys = KeyChange::parse(&a.keys).map_err(|m| Failure::new(Exit::Usage, m))?;
@@ -203,6 +239,7 @@ impl Cli {
                 yes: a.yes,
                 max_input,
             }),
-        })
+        };
+        Ok(Run { plan, pgp })
     }
 }

@@ -11,12 +11,14 @@ use ksec::error::Result;
 use ksec::keys::Keyring;
 
 fn run(cli: Cli) -> Result<()> {
-    match cli.plan()? {
-        Plan::Encrypt(p) => commands::encrypt::run(&p, &Keyring::from_env()),
-        Plan::Decrypt(p) => commands::decrypt::run(&p, &Keyring::from_env()),
-        Plan::Introspect(p) => commands::introspect::run(&p),
+    let run = cli.plan()?;
+    let keyring = || Keyring::new(run.pgp.clone());
+    match &run.plan {
+        Plan::Encrypt(p) => commands::encrypt::run(p, &keyring()),
+        Plan::Decrypt(p) => commands::decrypt::run(p, &keyring()),
+        Plan::Introspect(p) => commands::introspect::run(p),
         Plan::Keygen => commands::keygen::run(),
-        Plan::RecomputeMac(p) => commands::recompute_mac::run(&p, &Keyring::from_env()),
+        Plan::RecomputeMac(p) => commands::recompute_mac::run(p, &keyring()),
     }
 }
 

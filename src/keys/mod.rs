@@ -5,6 +5,7 @@
 //! providers are tried before network ones.
 
 pub mod age;
+pub mod pgp;
 
 use std::fmt;
 
@@ -158,10 +159,14 @@ pub struct Keyring {
 }
 
 impl Keyring {
-    /// The providers this build has, configured from the environment.
-    pub fn from_env() -> Keyring {
+    /// The providers this build has, configured from the environment and
+    /// the command line.
+    pub fn new(pgp: pgp::PgpOptions) -> Keyring {
         Keyring {
-            providers: vec![Box::new(age::AgeProvider::from_env())],
+            providers: vec![
+                Box::new(age::AgeProvider::from_env()),
+                Box::new(pgp::PgpProvider::new(pgp)),
+            ],
         }
     }
 
@@ -169,7 +174,10 @@ impl Keyring {
     /// format) instead of read from the environment; for embedding and benches.
     pub fn with_age_identities(text: &str) -> Result<Keyring, String> {
         Ok(Keyring {
-            providers: vec![Box::new(age::AgeProvider::from_text(text)?)],
+            providers: vec![
+                Box::new(age::AgeProvider::from_text(text)?),
+                Box::new(pgp::PgpProvider::new(pgp::PgpOptions::default())),
+            ],
         })
     }
 
