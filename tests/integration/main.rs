@@ -7,6 +7,8 @@ mod support;
 mod cli;
 mod fixtures;
 mod interop_age;
+mod kubesec_compat;
+mod pgp;
 mod properties;
 mod tamper;
 mod vectors;
