@@ -48,6 +48,21 @@ pub struct Cli {
     #[arg(long, global = true, help_heading = "PGP")]
     pub pgp_allow_unsigned: bool,
 
+    /// AWS shared-config profile for KMS keys (default: $AWS_PROFILE, else `default`).
+    #[cfg(feature = "aws")]
+    #[arg(long, global = true, value_name = "NAME", help_heading = "AWS KMS")]
+    pub aws_profile: Option<String>,
+
+    /// Give up on a KMS operation (retries included) after this long, e.g. 10s, 500ms.
+    #[cfg(feature = "aws")]
+    #[arg(long, global = true, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, help_heading = "AWS KMS")]
+    pub timeout: std::time::Duration,
+
+    /// At most this many concurrent key-service calls.
+    #[cfg(feature = "aws")]
+    #[arg(long, global = true, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(usize), help_heading = "AWS KMS")]
+    pub jobs: usize,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -160,8 +175,8 @@ pub struct RecomputeArgs {
 pub struct Run {
     /// The command.
     pub plan: Plan,
-    /// gpg settings.
-    pub pgp: crate::keys::pgp::PgpOptions,
+    /// Key provider settings.
+    pub keys: crate::keys::KeyringOptions,
 }
 
 /// A validated command.
@@ -176,6 +191,29 @@ pub enum Plan {
     Keygen,
     /// `recompute-mac`.
     RecomputeMac(RecomputePlan),
+}
+
+/// Parses `10s`, `500ms`, `2m`, or plain seconds.
+#[cfg(feature = "aws")]
+fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (examples: 10s, 500ms, 2m)"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        _ => return Err(format!("`{s}`: unknown unit (use ms, s or m)")),
+    };
+    if !(secs > 0.0 && secs < 86_400.0) {
+        return Err(format!("`{s}`: must be more than 0 and less than a day"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 fn output(source: &Source, out: &OutputArgs) -> Result<Output> {
@@ -199,12 +237,21 @@ impl Cli {
     /// Turns raw arguments into a plan, before any file is touched.
     pub fn plan(self) -> Result<Run> {
         let max_input = self.max_input_size;
-        let pgp = crate::keys::pgp::PgpOptions {
-            signer: self.pgp_signer,
-            keyring: self.keyring,
-            passphrase_file: self.passphrase_file,
-            allow_unsigned: self.pgp_allow_unsigned,
-            verbose: self.verbose,
+        let keys = crate::keys::KeyringOptions {
+            pgp: crate::keys::pgp::PgpOptions {
+                signer: self.pgp_signer,
+                keyring: self.keyring,
+                passphrase_file: self.passphrase_file,
+                allow_unsigned: self.pgp_allow_unsigned,
+                verbose: self.verbose,
+            },
+            #[cfg(feature = "aws")]
+            aws: crate::keys::aws::AwsOptions {
+                profile: self.aws_profile,
+                timeout: self.timeout,
+                jobs: self.jobs,
+                verbose: self.verbose,
+            },
         };
         let plan = match self.command {
             Command::Encrypt(a) => {
@@ -240,6 +287,6 @@ impl Cli {
                 max_input,
             }),
         };
-        Ok(Run { plan, pgp })
+        Ok(Run { plan, keys })
     }
 }

@@ -12,7 +12,7 @@ use ksec::keys::Keyring;
 
 fn run(cli: Cli) -> Result<()> {
     let run = cli.plan()?;
-    let keyring = || Keyring::new(run.pgp.clone());
+    let keyring = || Keyring::new(run.keys.clone());
     match &run.plan {
         Plan::Encrypt(p) => commands::encrypt::run(p, &keyring()),
         Plan::Decrypt(p) => commands::decrypt::run(p, &keyring()),

@@ -239,19 +239,27 @@ pub struct Sealed {
     pub footer: Footer,
 }
 
-/// Encrypts `values` for `keys`. With `previous` (and no rotation) the data
-/// key is kept, every unchanged value keeps its token (so its IV and bytes),
-/// existing key lines keep their blobs, and the MAC line is kept when it still
-/// verifies; changed values always get a fresh IV.
+/// The data key to seal with: the previous one, unless there is none or the
+/// key must rotate (a key was removed, or `--rotate`).
+pub fn sealing_key(previous: Option<&Opened>, rotate: bool) -> DataKey {
+    match previous {
+        Some(p) if !rotate => p.dek.clone(),
+        _ => DataKey::generate(),
+    }
+}
+
+/// Encrypts `values` for `keys` under `dek`. When `previous` was sealed with
+/// the same data key, every unchanged value keeps its token (so its IV and
+/// bytes), existing key lines keep their blobs, and the MAC line is kept when
+/// it still verifies; changed values always get a fresh IV.
 pub fn seal(
     values: &[Plain],
     keys: &[KeyId],
     previous: Option<&Opened>,
-    rotate: bool,
+    dek: DataKey,
     keyring: &Keyring,
 ) -> Result<Sealed, DocError> {
-    let previous = previous.filter(|_| !rotate);
-    let dek = previous.map_or_else(DataKey::generate, |p| p.dek.clone());
+    let previous = previous.filter(|p| p.dek == dek);
     let mut tokens = Vec::with_capacity(values.len());
     for v in values {
         let reused = previous.and_then(|p| {

@@ -52,12 +52,11 @@ pub fn decrypt_stream(
         allow_missing_mac,
         skip_mac: false,
     };
-    let mut edits = Vec::new();
-    let mut expected: Vec<(usize, Vec<Zeroizing<String>>)> = Vec::new();
-    for doc in docs.iter().filter(|d| d.is_secret) {
+    let secrets: Vec<&manifest::Document> = docs.iter().filter(|d| d.is_secret).collect();
+    let mut footers = Vec::with_capacity(secrets.len());
+    for doc in &secrets {
         check_problems(file, doc)?;
-        let footer = match secret::classify(doc).map_err(|e| doc_failure(file, doc, e))? {
-            State::Encrypted(f) => f,
+        match secret::classify(doc).map_err(|e| doc_failure(file, doc, e))? {
             State::Plain => {
                 return Err(Failure::new(
                     Exit::State,
@@ -68,7 +67,18 @@ pub fn decrypt_stream(
                 )
                 .hint("there is nothing to decrypt; `ksec encrypt` encrypts it"));
             }
-        };
+            State::Encrypted(footer) => footers.push(footer),
+        }
+    }
+    super::encrypt::warm_unwraps(
+        keyring,
+        footers
+            .iter()
+            .filter(|f| f.version >= 3 || allow_missing_mac),
+    );
+    let mut edits = Vec::new();
+    let mut expected: Vec<(usize, Vec<Zeroizing<String>>)> = Vec::new();
+    for (doc, footer) in secrets.into_iter().zip(footers) {
         if footer.version < 3 && allow_missing_mac {
             warn(&format!(
                 "{}: format v{} has no MAC; values are not protected against tampering",

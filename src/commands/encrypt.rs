@@ -6,7 +6,7 @@ use zeroize::Zeroizing;
 
 use super::{Output, check_problems, doc_failure, key_failure, note, place, warn};
 use crate::envelope::DataKey;
-use crate::envelope::footer::{KeyId, KeyType};
+use crate::envelope::footer::{Footer, KeyId, KeyType, WrappedKey};
 use crate::error::{Exit, Failure, Result};
 use crate::io::Source;
 use crate::keys::{KeyChange, Keyring};
@@ -44,6 +44,10 @@ pub fn run(plan: &EncryptPlan, keyring: &Keyring) -> Result<()> {
 
 /// Encrypts every Secret document of a stream and returns the verified
 /// result. `file` names the input in messages.
+///
+/// Documents are independent, so key-service calls are batched: first every
+/// encrypted document's data key is unwrapped (concurrently for network
+/// keys), then every new wrap is made (likewise), then values are sealed.
 pub fn encrypt_stream(
     file: &str,
     text: &str,
@@ -58,12 +62,24 @@ pub fn encrypt_stream(
     } else {
         Some(resolve_change(keys, keyring)?)
     };
-    let default_key: OnceCell<KeyId> = OnceCell::new();
-    let mut edits = Vec::new();
-    let mut expected = Vec::new();
-    for doc in docs.iter().filter(|d| d.is_secret) {
+    let secrets: Vec<&Document> = docs.iter().filter(|d| d.is_secret).collect();
+    let mut states = Vec::with_capacity(secrets.len());
+    for doc in secrets.iter().copied() {
         check_problems(file, doc)?;
-        let state = secret::classify(doc).map_err(|e| doc_failure(file, doc, e))?;
+        states.push(secret::classify(doc).map_err(|e| doc_failure(file, doc, e))?);
+    }
+    warm_unwraps(
+        keyring,
+        states.iter().filter_map(|s| match s {
+            State::Encrypted(f) if f.version >= 3 => Some(f),
+            _ => None,
+        }),
+    );
+
+    // Decide values, keys and data key of every document.
+    let default_key: OnceCell<KeyId> = OnceCell::new();
+    let mut plans = Vec::with_capacity(secrets.len());
+    for (doc, state) in secrets.into_iter().zip(states) {
         let (values, previous, current_keys) = match state {
             State::Plain => (plain_values(file, doc, cleartext)?, None, Vec::new()),
             State::Encrypted(footer) => {
@@ -83,7 +99,28 @@ pub fn encrypt_stream(
             None => current_keys.clone(),
         };
         let rotate = current_keys.iter().any(|k| !wanted.contains(k));
-        let sealed = secret::seal(&values, &wanted, previous.as_ref(), rotate, keyring)
+        let dek = secret::sealing_key(previous.as_ref(), rotate);
+        plans.push(DocPlan {
+            doc,
+            values,
+            previous,
+            wanted,
+            dek,
+        });
+    }
+    warm_wraps(file, keyring, &plans)?;
+
+    let mut edits = Vec::new();
+    let mut expected = Vec::new();
+    for DocPlan {
+        doc,
+        values,
+        previous,
+        wanted,
+        dek,
+    } in plans
+    {
+        let sealed = secret::seal(&values, &wanted, previous.as_ref(), dek, keyring)
             .map_err(|e| doc_failure(file, doc, e))?;
         edits.extend(sealed_edits(text, doc, &sealed));
         expected.push(Expected::new(doc, sealed.dek, values));
@@ -101,6 +138,42 @@ pub fn encrypt_stream(
         )
     })?;
     Ok(out)
+}
+
+/// What one document will be sealed with.
+struct DocPlan<'a> {
+    doc: &'a Document,
+    values: Vec<Plain>,
+    previous: Option<secret::Opened>,
+    wanted: Vec<KeyId>,
+    dek: DataKey,
+}
+
+/// Unwraps the data keys of all encrypted documents in one batch, so that the
+/// per-document `open` calls that follow find them (or their failures) ready.
+/// Callers leave out documents that will be refused before any key is asked.
+pub(super) fn warm_unwraps<'a>(keyring: &Keyring, footers: impl Iterator<Item = &'a Footer>) {
+    let footers: Vec<&[WrappedKey]> = footers.map(|f| f.keys.as_slice()).collect();
+    if !footers.is_empty() {
+        keyring.unwrap_all(&footers);
+    }
+}
+
+/// Makes every wrap the documents will need in one batch.
+fn warm_wraps(file: &str, keyring: &Keyring, plans: &[DocPlan<'_>]) -> Result<()> {
+    let mut requests = Vec::new();
+    for plan in plans {
+        let (dek, wanted) = (&plan.dek, &plan.wanted);
+        let kept = plan.previous.as_ref().filter(|p| p.dek == *dek);
+        for k in wanted {
+            if !kept.is_some_and(|p| p.footer.keys.iter().any(|w| w.key == *k)) {
+                requests.push((k.clone(), dek.clone()));
+            }
+        }
+    }
+    keyring
+        .wrap_all(&requests)
+        .map_err(|(k, e)| key_failure(&format!("{file}: key {k}"), &e))
 }
 
 /// The values of an opened document, ready to seal again.

@@ -151,12 +151,38 @@ pub fn doc_failure(file: &str, doc: &Document, e: DocError) -> Failure {
             "compare with version control; if the current values are right, re-sign them with `ksec recompute-mac {file}`"
         )),
         DocError::Unwrap(f) => {
-            let tried = if f.attempts.is_empty() { "the document lists no key".to_owned() } else { f.to_string() };
-            Failure::new(Exit::Key, format!("{}: no available key can open the data key ({tried})", at(doc.line)))
-                .hint("for age keys set KSEC_AGE_KEY_FILE or KSEC_AGE_KEY to an identity that matches one of the listed recipients")
+            let tried = if f.attempts.is_empty() {
+                "the document lists no key".to_owned()
+            } else {
+                f.to_string()
+            };
+            Failure::new(
+                Exit::Key,
+                format!("{}: no available key can open the data key ({tried})", at(doc.line)),
+            )
+            .maybe_hint(unwrap_hint(&f))
         }
         DocError::Wrap { key, error } => key_failure(&format!("{}: key {key}", at(doc.line)), &error),
     }
+}
+
+/// What to do when no key opened a document, by the kinds of keys it has.
+fn unwrap_hint(f: &crate::keys::UnwrapFailure) -> Option<String> {
+    use crate::envelope::footer::KeyType;
+    let mut hints = Vec::new();
+    let has = |t: KeyType| f.attempts.iter().any(|(k, _)| k.kind == t);
+    if has(KeyType::Age) {
+        hints.push(
+            "for age, set KSEC_AGE_KEY_FILE or KSEC_AGE_KEY to the identity of a listed recipient",
+        );
+    }
+    if has(KeyType::Pgp) {
+        hints.push("for PGP, import the secret key of a listed fingerprint into gpg");
+    }
+    if has(KeyType::Aws) {
+        hints.push("for AWS, check credentials, region and endpoint, and that kms:Decrypt is allowed on a listed key");
+    }
+    (!hints.is_empty()).then(|| hints.join("; "))
 }
 
 /// A key error with context.

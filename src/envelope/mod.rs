@@ -39,6 +39,13 @@ impl DataKey {
     }
 }
 
+impl std::hash::Hash for DataKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // For in-memory maps of one run only; the hasher is not persisted.
+        self.0.as_slice().hash(state);
+    }
+}
+
 impl std::fmt::Debug for DataKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("DataKey([REDACTED])")

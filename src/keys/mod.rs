@@ -5,8 +5,12 @@
 //! providers are tried before network ones.
 
 pub mod age;
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod pgp;
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
 
 use crate::envelope::DataKey;
@@ -42,6 +46,20 @@ pub trait Provider {
     fn unwrap(&self, id: &str, blob: &[u8]) -> Result<DataKey, KeyError>;
     /// Whether the provider works without the network (tried first).
     fn is_local(&self) -> bool;
+    /// Wraps several data keys; network providers run these concurrently.
+    fn wrap_many(&self, requests: &[(&str, &DataKey)]) -> Vec<Result<Vec<u8>, KeyError>> {
+        requests
+            .iter()
+            .map(|(id, dek)| self.wrap(id, dek))
+            .collect()
+    }
+    /// Unwraps several data keys; network providers run these concurrently.
+    fn unwrap_many(&self, requests: &[(&str, &[u8])]) -> Vec<Result<DataKey, KeyError>> {
+        requests
+            .iter()
+            .map(|(id, blob)| self.unwrap(id, blob))
+            .collect()
+    }
 }
 
 /// A key change requested on the command line (`--key`).
@@ -118,8 +136,14 @@ fn dedup(keys: Vec<KeyId>) -> Vec<KeyId> {
     out
 }
 
-/// Parses `TYPE:ID`, e.g. `age:age1…`.
+/// Parses `TYPE:ID`, e.g. `age:age1…`; a bare `arn:aws:kms:…` is an AWS key.
 pub fn parse_key(spec: &str) -> Result<KeyId, String> {
+    if spec.starts_with("arn:") {
+        return Ok(KeyId {
+            kind: KeyType::Aws,
+            id: spec.to_owned(),
+        });
+    }
     let (kind, id) = spec
         .split_once(':')
         .ok_or_else(|| format!("--key `{spec}`: expected TYPE:ID, e.g. age:age1…"))?;
@@ -153,32 +177,61 @@ impl fmt::Display for UnwrapFailure {
     }
 }
 
-/// All providers of a run.
+/// How the providers of a run are configured.
+#[derive(Debug, Clone, Default)]
+pub struct KeyringOptions {
+    /// gpg settings.
+    pub pgp: pgp::PgpOptions,
+    /// AWS settings.
+    #[cfg(feature = "aws")]
+    pub aws: aws::AwsOptions,
+}
+
+/// All providers of a run, with the data keys already wrapped or unwrapped
+/// in it (so no key is asked twice for the same thing).
 pub struct Keyring {
     providers: Vec<Box<dyn Provider>>,
+    /// Every unwrap attempt of the run, by key line, successful or not.
+    unwrapped: RefCell<HashMap<KeyLine, Result<DataKey, KeyError>>>,
+    /// Every wrap of the run (keys zeroized on drop).
+    wrapped: RefCell<HashMap<(KeyId, DataKey), Vec<u8>>>,
 }
+
+/// A key line: the key and its wrapped data key.
+type KeyLine = (KeyId, Vec<u8>);
+
+/// Outcome of unwrapping one document's data key.
+pub type UnwrapResult = Result<DataKey, UnwrapFailure>;
 
 impl Keyring {
     /// The providers this build has, configured from the environment and
     /// the command line.
-    pub fn new(pgp: pgp::PgpOptions) -> Keyring {
+    pub fn new(options: KeyringOptions) -> Keyring {
+        #[cfg_attr(not(feature = "aws"), allow(unused_mut))]
+        let mut providers: Vec<Box<dyn Provider>> = vec![
+            Box::new(age::AgeProvider::from_env()),
+            Box::new(pgp::PgpProvider::new(options.pgp)),
+        ];
+        #[cfg(feature = "aws")]
+        providers.push(Box::new(aws::AwsProvider::new(options.aws)));
+        Keyring::with_providers(providers)
+    }
+
+    fn with_providers(providers: Vec<Box<dyn Provider>>) -> Keyring {
         Keyring {
-            providers: vec![
-                Box::new(age::AgeProvider::from_env()),
-                Box::new(pgp::PgpProvider::new(pgp)),
-            ],
+            providers,
+            unwrapped: RefCell::new(HashMap::new()),
+            wrapped: RefCell::new(HashMap::new()),
         }
     }
 
     /// A keyring whose age identities are given as text (identity-file
     /// format) instead of read from the environment; for embedding and benches.
     pub fn with_age_identities(text: &str) -> Result<Keyring, String> {
-        Ok(Keyring {
-            providers: vec![
-                Box::new(age::AgeProvider::from_text(text)?),
-                Box::new(pgp::PgpProvider::new(pgp::PgpOptions::default())),
-            ],
-        })
+        Ok(Keyring::with_providers(vec![
+            Box::new(age::AgeProvider::from_text(text)?),
+            Box::new(pgp::PgpProvider::new(pgp::PgpOptions::default())),
+        ]))
     }
 
     fn provider(&self, kind: KeyType) -> Result<&dyn Provider, KeyError> {
@@ -189,37 +242,135 @@ impl Keyring {
             .ok_or(KeyError::Unsupported(kind))
     }
 
+    fn is_local(&self, kind: KeyType) -> bool {
+        self.provider(kind).map(|p| p.is_local()).unwrap_or(true)
+    }
+
     /// Checks a key id and returns it as it will be written.
     pub fn resolve(&self, key: &KeyId) -> Result<KeyId, KeyError> {
         let id = self.provider(key.kind)?.resolve(&key.id)?;
         Ok(KeyId { kind: key.kind, id })
     }
 
-    /// Wraps a data key for one key.
+    /// Wraps a data key for one key (answered from this run's wraps when
+    /// [`Keyring::wrap_all`] did it already).
     pub fn wrap(&self, key: &KeyId, dek: &DataKey) -> Result<Vec<u8>, KeyError> {
-        self.provider(key.kind)?.wrap(&key.id, dek)
+        if let Some(b) = self.wrapped.borrow().get(&(key.clone(), dek.clone())) {
+            return Ok(b.clone());
+        }
+        let blob = self.provider(key.kind)?.wrap(&key.id, dek)?;
+        self.wrapped
+            .borrow_mut()
+            .insert((key.clone(), dek.clone()), blob.clone());
+        Ok(blob)
+    }
+
+    /// Wraps many data keys at once: network providers run their share
+    /// concurrently. Results are remembered for [`Keyring::wrap`]; the first
+    /// error is returned.
+    pub fn wrap_all(&self, requests: &[(KeyId, DataKey)]) -> Result<(), (KeyId, KeyError)> {
+        let todo: Vec<&(KeyId, DataKey)> = requests
+            .iter()
+            .filter(|(k, d)| !self.wrapped.borrow().contains_key(&(k.clone(), d.clone())))
+            .collect();
+        for p in &self.providers {
+            let mine: Vec<&(KeyId, DataKey)> = todo
+                .iter()
+                .copied()
+                .filter(|(k, _)| k.kind == p.kind())
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let reqs: Vec<(&str, &DataKey)> =
+                mine.iter().map(|(k, d)| (k.id.as_str(), d)).collect();
+            for ((k, d), r) in mine.iter().zip(p.wrap_many(&reqs)) {
+                let blob = r.map_err(|e| (k.clone(), e))?;
+                self.wrapped
+                    .borrow_mut()
+                    .insert((k.clone(), d.clone()), blob);
+            }
+        }
+        if let Some((k, _)) = todo.iter().find(|(k, _)| self.provider(k.kind).is_err()) {
+            return Err((k.clone(), KeyError::Unsupported(k.kind)));
+        }
+        Ok(())
     }
 
     /// Unwraps the data key with the first key line that works; local
     /// providers first, then network ones, each in file order.
-    pub fn unwrap(&self, lines: &[WrappedKey]) -> Result<DataKey, UnwrapFailure> {
-        let mut order: Vec<&WrappedKey> = lines.iter().collect();
-        order.sort_by_key(|w| {
-            self.provider(w.key.kind)
-                .map(|p| !p.is_local())
-                .unwrap_or(true)
-        });
-        let mut attempts = Vec::new();
-        for w in order {
-            match self
-                .provider(w.key.kind)
-                .and_then(|p| p.unwrap(&w.key.id, &w.blob))
-            {
-                Ok(dek) => return Ok(dek),
-                Err(e) => attempts.push((w.key.clone(), e)),
+    pub fn unwrap(&self, lines: &[WrappedKey]) -> UnwrapResult {
+        self.unwrap_all(&[lines])
+            .pop()
+            .expect("one result per document")
+    }
+
+    /// Unwraps the data keys of many documents. Each document stops at its
+    /// first key that works, local keys (age, pgp) before network ones; the
+    /// network attempts of all documents run concurrently, round by round.
+    pub fn unwrap_all(&self, documents: &[&[WrappedKey]]) -> Vec<UnwrapResult> {
+        let mut attempts: Vec<Vec<(KeyId, KeyError)>> = vec![Vec::new(); documents.len()];
+        let mut found: Vec<Option<DataKey>> = vec![None; documents.len()];
+        // Ordered candidate lines per document: local first, then network.
+        let order: Vec<Vec<&WrappedKey>> = documents
+            .iter()
+            .map(|lines| {
+                let mut o: Vec<&WrappedKey> = lines.iter().collect();
+                o.sort_by_key(|w| !self.is_local(w.key.kind));
+                o
+            })
+            .collect();
+        let rounds = order.iter().map(Vec::len).max().unwrap_or(0);
+        for round in 0..rounds {
+            // This round's candidate of every document still closed; answers
+            // known from earlier in the run are not asked again.
+            let mut batch: Vec<(usize, &WrappedKey)> = Vec::new();
+            for (i, lines) in order.iter().enumerate() {
+                let Some(w) = lines.get(round).filter(|_| found[i].is_none()) else {
+                    continue;
+                };
+                let known = self
+                    .unwrapped
+                    .borrow()
+                    .get(&(w.key.clone(), w.blob.clone()))
+                    .cloned();
+                match known {
+                    Some(Ok(dek)) => found[i] = Some(dek),
+                    Some(Err(e)) => attempts[i].push((w.key.clone(), e)),
+                    None => match self.provider(w.key.kind) {
+                        Ok(_) => batch.push((i, w)),
+                        Err(e) => attempts[i].push((w.key.clone(), e)),
+                    },
+                }
+            }
+            for p in &self.providers {
+                let mine: Vec<&(usize, &WrappedKey)> = batch
+                    .iter()
+                    .filter(|(_, w)| w.key.kind == p.kind())
+                    .collect();
+                if mine.is_empty() {
+                    continue;
+                }
+                let reqs: Vec<(&str, &[u8])> = mine
+                    .iter()
+                    .map(|(_, w)| (w.key.id.as_str(), w.blob.as_slice()))
+                    .collect();
+                for ((i, w), r) in mine.iter().zip(p.unwrap_many(&reqs)) {
+                    self.unwrapped
+                        .borrow_mut()
+                        .insert((w.key.clone(), w.blob.clone()), r.clone());
+                    match r {
+                        Ok(dek) => found[*i] = Some(dek),
+                        Err(e) => attempts[*i].push((w.key.clone(), e)),
+                    }
+                }
             }
         }
-        Err(UnwrapFailure { attempts })
+        found
+            .into_iter()
+            .zip(attempts)
+            .map(|(f, attempts)| f.ok_or(UnwrapFailure { attempts }))
+            .collect()
     }
 }
 
