@@ -4,6 +4,7 @@
 
 mod support;
 
+mod aws;
 mod cli;
 mod fixtures;
 mod interop_age;
