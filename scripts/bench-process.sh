@@ -58,6 +58,9 @@ echo "cpu: $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed
 echo "binary: $BIN ($(stat -c %s "$BIN") bytes)"
 hyperfine --version
 echo "recipient: $RECIPIENT"
+# Other work on the machine inflates wall-clock times; the CPU column (user +
+# system) is much less sensitive to it.
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---------------------------------------------------------------------------
 section "generating inputs in $WORK"
@@ -131,6 +134,8 @@ for c in "${MEM_CASES[@]}"; do
 done
 
 # ---------------------------------------------------------------------------
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+
 section "results (markdown)"
 python3 - "$WORK" <<'PY'
 import json, sys
@@ -139,14 +144,14 @@ MB = 1_000_000
 def ms(s): return f"{s * 1000:.1f} ms" if s < 1 else f"{s:.2f} s"
 def size(b): return f"{b / MB:.2f} MB" if b >= 100_000 else f"{b / 1000:.1f} kB"
 rows = []
-print("| case | input | median | mean ± σ | min … max | runs |")
-print("| --- | ---: | ---: | ---: | ---: | ---: |")
+print("| case | input | median | mean ± σ | min … max | CPU (user + sys, mean) | runs |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
 for i, line in enumerate(open(f"{work}/cases.tsv"), 1):
     name, input_bytes = line.rstrip("\n").split("\t")
     r = json.load(open(f"{work}/hf-{i}.json"))["results"][0]
     rows.append(r)
     print(f"| {name} | {size(int(input_bytes))} | {ms(r['median'])} | {ms(r['mean'])} ± {ms(r['stddev'] or 0)} "
-          f"| {ms(r['min'])} … {ms(r['max'])} | {len(r['times'])} |")
+          f"| {ms(r['min'])} … {ms(r['max'])} | {ms(r['user'] + r['system'])} | {len(r['times'])} |")
 med = {r["command"]: r["median"] for r in rows}
 
 print("\n| peak memory | input | max RSS | target: 3 × input + 20 MB | |")
