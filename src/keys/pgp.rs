@@ -51,12 +51,28 @@ pub struct PgpProvider {
     warned_unsigned: std::cell::Cell<bool>,
 }
 
-/// What gpg said on its status channel, plus its last line of prose.
+/// What gpg said: its status channel, and its prose for messages.
 #[derive(Debug, Default)]
 struct Status {
     lines: Vec<String>,
-    reason: Option<String>,
+    prose: Vec<String>,
 }
+
+/// What went wrong in gpg, as far as its status channel tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trouble {
+    BadPassphrase,
+    Pinentry,
+    NoSecretKey,
+    Other,
+}
+
+/// libgpg-error codes that show up in `ERROR`/`FAILURE` status lines.
+const GPG_ERR_BAD_PASSPHRASE: u32 = 11;
+const GPG_ERR_NO_SECKEY: u32 = 17;
+const GPG_ERR_NO_PIN_ENTRY: u32 = 85;
+const GPG_ERR_PIN_ENTRY: u32 = 86;
+const GPG_ERR_CANCELED: u32 = 99;
 
 impl Status {
     fn has(&self, keyword: &str) -> bool {
@@ -73,10 +89,60 @@ impl Status {
             .map(|l| l.split(' ').skip(1).collect())
     }
 
-    /// gpg's own reason, for messages.
+    /// Error codes of `ERROR <where> <code>` and `FAILURE <where> <code>`
+    /// lines (gpg 2.2 reports a bad passphrase in loopback mode only this way).
+    fn codes(&self) -> Vec<u32> {
+        self.lines
+            .iter()
+            .filter(|l| l.starts_with("ERROR ") || l.starts_with("FAILURE "))
+            .filter_map(|l| l.split(' ').nth(2)?.parse::<u32>().ok())
+            .map(|c| c & 0xFFFF)
+            .collect()
+    }
+
+    fn trouble(&self) -> Trouble {
+        let codes = self.codes();
+        let prose = |needle: &str| self.prose.iter().any(|p| p.contains(needle));
+        if self.has("BAD_PASSPHRASE")
+            || self.has("MISSING_PASSPHRASE")
+            || codes.contains(&GPG_ERR_BAD_PASSPHRASE)
+            || prose("Bad passphrase")
+        {
+            Trouble::BadPassphrase
+        } else if codes.iter().any(|c| {
+            matches!(
+                *c,
+                GPG_ERR_NO_PIN_ENTRY | GPG_ERR_PIN_ENTRY | GPG_ERR_CANCELED
+            )
+        }) || prose("Inappropriate ioctl")
+            || prose("pinentry")
+        {
+            Trouble::Pinentry
+        } else if self.has("NO_SECKEY") || codes.contains(&GPG_ERR_NO_SECKEY) {
+            Trouble::NoSecretKey
+        } else {
+            Trouble::Other
+        }
+    }
+
+    /// gpg's own reason, for messages: its most specific line of prose.
     fn reason(&self) -> String {
-        self.reason
-            .clone()
+        const SPECIFIC: [&str; 8] = [
+            "Bad passphrase",
+            "Inappropriate ioctl",
+            "No pinentry",
+            "Operation cancelled",
+            "expired",
+            "revoked",
+            "unusable",
+            "No secret key",
+        ];
+        SPECIFIC
+            .iter()
+            .find_map(|n| self.prose.iter().find(|p| p.contains(n)))
+            .or_else(|| self.prose.iter().find(|p| p.contains("failed")))
+            .or_else(|| self.prose.last())
+            .cloned()
             .unwrap_or_else(|| "gpg gave no reason".into())
     }
 }
@@ -90,6 +156,20 @@ fn normalise(id: &str) -> String {
         hex.to_ascii_uppercase()
     } else {
         id.trim().to_owned()
+    }
+}
+
+/// The gpg search pattern that matches `who` exactly: hex ids as they are,
+/// an email as `<email>`, a full user id as `=uid`. gpg's plain patterns are
+/// substrings (`alice@example.test` would also find `malice@example.test`),
+/// which could silently encrypt to the wrong person.
+fn exact(who: &str) -> String {
+    if who.chars().all(|c| c.is_ascii_hexdigit()) {
+        who.to_owned()
+    } else if who.contains('@') && !who.contains(['<', ' ']) {
+        format!("<{who}>")
+    } else {
+        format!("={who}")
     }
 }
 
@@ -189,7 +269,7 @@ impl PgpProvider {
             } else if let Some(prose) = line.strip_prefix("gpg: ") {
                 let prose = prose.trim();
                 if !prose.is_empty() && !prose.starts_with("WARNING: This key is not certified") {
-                    status.reason = Some(prose.to_owned());
+                    status.prose.push(prose.to_owned());
                 }
             }
         }
@@ -210,10 +290,8 @@ impl PgpProvider {
         )?;
         let keys = parse_listing(&String::from_utf8_lossy(&out), "pub");
         if keys.is_empty()
-            && status
-                .reason
-                .as_deref()
-                .is_some_and(|r| !r.contains("No public key"))
+            && !status.prose.is_empty()
+            && !status.prose.iter().any(|r| r.contains("No public key"))
         {
             // Something other than "not found" went wrong (bad keyring file, agent, …).
             return Err(KeyError::Failed(format!(
@@ -329,28 +407,35 @@ fn encrypt_failure(status: &Status, fpr: &str) -> KeyError {
     }
     if status.has("NO_SGNR")
         || status
-            .reason
-            .as_deref()
-            .is_some_and(|r| r.contains("no default secret key"))
+            .prose
+            .iter()
+            .any(|r| r.contains("no default secret key"))
     {
         return KeyError::Unavailable(format!(
             "the wrapped data key must be signed, but gpg has no secret key to sign with ({}); import or create one, or name it with --pgp-signer",
             status.reason()
         ));
     }
-    if status.has("BAD_PASSPHRASE") || status.has("MISSING_PASSPHRASE") {
-        return KeyError::Failed(format!(
-            "bad or missing passphrase for the signing key ({}); use --passphrase-file or a running gpg-agent",
-            status.reason()
-        ));
-    }
-    if status.has("PINENTRY_LAUNCHED")
-        || status
-            .reason
-            .as_deref()
-            .is_some_and(|r| r.contains("pinentry") || r.contains("agent"))
-    {
-        return KeyError::Failed(format!("gpg-agent/pinentry failed: {}", status.reason()));
+    match status.trouble() {
+        Trouble::BadPassphrase => {
+            return KeyError::Failed(format!(
+                "bad or missing passphrase for the signing key ({}); use --passphrase-file or a running gpg-agent",
+                status.reason()
+            ));
+        }
+        Trouble::Pinentry => {
+            return KeyError::Failed(format!(
+                "gpg-agent/pinentry failed ({}); use --passphrase-file or unlock the key in gpg-agent first",
+                status.reason()
+            ));
+        }
+        Trouble::NoSecretKey => {
+            return KeyError::Unavailable(format!(
+                "the wrapped data key must be signed, but gpg has no usable secret key to sign with ({}); import or create one, or name it with --pgp-signer",
+                status.reason()
+            ));
+        }
+        Trouble::Other => {}
     }
     KeyError::Failed(format!(
         "gpg failed to encrypt to {fpr}: {}",
@@ -368,7 +453,7 @@ impl Provider for PgpProvider {
             return self.default_key();
         }
         let who = normalise(id);
-        let keys = self.lookup(&who)?;
+        let keys = self.lookup(&exact(&who))?;
         let Listed {
             fingerprint: fpr,
             can_encrypt,
@@ -376,7 +461,7 @@ impl Provider for PgpProvider {
         } = match keys.as_slice() {
             [] => {
                 return Err(KeyError::InvalidId(format!(
-                    "no PGP key `{who}` in the keyring (import it with `gpg --import`)"
+                    "no PGP key `{who}` in the keyring (import it with `gpg --import`; name keys by fingerprint, key id, email, or the whole user id)"
                 )));
             }
             [one] => one.clone(),
@@ -435,25 +520,22 @@ impl Provider for PgpProvider {
         }
         let (out, status, _) = self.run(&["--decrypt"], blob)?;
         if !status.has("DECRYPTION_OKAY") {
-            let reason = if status.has("BAD_PASSPHRASE") || status.has("MISSING_PASSPHRASE") {
-                format!(
+            let reason = match status.trouble() {
+                Trouble::BadPassphrase => format!(
                     "bad or missing passphrase ({}); use --passphrase-file or a running gpg-agent",
                     status.reason()
-                )
-            } else if status.has("NO_SECKEY") {
-                format!("gpg has no secret key for it ({})", status.reason())
-            } else if status.has("PINENTRY_LAUNCHED")
-                || status
-                    .reason
-                    .as_deref()
-                    .is_some_and(|r| r.contains("pinentry"))
-            {
-                format!("gpg-agent/pinentry failed: {}", status.reason())
-            } else {
-                format!(
+                ),
+                Trouble::Pinentry => format!(
+                    "gpg-agent/pinentry failed ({}); use --passphrase-file or unlock the key in gpg-agent first",
+                    status.reason()
+                ),
+                Trouble::NoSecretKey => {
+                    format!("gpg has no secret key for it ({})", status.reason())
+                }
+                Trouble::Other => format!(
                     "gpg cannot decrypt the wrapped data key: {}",
                     status.reason()
-                )
+                ),
             };
             return Err(KeyError::Failed(reason));
         }
@@ -507,5 +589,17 @@ mod tests {
         assert_eq!(normalise("0xc2e1d6e0c9efc029"), "C2E1D6E0C9EFC029");
         assert_eq!(normalise("alice@example.com"), "alice@example.com");
         assert_eq!(normalise("Alice Example"), "Alice Example");
+    }
+
+    #[test]
+    fn lookups_are_exact() {
+        use super::exact;
+        assert_eq!(exact("C2E1D6E0C9EFC029"), "C2E1D6E0C9EFC029");
+        assert_eq!(exact("alice@example.test"), "<alice@example.test>");
+        assert_eq!(
+            exact("Alice <alice@example.test>"),
+            "=Alice <alice@example.test>"
+        );
+        assert_eq!(exact("Alice"), "=Alice");
     }
 }

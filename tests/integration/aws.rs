@@ -47,12 +47,15 @@ fn moto_url() -> &'static str {
              while kill -0 {pid} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 1; done; kill $m 2>/dev/null",
             pid = std::process::id()
         );
-        Command::new("bash")
+        let watchdog = Command::new("bash")
             .arg("-c")
             .arg(script)
             .stdin(std::process::Stdio::null())
             .spawn()
             .expect("bash to start moto_server (install it: pip install 'moto[server]')");
+        // Kept (not waited for) for the life of the test process; it ends by itself.
+        static WATCHDOG: OnceLock<std::sync::Mutex<std::process::Child>> = OnceLock::new();
+        let _ = WATCHDOG.set(std::sync::Mutex::new(watchdog));
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
