@@ -132,6 +132,10 @@ pub struct DecryptArgs {
     /// Accept v1/v2 files, which carry no MAC (tampering is not detected).
     #[arg(long)]
     pub allow_missing_mac: bool,
+    /// Do not warn when decrypted Secrets go to a pipe or file (client-side
+    /// `kubectl apply` keeps a clear copy in an annotation; -x output is not for kubectl).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// `introspect` arguments.
@@ -226,6 +230,7 @@ impl Cli {
                     cleartext: a.cleartext,
                     allow_missing_mac: a.allow_missing_mac,
                     max_input,
+                    quiet: a.quiet,
                 })
             }
             Command::Introspect(a) => Plan::Introspect(IntrospectPlan {

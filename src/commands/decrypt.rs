@@ -1,13 +1,41 @@
 //! `ksec decrypt`: the clear manifest, for `kubectl apply -f -`.
+//!
+//! What kubectl needs from the stream, beyond valid YAML (each point was
+//! checked against the real kubectl, see tests/integration/kubectl.rs):
+//!
+//! * Nothing but clear Secrets: a document that still carries ciphertext or a
+//!   footer (say, a Secret whose `kind` or `apiVersion` was edited, so ksec
+//!   does not see a Secret) is refused, because kubectl would store the
+//!   ciphertext as the value.
+//! * Documents split where kubectl splits them: kubectl cuts a stream only at
+//!   lines that start with `---`; it ignores `...` end markers and treats
+//!   `--- {content}` as an error. A document kubectl would merge into its
+//!   neighbour (silently dropping it) is refused.
+//! * No byte order marks (kubectl copes with them, but a stream that is
+//!   concatenated with another would carry one in its middle) and a final
+//!   line break (so that `(ksec decrypt a; ksec decrypt b) | kubectl …` does
+//!   not glue a value to the next `---`). Only output meant for kubectl
+//!   (stdout, `-o`) is changed so; `-i` restores the file byte for byte.
+//!
+//! And a warning: client-side `kubectl apply` copies the whole manifest,
+//! clear values included, into the `kubectl.kubernetes.io/last-applied-configuration`
+//! annotation, which `kubectl describe` prints and every reader of the
+//! object's metadata sees. Whenever decrypted Secrets go to stdout and stdout
+//! is not a terminal (a pipe or a file, so probably on the way to kubectl),
+//! ksec says so once on stderr and suggests `--server-side`; `--quiet`
+//! silences it.
+
+use std::io::IsTerminal as _;
 
 use zeroize::Zeroizing;
 
 use super::{Output, check_problems, doc_failure, place, warn};
+use crate::envelope::codec;
 use crate::error::{Exit, Failure, Result};
 use crate::io::Source;
 use crate::keys::Keyring;
 use crate::manifest::scalar::{self, Context};
-use crate::manifest::{self, Edit, Section, ValueSite};
+use crate::manifest::{self, Document, Edit, Section, ValueSite, tree};
 use crate::secret::{self, OpenOptions, State};
 
 /// What `decrypt` was asked to do.
@@ -22,6 +50,8 @@ pub struct DecryptPlan {
     pub allow_missing_mac: bool,
     /// Input size limit.
     pub max_input: u64,
+    /// No advice on stderr about where the output goes.
+    pub quiet: bool,
 }
 
 /// Runs `decrypt`.
@@ -35,7 +65,36 @@ pub fn run(plan: &DecryptPlan, keyring: &Keyring) -> Result<()> {
         plan.allow_missing_mac,
         keyring,
     )?;
+    let out = match plan.output {
+        Output::InPlace(_) => out,
+        Output::Stdout | Output::File(_) => kubectl_stream(&file, &out)?,
+    };
+    if plan.output == Output::Stdout && !plan.quiet && !std::io::stdout().is_terminal() {
+        advise(&text, plan.cleartext);
+    }
     plan.output.write(&text, &out)
+}
+
+/// The advice for output that is probably on its way to kubectl.
+fn advise(text: &str, cleartext: bool) {
+    let has_secret = manifest::locate(text).is_ok_and(|d| d.iter().any(|d| d.is_secret));
+    if !has_secret {
+        return;
+    }
+    if cleartext {
+        warn(
+            "--cleartext output is for reading, not for kubectl: its `data` values are no longer base64, \
+so the API server refuses them or, where the text happens to be valid base64, stores other bytes",
+        );
+    } else {
+        warn(
+            "client-side `kubectl apply` copies these clear values into the \
+kubectl.kubernetes.io/last-applied-configuration annotation, where `kubectl describe` shows them",
+        );
+        eprintln!(
+            "  hint: use `kubectl apply --server-side -f -` or `kubectl create -f -`; --quiet silences this"
+        );
+    }
 }
 
 /// Decrypts every Secret document of a stream and returns the verified
@@ -54,6 +113,9 @@ pub fn decrypt_stream(
     };
     let mut edits = Vec::new();
     let mut expected: Vec<(usize, Vec<Zeroizing<String>>)> = Vec::new();
+    for doc in docs.iter().filter(|d| !d.is_secret) {
+        refuse_hidden_ciphertext(file, doc)?;
+    }
     for doc in docs.iter().filter(|d| d.is_secret) {
         check_problems(file, doc)?;
         let footer = match secret::classify(doc).map_err(|e| doc_failure(file, doc, e))? {
@@ -108,6 +170,96 @@ pub fn decrypt_stream(
         Failure::new(Exit::Other, format!("{file}: internal error: the decrypted result did not verify ({why}); nothing was written"))
     })?;
     Ok(out)
+}
+
+/// A document that ksec does not take for a Secret but that carries a footer
+/// or encrypted values would reach kubectl with ciphertext as its data.
+fn refuse_hidden_ciphertext(file: &str, doc: &Document) -> Result<()> {
+    let token = doc.sites.iter().find(|s| codec::looks_encrypted(&s.value));
+    let line = match (&doc.footer, token) {
+        (_, Some(site)) => site.line,
+        (Some(f), None) => f.line,
+        (None, None) => return Ok(()),
+    };
+    let kind = doc.kind.as_deref().unwrap_or("no kind");
+    Err(Failure::new(
+        Exit::Input,
+        format!(
+            "{file}:{line}: document {} ({kind} {}) carries encrypted values or a `# kubesec:` footer \
+but is not an `apiVersion: v1` `kind: Secret`; kubectl would store the ciphertext as data",
+            doc.index,
+            doc.display_name()
+        ),
+    )
+    .hint("restore `apiVersion: v1` and `kind: Secret` (compare with version control)"))
+}
+
+/// Prepares a decrypted stream for kubectl's reader: byte order marks
+/// removed, a final line break, and every document where kubectl will see
+/// it (kubectl splits only at `---` lines). `file` names the input in messages.
+pub fn kubectl_stream(file: &str, text: &str) -> Result<String> {
+    let mut out = String::with_capacity(text.len() + 1);
+    let mut chunk_start = true;
+    for line in text.split_inclusive('\n') {
+        let line = if chunk_start {
+            line.strip_prefix('\u{feff}').unwrap_or(line)
+        } else {
+            line
+        };
+        chunk_start = is_kubectl_separator(line);
+        out.push_str(line);
+    }
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push_str(if out.contains("\r\n") { "\r\n" } else { "\n" });
+    }
+    let mut seen = 0usize;
+    for chunk in kubectl_chunks(&out) {
+        let docs = tree::parse_stream(chunk).map_err(|e| {
+            Failure::new(
+                Exit::Input,
+                format!("{file}: after document {seen}, kubectl would read a part of the stream that is not a YAML document of its own ({e})"),
+            )
+            .hint("start each document with a line of its own that is `---`")
+        })?;
+        let objects = docs.iter().filter(|d| !d.is_empty_document()).count();
+        if objects > 1 {
+            return Err(Failure::new(
+                Exit::Input,
+                format!(
+                    "{file}: document {}: kubectl splits streams only at `---` lines and would not read this document \
+(it follows a `...` marker or shares the `---` line)",
+                    seen + 2
+                ),
+            )
+            .hint("start each document with a line of its own that is `---`"));
+        }
+        seen += objects;
+    }
+    Ok(out)
+}
+
+/// kubectl's document separator: a line that starts with `---` followed by
+/// nothing but white space or a comment (k8s.io/apimachinery YAMLReader).
+fn is_kubectl_separator(line: &str) -> bool {
+    line.strip_prefix("---")
+        .map(str::trim)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('#'))
+}
+
+/// The stream cut the way kubectl cuts it (separator lines dropped).
+fn kubectl_chunks(text: &str) -> Vec<&str> {
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    let mut pos = 0;
+    for line in text.split_inclusive('\n') {
+        if is_kubectl_separator(line) {
+            chunks.push(&text[start..pos]);
+            start = pos + line.len();
+        }
+        pos += line.len();
+    }
+    chunks.push(&text[start..]);
+    chunks
 }
 
 /// The text to write for a clear value, and the string it parses back to.

@@ -4,6 +4,9 @@
 
 mod support;
 
+mod apiserver;
+mod kubectl;
+
 mod cli;
 mod fixtures;
 mod interop_age;
