@@ -174,7 +174,7 @@ pub fn decrypt_stream(
 
 /// A document that ksec does not take for a Secret but that carries a footer
 /// or encrypted values would reach kubectl with ciphertext as its data.
-fn refuse_hidden_ciphertext(file: &str, doc: &Document) -> Result<()> {
+pub fn refuse_hidden_ciphertext(file: &str, doc: &Document) -> Result<()> {
     let token = doc.sites.iter().find(|s| codec::looks_encrypted(&s.value));
     let line = match (&doc.footer, token) {
         (_, Some(site)) => site.line,

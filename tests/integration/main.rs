@@ -6,6 +6,7 @@ mod support;
 
 mod apiserver;
 mod kubectl;
+mod plugins;
 
 mod cli;
 mod fixtures;
