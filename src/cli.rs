@@ -1,9 +1,10 @@
 //! Command-line definitions (raw arguments) and their translation into a
 //! validated plan. Nothing here touches a file.
 
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 use crate::commands::Output;
 use crate::commands::decrypt::DecryptPlan;
@@ -93,6 +94,22 @@ pub enum Command {
     /// (~/.config/ksec/age/keys.txt), mode 0600 in a 0700 directory. Never
     /// overwrites an existing identity.
     Keygen,
+    /// Run as a kustomize exec plugin: print the Secrets a SecretDecryptor
+    /// configuration lists, decrypted.
+    ///
+    /// kustomize calls `$KUSTOMIZE_PLUGIN_HOME/ksec.dev/v1/secretdecryptor/SecretDecryptor
+    /// CONFIG` (a link to this binary; under that name the subcommand is
+    /// implied) in the kustomization root. Files are read relative to that
+    /// root and never from outside it.
+    KustomizePlugin(KustomizePluginArgs),
+    /// Run as a KRM function: read a ResourceList on stdin, add the Secrets
+    /// its SecretDecryptor functionConfig lists, decrypted, and write it on
+    /// stdout (for kpt, kustomize, Argo CD and the like).
+    ///
+    /// Errors are reported in the list's `results` and the exit code. The
+    /// output holds clear text: send it to kubectl, never back into the
+    /// package (`kpt fn render -o stdout`, not in place).
+    KrmFunction,
     /// Sign a file's current values with a new MAC (upgrades v1/v2 to v3/v4).
     ///
     /// For files without a MAC, and for repairing a file whose MAC no longer
@@ -147,6 +164,10 @@ pub struct DecryptArgs {
     /// Accept v1/v2 files, which carry no MAC (tampering is not detected).
     #[arg(long)]
     pub allow_missing_mac: bool,
+    /// Do not warn when decrypted Secrets go to a pipe or file (client-side
+    /// `kubectl apply` keeps a clear copy in an annotation; -x output is not for kubectl).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// `introspect` arguments.
@@ -158,6 +179,18 @@ pub struct IntrospectArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `kustomize-plugin` arguments.
+#[derive(Debug, Args)]
+pub struct KustomizePluginArgs {
+    /// The SecretDecryptor configuration file kustomize wrote.
+    #[arg(value_name = "CONFIG")]
+    pub config: PathBuf,
+    /// Arguments from the configuration's `argsOneLiner`/`argsFromFile`
+    /// (none are defined; refused so that a typo is not ignored).
+    #[arg(hide = true)]
+    pub extra: Vec<String>,
 }
 
 /// `recompute-mac` arguments.
@@ -191,6 +224,10 @@ pub enum Plan {
     Keygen,
     /// `recompute-mac`.
     RecomputeMac(RecomputePlan),
+    /// `kustomize-plugin`: the configuration file.
+    KustomizePlugin(PathBuf),
+    /// `krm-function`, with the input size limit.
+    KrmFunction(u64),
 }
 
 /// Parses `10s`, `500ms`, `2m`, or plain seconds.
@@ -216,6 +253,9 @@ fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs_f64(secs))
 }
 
+/// Installed under this name (in PATH), ksec is the kubectl plugin `kubectl ksec`.
+pub const KUBECTL_PLUGIN_NAME: &str = "kubectl-ksec";
+
 fn output(source: &Source, out: &OutputArgs) -> Result<Output> {
     if out.in_place {
         return match source {
@@ -234,6 +274,29 @@ fn output(source: &Source, out: &OutputArgs) -> Result<Output> {
 }
 
 impl Cli {
+    /// Parses the process arguments, taking the name the binary was called
+    /// by into account: as `kubectl-ksec` (a kubectl plugin) messages say
+    /// `kubectl ksec`; as `SecretDecryptor` (a kustomize exec plugin, which
+    /// kustomize calls with the configuration file only) it runs
+    /// `kustomize-plugin`. Prints help or a usage error and exits as clap does.
+    pub fn parse_invocation(args: impl IntoIterator<Item = OsString>) -> Cli {
+        let mut args: Vec<OsString> = args.into_iter().collect();
+        let name = args
+            .first()
+            .and_then(|a| Path::new(a).file_name())
+            .and_then(|n| n.to_str())
+            .unwrap_or("ksec")
+            .to_owned();
+        let mut command = Cli::command();
+        if name == KUBECTL_PLUGIN_NAME {
+            command = command.bin_name("kubectl ksec");
+        } else if name == crate::generator::KIND && args.len() > 1 {
+            args.insert(1, "kustomize-plugin".into());
+        }
+        let matches = command.get_matches_from(args);
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+
     /// Turns raw arguments into a plan, before any file is touched.
     pub fn plan(self) -> Result<Run> {
         let max_input = self.max_input_size;
@@ -273,6 +336,7 @@ impl Cli {
                     cleartext: a.cleartext,
                     allow_missing_mac: a.allow_missing_mac,
                     max_input,
+                    quiet: a.quiet,
                 })
             }
             Command::Introspect(a) => Plan::Introspect(IntrospectPlan {
@@ -281,6 +345,17 @@ impl Cli {
                 max_input,
             }),
             Command::Keygen => Plan::Keygen,
+            Command::KustomizePlugin(a) => {
+                if !a.extra.is_empty() {
+                    return Err(Failure::new(
+                        Exit::Usage,
+                        "the SecretDecryptor plugin takes no arguments besides its configuration file",
+                    )
+                    .hint("remove `argsOneLiner`/`argsFromFile` from the configuration"));
+                }
+                Plan::KustomizePlugin(a.config)
+            }
+            Command::KrmFunction => Plan::KrmFunction(max_input),
             Command::RecomputeMac(a) => Plan::RecomputeMac(RecomputePlan {
                 path: a.file,
                 yes: a.yes,

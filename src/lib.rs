@@ -12,6 +12,7 @@ pub mod cli;
 pub mod commands;
 pub mod envelope;
 pub mod error;
+pub mod generator;
 pub mod io;
 pub mod keys;
 pub mod manifest;

@@ -4,7 +4,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
 use ksec::cli::{Cli, Plan};
 use ksec::commands;
 use ksec::error::Result;
@@ -19,11 +18,13 @@ fn run(cli: Cli) -> Result<()> {
         Plan::Introspect(p) => commands::introspect::run(p),
         Plan::Keygen => commands::keygen::run(),
         Plan::RecomputeMac(p) => commands::recompute_mac::run(p, &keyring()),
+        Plan::KustomizePlugin(config) => commands::plugin::kustomize(config, &keyring()),
+        Plan::KrmFunction(max_input) => commands::plugin::krm(&keyring(), *max_input),
     }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_invocation(std::env::args_os());
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1,13 +1,40 @@
 //! `ksec decrypt`: the clear manifest, for `kubectl apply -f -`.
+//!
+//! What kubectl needs from the stream, beyond valid YAML (each point was
+//! checked against the real kubectl, see tests/integration/kubectl.rs):
+//!
+//! * Nothing but clear Secrets: a document that still carries ciphertext or a
+//!   footer (say, a Secret whose `kind` or `apiVersion` was edited, so ksec
+//!   does not see a Secret) is refused, because kubectl would store the
+//!   ciphertext as the value.
+//! * Documents split where kubectl splits them: kubectl cuts a stream only at
+//!   lines that start with `---`; it ignores `...` end markers and treats
+//!   `--- {content}` as an error. A document kubectl would merge into its
+//!   neighbour (silently dropping it) is refused.
+//! * Otherwise the output is the input with values decrypted and footers
+//!   removed, byte for byte: a leading byte order mark and a missing final
+//!   line break stay as they were (kubectl copes with both), so that
+//!   `decrypt(encrypt(x)) == x` holds on every output path.
+//!
+//! And a warning: client-side `kubectl apply` copies the whole manifest,
+//! clear values included, into the `kubectl.kubernetes.io/last-applied-configuration`
+//! annotation, which `kubectl describe` prints and every reader of the
+//! object's metadata sees. Whenever decrypted Secrets go to stdout and stdout
+//! is not a terminal (a pipe or a file, so probably on the way to kubectl),
+//! ksec says so once on stderr and suggests `--server-side`; `--quiet`
+//! silences it.
+
+use std::io::IsTerminal as _;
 
 use zeroize::Zeroizing;
 
 use super::{Output, check_problems, doc_failure, place, warn};
+use crate::envelope::codec;
 use crate::error::{Exit, Failure, Result};
 use crate::io::Source;
 use crate::keys::Keyring;
 use crate::manifest::scalar::{self, Context};
-use crate::manifest::{self, Edit, Section, ValueSite};
+use crate::manifest::{self, Document, Edit, Section, ValueSite, tree};
 use crate::secret::{self, OpenOptions, State};
 
 /// What `decrypt` was asked to do.
@@ -22,6 +49,8 @@ pub struct DecryptPlan {
     pub allow_missing_mac: bool,
     /// Input size limit.
     pub max_input: u64,
+    /// No advice on stderr about where the output goes.
+    pub quiet: bool,
 }
 
 /// Runs `decrypt`.
@@ -35,7 +64,35 @@ pub fn run(plan: &DecryptPlan, keyring: &Keyring) -> Result<()> {
         plan.allow_missing_mac,
         keyring,
     )?;
+    if !matches!(plan.output, Output::InPlace(_)) {
+        check_kubectl_split(&file, &out)?;
+    }
+    if plan.output == Output::Stdout && !plan.quiet && !std::io::stdout().is_terminal() {
+        advise(&text, plan.cleartext);
+    }
     plan.output.write(&text, &out)
+}
+
+/// The advice for output that is probably on its way to kubectl.
+fn advise(text: &str, cleartext: bool) {
+    let has_secret = manifest::locate(text).is_ok_and(|d| d.iter().any(|d| d.is_secret));
+    if !has_secret {
+        return;
+    }
+    if cleartext {
+        warn(
+            "--cleartext output is for reading, not for kubectl: its `data` values are no longer base64, \
+so the API server refuses them or, where the text happens to be valid base64, stores other bytes",
+        );
+    } else {
+        warn(
+            "client-side `kubectl apply` copies these clear values into the \
+kubectl.kubernetes.io/last-applied-configuration annotation, where `kubectl describe` shows them",
+        );
+        eprintln!(
+            "  hint: use `kubectl apply --server-side -f -` or `kubectl create -f -`; --quiet silences this"
+        );
+    }
 }
 
 /// Decrypts every Secret document of a stream and returns the verified
@@ -52,6 +109,9 @@ pub fn decrypt_stream(
         allow_missing_mac,
         skip_mac: false,
     };
+    for doc in docs.iter().filter(|d| !d.is_secret) {
+        refuse_hidden_ciphertext(file, doc)?;
+    }
     let secrets: Vec<&manifest::Document> = docs.iter().filter(|d| d.is_secret).collect();
     let mut footers = Vec::with_capacity(secrets.len());
     for doc in &secrets {
@@ -118,6 +178,81 @@ pub fn decrypt_stream(
         Failure::new(Exit::Other, format!("{file}: internal error: the decrypted result did not verify ({why}); nothing was written"))
     })?;
     Ok(out)
+}
+
+/// A document that ksec does not take for a Secret but that carries a footer
+/// or encrypted values would reach kubectl with ciphertext as its data.
+pub fn refuse_hidden_ciphertext(file: &str, doc: &Document) -> Result<()> {
+    let token = doc.sites.iter().find(|s| codec::looks_encrypted(&s.value));
+    let line = match (&doc.footer, token) {
+        (_, Some(site)) => site.line,
+        (Some(f), None) => f.line,
+        (None, None) => return Ok(()),
+    };
+    let kind = doc.kind.as_deref().unwrap_or("no kind");
+    Err(Failure::new(
+        Exit::Input,
+        format!(
+            "{file}:{line}: document {} ({kind} {}) carries encrypted values or a `# kubesec:` footer \
+but is not an `apiVersion: v1` `kind: Secret`; kubectl would store the ciphertext as data",
+            doc.index,
+            doc.display_name()
+        ),
+    )
+    .hint("restore `apiVersion: v1` and `kind: Secret` (compare with version control)"))
+}
+
+/// Checks that kubectl's reader will see every document where ksec does
+/// (kubectl splits only at `---` lines). `file` names the input in messages.
+pub fn check_kubectl_split(file: &str, text: &str) -> Result<()> {
+    let mut seen = 0usize;
+    for chunk in kubectl_chunks(text) {
+        let docs = tree::parse_stream(chunk).map_err(|e| {
+            Failure::new(
+                Exit::Input,
+                format!("{file}: after document {seen}, kubectl would read a part of the stream that is not a YAML document of its own ({e})"),
+            )
+            .hint("start each document with a line of its own that is `---`")
+        })?;
+        let objects = docs.iter().filter(|d| !d.is_empty_document()).count();
+        if objects > 1 {
+            return Err(Failure::new(
+                Exit::Input,
+                format!(
+                    "{file}: document {}: kubectl splits streams only at `---` lines and would not read this document \
+(it follows a `...` marker or shares the `---` line)",
+                    seen + 2
+                ),
+            )
+            .hint("start each document with a line of its own that is `---`"));
+        }
+        seen += objects;
+    }
+    Ok(())
+}
+
+/// kubectl's document separator: a line that starts with `---` followed by
+/// nothing but white space or a comment (k8s.io/apimachinery YAMLReader).
+fn is_kubectl_separator(line: &str) -> bool {
+    line.strip_prefix("---")
+        .map(str::trim)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('#'))
+}
+
+/// The stream cut the way kubectl cuts it (separator lines dropped).
+fn kubectl_chunks(text: &str) -> Vec<&str> {
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    let mut pos = 0;
+    for line in text.split_inclusive('\n') {
+        if is_kubectl_separator(line) {
+            chunks.push(&text[start..pos]);
+            start = pos + line.len();
+        }
+        pos += line.len();
+    }
+    chunks.push(&text[start..]);
+    chunks
 }
 
 /// The text to write for a clear value, and the string it parses back to.

@@ -5,6 +5,7 @@ pub mod decrypt;
 pub mod encrypt;
 pub mod introspect;
 pub mod keygen;
+pub mod plugin;
 pub mod recompute_mac;
 
 use std::path::PathBuf;

@@ -487,7 +487,7 @@ impl<'a> Walker<'a> {
 }
 
 /// Length of a block scalar's span without trailing whitespace and line breaks.
-fn trim_block_end(s: &str) -> usize {
+pub(super) fn trim_block_end(s: &str) -> usize {
     s.trim_end_matches([' ', '\t', '\r', '\n']).len()
 }
 

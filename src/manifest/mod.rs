@@ -11,6 +11,7 @@
 
 mod locate;
 pub mod scalar;
+pub mod tree;
 
 use std::ops::Range;
 

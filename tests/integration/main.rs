@@ -4,12 +4,15 @@
 
 mod support;
 
+mod apiserver;
 mod aws;
 mod cli;
 mod fixtures;
 mod interop_age;
+mod kubectl;
 mod kubesec_compat;
 mod pgp;
+mod plugins;
 mod properties;
 mod tamper;
 mod vectors;

@@ -428,10 +428,11 @@ fn encrypt(gpg: &Gpg, env: &TestEnv, keys: &[&str]) -> String {
     ok_stdout(&c.write_stdin(SECRET).output().unwrap())
 }
 
-/// `ksec decrypt` of `text` from stdin.
+/// `ksec decrypt` of `text` from stdin (`-q`: no kubectl advice on stderr,
+/// which these tests read for gpg's messages).
 fn decrypt(gpg: &Gpg, env: &TestEnv, text: &str, extra: &[&str]) -> Output {
     gpg.ksec(env)
-        .arg("decrypt")
+        .args(["decrypt", "-q"])
         .args(extra)
         .write_stdin(text)
         .output()
@@ -1124,7 +1125,7 @@ fn pgp_verbose_shows_gpg_command_lines_but_no_key_material() {
     );
     let out = gpg
         .ksec(&env)
-        .args(["-v", "decrypt"])
+        .args(["-v", "decrypt", "-q"])
         .write_stdin(encrypted.as_str())
         .output()
         .unwrap();

@@ -70,6 +70,18 @@ impl TestEnv {
         c
     }
 
+    /// The same as [`TestEnv::ksec`], as a plain `std::process::Command`
+    /// (for real pipes between processes).
+    pub fn ksec_std(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(ksec_path());
+        c.current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path().join("home"))
+            .env("KSEC_AGE_KEY_FILE", &self.key_file);
+        c
+    }
+
     /// `ksec` with no identity configured at all (fresh machine).
     pub fn ksec_bare(&self) -> Command {
         let mut c = Command::cargo_bin("ksec").expect("ksec binary");
@@ -138,4 +150,9 @@ pub fn changed_lines<'a>(a: &'a str, b: &'a str) -> Vec<(usize, &'a str, &'a str
         .filter(|(_, (x, y))| x != y)
         .map(|(i, (x, y))| (i + 1, x, y))
         .collect()
+}
+
+/// The built `ksec` binary.
+pub fn ksec_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ksec"))
 }

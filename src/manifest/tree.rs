@@ -1,0 +1,400 @@
+//! A YAML stream as a tree of nodes that remember where they are.
+//!
+//! The value locator ([`super::locate`]) looks only at what a Secret needs.
+//! The kustomize and KRM function plugins need whole objects: a
+//! `ResourceList` whose `items` we add to *without re-serialising the items
+//! that pass through* (so kpt gets back exactly the bytes it sent), and the
+//! generator's configuration. This module builds that tree from the same
+//! event parser, with each node's byte range, and converts nodes to JSON
+//! values under the YAML 1.2 core schema (what kpt's and kustomize's YAML
+//! library resolves) for the parts that are read as data.
+//!
+//! Anchors are allowed, aliases are refused: expanding them is how alias
+//! bombs work, and nothing we read needs them. Pure code: text in, tree out.
+
+use std::ops::Range;
+
+use granit_parser::{Event, Options, Parser, ScalarStyle, ScanError, Span, StructureStyle};
+use serde_json::{Map, Number, Value};
+
+use super::LocateError;
+use super::locate::trim_block_end;
+
+/// Nesting limit, as for the locator.
+const MAX_NESTING: usize = 128;
+
+/// One node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// What the node holds.
+    pub value: NodeValue,
+    /// The node's bytes: from its first content byte (after any tag or
+    /// anchor) to its last (block scalars trimmed to their last content
+    /// character; block collections end at their last content byte).
+    pub range: Range<usize>,
+    /// 1-based line of the node's start.
+    pub line: usize,
+    /// 0-based column of the node's start (for a block sequence, of its first `-`).
+    pub column: usize,
+    /// Written in flow style (`[..]`, `{..}`); for scalars, not plain.
+    pub flow: bool,
+}
+
+/// The content of a node.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeValue {
+    /// A scalar: its text after YAML processing, whether it was plain (so
+    /// subject to type resolution), and its core-schema tag suffix if tagged.
+    Scalar {
+        /// The text.
+        text: String,
+        /// Plain style (unquoted, not a block scalar).
+        plain: bool,
+        /// `str`, `int`, ... for a core-schema tag; `?` for any other tag.
+        tag: Option<String>,
+    },
+    /// A sequence.
+    Sequence(Vec<Node>),
+    /// A mapping, entries in order.
+    Mapping(Vec<(Node, Node)>),
+}
+
+impl Node {
+    /// The value of `key` in a mapping (string keys only).
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match &self.value {
+            NodeValue::Mapping(entries) => entries
+                .iter()
+                .find(|(k, _)| k.as_str() == Some(key))
+                .map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// The text of a scalar that reads as a string.
+    pub fn as_str(&self) -> Option<&str> {
+        match self.to_json() {
+            Value::String(_) => match &self.value {
+                NodeValue::Scalar { text, .. } => Some(text),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// The items of a sequence.
+    pub fn items(&self) -> Option<&[Node]> {
+        match &self.value {
+            NodeValue::Sequence(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// A document with no content (`---` alone, or only comments).
+    pub fn is_empty_document(&self) -> bool {
+        self.range.is_empty()
+            && matches!(
+                &self.value,
+                NodeValue::Scalar {
+                    plain: true,
+                    tag: None,
+                    ..
+                }
+            )
+    }
+
+    /// The node as a JSON value, plain scalars resolved by the YAML 1.2 core
+    /// schema (`null`, `true`, numbers; everything else is a string).
+    pub fn to_json(&self) -> Value {
+        match &self.value {
+            NodeValue::Scalar { text, plain, tag } => scalar_json(text, *plain, tag.as_deref()),
+            NodeValue::Sequence(items) => Value::Array(items.iter().map(Node::to_json).collect()),
+            NodeValue::Mapping(entries) => {
+                let mut map = Map::new();
+                for (k, v) in entries {
+                    let key = match k.to_json() {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    map.insert(key, v.to_json());
+                }
+                Value::Object(map)
+            }
+        }
+    }
+}
+
+fn scalar_json(text: &str, plain: bool, tag: Option<&str>) -> Value {
+    let resolve = match tag {
+        Some("str") | Some("binary") | Some("?") => return Value::String(text.to_owned()),
+        Some(_) => true,
+        None => plain,
+    };
+    if !resolve {
+        return Value::String(text.to_owned());
+    }
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        "true" | "True" | "TRUE" => return Value::Bool(true),
+        "false" | "False" | "FALSE" => return Value::Bool(false),
+        _ => {}
+    }
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+    if digits(unsigned)
+        && let Ok(i) = text.parse::<i64>()
+    {
+        return Value::Number(i.into());
+    }
+    if let Some(hex) = text.strip_prefix("0x")
+        && let Ok(i) = i64::from_str_radix(hex, 16)
+    {
+        return Value::Number(i.into());
+    }
+    if let Some(oct) = text.strip_prefix("0o")
+        && let Ok(i) = i64::from_str_radix(oct, 8)
+    {
+        return Value::Number(i.into());
+    }
+    let float_shaped = unsigned
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
+        && unsigned.bytes().any(|b| b.is_ascii_digit());
+    if float_shaped
+        && let Ok(f) = text.parse::<f64>()
+        && let Some(n) = Number::from_f64(f)
+    {
+        return Value::Number(n);
+    }
+    Value::String(text.to_owned())
+}
+
+/// Parses a YAML stream: one root node per document.
+pub fn parse_stream(text: &str) -> Result<Vec<Node>, LocateError> {
+    let mut options = Options::default();
+    options.flow_nesting_limit = MAX_NESTING;
+    options.block_nesting_limit = MAX_NESTING;
+    let mut b = Builder {
+        text,
+        parser: Parser::new_from_str_with_options(text, options),
+    };
+    let mut docs = Vec::new();
+    loop {
+        let (ev, span) = b.next()?;
+        match ev {
+            Event::StreamStart | Event::DocumentEnd => {}
+            Event::StreamEnd => break,
+            Event::DocumentStart(..) => {
+                let (first, span) = b.next()?;
+                if matches!(first, Event::DocumentEnd) {
+                    let at = range(&span).start;
+                    docs.push(Node {
+                        value: NodeValue::Scalar {
+                            text: String::new(),
+                            plain: true,
+                            tag: None,
+                        },
+                        range: at..at,
+                        line: span.start.line(),
+                        column: span.start.col(),
+                        flow: false,
+                    });
+                } else {
+                    docs.push(b.node(first, span)?);
+                }
+            }
+            _ => return Err(error_at(&span, "unexpected YAML event")),
+        }
+    }
+    Ok(docs)
+}
+
+struct Builder<'a> {
+    text: &'a str,
+    parser: Parser<'a, granit_parser::StrInput<'a>>,
+}
+
+fn range(span: &Span) -> Range<usize> {
+    span.byte_range().unwrap_or(0..0)
+}
+
+fn error_at(span: &Span, message: &str) -> LocateError {
+    LocateError::Syntax {
+        line: span.start.line(),
+        column: span.start.col() + 1,
+        message: message.to_owned(),
+    }
+}
+
+fn syntax(e: ScanError) -> LocateError {
+    LocateError::Syntax {
+        line: e.marker().line(),
+        column: e.marker().col() + 1,
+        message: e.info().to_owned(),
+    }
+}
+
+/// The column of the `-` that opens a block sequence whose event starts at
+/// `at`: the parser reports either the indicator or the first item's content.
+fn dash_column(text: &str, at: usize) -> Option<usize> {
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    if text[at..].starts_with('-') {
+        return Some(at - line_start);
+    }
+    text[line_start..at].rfind('-')
+}
+
+fn tag_name(tag: Option<&granit_parser::Tag>) -> Option<String> {
+    tag.map(|t| {
+        if t.is_yaml_core_schema() {
+            t.suffix().to_owned()
+        } else {
+            "?".to_owned()
+        }
+    })
+}
+
+impl<'a> Builder<'a> {
+    /// The next event that is not a comment.
+    fn next(&mut self) -> Result<(Event<'a>, Span), LocateError> {
+        loop {
+            let Some(item) = self.parser.next() else {
+                return Err(LocateError::Syntax {
+                    line: 0,
+                    column: 0,
+                    message: "unexpected end of input".into(),
+                });
+            };
+            let (ev, span) = item.map_err(syntax)?;
+            if !matches!(ev, Event::Comment(..)) {
+                return Ok((ev, span));
+            }
+        }
+    }
+
+    fn node(&mut self, ev: Event<'a>, span: Span) -> Result<Node, LocateError> {
+        let start = range(&span).start;
+        let (line, column) = (span.start.line(), span.start.col());
+        match ev {
+            Event::Scalar(text, style, _, tag) => {
+                let r = range(&span);
+                let end = match style {
+                    ScalarStyle::Literal | ScalarStyle::Folded => {
+                        r.start + trim_block_end(&self.text[r.clone()])
+                    }
+                    _ => r.end,
+                };
+                Ok(Node {
+                    value: NodeValue::Scalar {
+                        text: text.into_owned(),
+                        plain: style == ScalarStyle::Plain,
+                        tag: tag_name(tag.as_deref()),
+                    },
+                    range: r.start..end,
+                    line,
+                    column,
+                    flow: style != ScalarStyle::Plain,
+                })
+            }
+            Event::SequenceStart(style, ..) => {
+                let column = if style == StructureStyle::Block {
+                    dash_column(self.text, start).unwrap_or(column)
+                } else {
+                    column
+                };
+                let mut items = Vec::new();
+                let mut end = start;
+                loop {
+                    let (ev, span) = self.next()?;
+                    if matches!(ev, Event::SequenceEnd) {
+                        if style == StructureStyle::Flow {
+                            end = range(&span).end;
+                        }
+                        break;
+                    }
+                    let n = self.node(ev, span)?;
+                    end = end.max(n.range.end);
+                    items.push(n);
+                }
+                Ok(Node {
+                    value: NodeValue::Sequence(items),
+                    range: start..end,
+                    line,
+                    column,
+                    flow: style == StructureStyle::Flow,
+                })
+            }
+            Event::MappingStart(style, ..) => {
+                let mut entries = Vec::new();
+                let mut end = start;
+                loop {
+                    let (ev, span) = self.next()?;
+                    if matches!(ev, Event::MappingEnd) {
+                        if style == StructureStyle::Flow {
+                            end = range(&span).end;
+                        }
+                        break;
+                    }
+                    let k = self.node(ev, span)?;
+                    let (ev, span) = self.next()?;
+                    let v = self.node(ev, span)?;
+                    end = end.max(k.range.end).max(v.range.end);
+                    entries.push((k, v));
+                }
+                Ok(Node {
+                    value: NodeValue::Mapping(entries),
+                    range: start..end,
+                    line,
+                    column,
+                    flow: style == StructureStyle::Flow,
+                })
+            }
+            Event::Alias(_) | Event::UnresolvedAlias(_) => {
+                Err(error_at(&span, "aliases (`*name`) are not supported here"))
+            }
+            _ => Err(error_at(&span, "unexpected YAML event")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn core_schema_resolution() {
+        let docs = parse_stream(
+            "a: on\nb: 0755\nc: '1'\nd: 1.5\ne: null\nf: TRUE\ng: !!str 3\nh: |\n  x\n\ni: 0x1F\n",
+        )
+        .unwrap();
+        assert_eq!(
+            docs[0].to_json(),
+            json!({"a": "on", "b": 755, "c": "1", "d": 1.5, "e": null, "f": true, "g": "3", "h": "x\n", "i": 31})
+        );
+    }
+
+    #[test]
+    fn ranges_and_columns() {
+        let text = "items:\n- a: 1\n  b: [x, y]\n- {c: 2}\nk: v # c\n";
+        let root = &parse_stream(text).unwrap()[0];
+        let items = root.get("items").unwrap();
+        assert_eq!(items.column, 0);
+        let it = items.items().unwrap();
+        assert_eq!(&text[it[0].range.clone()], "a: 1\n  b: [x, y]");
+        assert_eq!(&text[it[1].range.clone()], "{c: 2}");
+        assert_eq!(&text[root.range.clone()], &text[..text.len() - 5]);
+        assert_eq!(root.get("k").unwrap().as_str(), Some("v"));
+    }
+
+    #[test]
+    fn documents_and_refusals() {
+        let docs = parse_stream("---\n# only a comment\n---\na: 1\n...\nb: 2\n").unwrap();
+        assert_eq!(docs.len(), 3);
+        assert!(docs[0].is_empty_document());
+        assert!(!docs[1].is_empty_document());
+        assert!(parse_stream("a: &x 1\nb: *x\n").is_err());
+        assert!(parse_stream("a: [\n").is_err());
+        assert!(parse_stream(&"[".repeat(500)).is_err());
+    }
+}
