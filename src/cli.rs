@@ -115,6 +115,15 @@ pub struct EncryptArgs {
     /// Input `data` values are plain text: base64-encode them first.
     #[arg(short = 'x', long)]
     pub cleartext: bool,
+    /// Generate a new data key for every Secret and re-encrypt every value.
+    #[arg(long)]
+    pub rotate: bool,
+    /// An earlier encrypted version of the same file: clear Secrets take its
+    /// keys, data key and ciphertexts, so values equal to the parent's keep
+    /// their exact ciphertext. Secrets are matched by namespace/name, then
+    /// by position. The parent's MACs must verify.
+    #[arg(long, value_name = "OLD.enc.yaml")]
+    pub parent: Option<PathBuf>,
 }
 
 /// `decrypt` arguments.
@@ -215,6 +224,8 @@ impl Cli {
                     source,
                     keys,
                     cleartext: a.cleartext,
+                    rotate: a.rotate,
+                    parent: a.parent,
                     max_input,
                 })
             }

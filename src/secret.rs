@@ -242,13 +242,16 @@ pub struct Sealed {
 /// Encrypts `values` for `keys`. With `previous` (and no rotation) the data
 /// key is kept, every unchanged value keeps its token (so its IV and bytes),
 /// existing key lines keep their blobs, and the MAC line is kept when it still
-/// verifies; changed values always get a fresh IV.
+/// verifies; changed values always get a fresh IV. A new data key is
+/// recorded in the footer as generated at `now` (`# ksec:rotated:`); a kept
+/// one keeps its record.
 pub fn seal(
     values: &[Plain],
     keys: &[KeyId],
     previous: Option<&Opened>,
     rotate: bool,
     keyring: &Keyring,
+    now: &str,
 ) -> Result<Sealed, DocError> {
     let previous = previous.filter(|_| !rotate);
     let dek = previous.map_or_else(DataKey::generate, |p| p.dek.clone());
@@ -313,6 +316,10 @@ pub fn seal(
     } else {
         3
     };
+    let rotated = match previous {
+        Some(p) => p.footer.rotated.clone(),
+        None => Some(now.to_owned()),
+    };
     Ok(Sealed {
         dek,
         tokens,
@@ -320,6 +327,7 @@ pub fn seal(
             version,
             keys: wrapped,
             mac: Some(mac),
+            rotated,
         },
     })
 }
@@ -336,6 +344,25 @@ pub fn decode_base64(s: &str) -> Option<Zeroizing<Vec<u8>>> {
     let compact: Zeroizing<String> =
         Zeroizing::new(s.chars().filter(|c| !matches!(c, '\n' | '\r')).collect());
     B64.decode(compact.as_bytes()).ok().map(Zeroizing::new)
+}
+
+/// Encodes bytes as a `data` value, keeping `prior` (a previous version's
+/// base64 text of the same key) when it decodes to the same bytes: line
+/// breaks or a different wrapping in `prior` must not count as a change.
+pub fn encode_data_like(bytes: &[u8], prior: Option<&str>) -> Zeroizing<String> {
+    match prior {
+        Some(p) if decode_base64(p).is_some_and(|d| *d == bytes) => Zeroizing::new(p.to_owned()),
+        _ => encode_base64(bytes),
+    }
+}
+
+/// Whether Kubernetes accepts `key` as a Secret key: one or more of `-`,
+/// `.`, `_`, ASCII letters and digits.
+pub fn valid_key(key: &str) -> bool {
+    !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
 }
 
 /// Encodes bytes as a `data` value.

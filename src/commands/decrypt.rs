@@ -2,6 +2,7 @@
 
 use zeroize::Zeroizing;
 
+use super::parent::ParentDoc;
 use super::{Output, check_problems, doc_failure, place, warn};
 use crate::error::{Exit, Failure, Result};
 use crate::io::Source;
@@ -47,6 +48,19 @@ pub fn decrypt_stream(
     allow_missing_mac: bool,
     keyring: &Keyring,
 ) -> Result<String> {
+    decrypt_opened(file, text, cleartext, allow_missing_mac, keyring).map(|(out, _)| out)
+}
+
+/// [`decrypt_stream`], also returning every opened Secret (data key, footer,
+/// values with their tokens) so that a caller can seal an edited version
+/// against them without unwrapping the data keys again.
+pub fn decrypt_opened(
+    file: &str,
+    text: &str,
+    cleartext: bool,
+    allow_missing_mac: bool,
+    keyring: &Keyring,
+) -> Result<(String, Vec<ParentDoc>)> {
     let docs = manifest::locate(text).map_err(|e| super::locate_failure(file, &e))?;
     let opts = OpenOptions {
         allow_missing_mac,
@@ -54,6 +68,7 @@ pub fn decrypt_stream(
     };
     let mut edits = Vec::new();
     let mut expected: Vec<(usize, Vec<Zeroizing<String>>)> = Vec::new();
+    let mut opened_docs = Vec::new();
     for doc in docs.iter().filter(|d| d.is_secret) {
         check_problems(file, doc)?;
         let footer = match secret::classify(doc).map_err(|e| doc_failure(file, doc, e))? {
@@ -97,6 +112,7 @@ pub fn decrypt_stream(
             edits.push(manifest::remove_footer(text, f));
         }
         expected.push((doc.index, intended));
+        opened_docs.push(ParentDoc::new(doc, opened));
     }
     if expected.is_empty() {
         warn(&format!(
@@ -107,7 +123,7 @@ pub fn decrypt_stream(
     verify(&out, docs.len(), &expected).map_err(|why| {
         Failure::new(Exit::Other, format!("{file}: internal error: the decrypted result did not verify ({why}); nothing was written"))
     })?;
-    Ok(out)
+    Ok((out, opened_docs))
 }
 
 /// The text to write for a clear value, and the string it parses back to.

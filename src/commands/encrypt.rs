@@ -4,6 +4,9 @@ use std::cell::OnceCell;
 
 use zeroize::Zeroizing;
 
+use std::path::PathBuf;
+
+use super::parent::{ParentDoc, Parents};
 use super::{Output, check_problems, doc_failure, key_failure, note, place, warn};
 use crate::envelope::DataKey;
 use crate::envelope::footer::{KeyId, KeyType};
@@ -23,6 +26,10 @@ pub struct EncryptPlan {
     pub keys: KeyChange,
     /// `data` values are plain text to be base64-encoded first.
     pub cleartext: bool,
+    /// Generate a new data key for every Secret.
+    pub rotate: bool,
+    /// A previous encrypted version (`--parent`).
+    pub parent: Option<PathBuf>,
     /// Input size limit.
     pub max_input: u64,
 }
@@ -38,8 +45,42 @@ pub(super) struct Expected {
 pub fn run(plan: &EncryptPlan, keyring: &Keyring) -> Result<()> {
     let file = plan.source.display();
     let text = crate::io::read_text(&plan.source, plan.max_input)?;
-    let out = encrypt_stream(&file, &text, &plan.keys, plan.cleartext, keyring)?;
+    let parents = match &plan.parent {
+        Some(p) => {
+            let source = Source::File(p.clone());
+            let ptext = crate::io::read_text(&source, plan.max_input)?;
+            Some(Parents::open(&source.display(), &ptext, keyring)?)
+        }
+        None => None,
+    };
+    let now = super::now();
+    let opts = EncryptOptions {
+        keys: &plan.keys,
+        cleartext: plan.cleartext,
+        rotate: plan.rotate,
+        parents: parents.as_ref(),
+        strict_keys: false,
+        now: &now,
+    };
+    let out = encrypt_with(&file, &text, &opts, keyring)?;
     plan.output.write(&text, &out)
+}
+
+/// How to encrypt a stream.
+pub struct EncryptOptions<'a> {
+    /// `--key` changes.
+    pub keys: &'a KeyChange,
+    /// `data` values are plain text (or `!!binary`) to be base64-encoded.
+    pub cleartext: bool,
+    /// Generate a new data key for every Secret.
+    pub rotate: bool,
+    /// Previous versions: clear Secrets take their data key, key lines and
+    /// the tokens of unchanged values from their match (see [`super::parent`]).
+    pub parents: Option<&'a Parents>,
+    /// Refuse map keys that Kubernetes would refuse (`[-._a-zA-Z0-9]+`).
+    pub strict_keys: bool,
+    /// The time recorded for a new data key (`# ksec:rotated:`).
+    pub now: &'a str,
 }
 
 /// Encrypts every Secret document of a stream and returns the verified
@@ -51,30 +92,59 @@ pub fn encrypt_stream(
     cleartext: bool,
     keyring: &Keyring,
 ) -> Result<String> {
+    let now = super::now();
+    let opts = EncryptOptions {
+        keys,
+        cleartext,
+        rotate: false,
+        parents: None,
+        strict_keys: false,
+        now: &now,
+    };
+    encrypt_with(file, text, &opts, keyring)
+}
+
+/// Encrypts every Secret document of a stream as `opts` says and returns
+/// the verified result.
+pub fn encrypt_with(
+    file: &str,
+    text: &str,
+    opts: &EncryptOptions<'_>,
+    keyring: &Keyring,
+) -> Result<String> {
     let docs = manifest::locate(text).map_err(|e| super::locate_failure(file, &e))?;
     // Key ids are checked and normalised once per run, not per document.
-    let change = if keys.is_empty() {
+    let change = if opts.keys.is_empty() {
         None
     } else {
-        Some(resolve_change(keys, keyring)?)
+        Some(resolve_change(opts.keys, keyring)?)
     };
+    let secrets: Vec<&Document> = docs.iter().filter(|d| d.is_secret).collect();
+    let assigned = opts
+        .parents
+        .map_or_else(|| vec![None; secrets.len()], |p| p.assign(&secrets));
     let default_key: OnceCell<KeyId> = OnceCell::new();
     let mut edits = Vec::new();
     let mut expected = Vec::new();
-    for doc in docs.iter().filter(|d| d.is_secret) {
+    for (doc, parent) in secrets.iter().zip(assigned) {
         check_problems(file, doc)?;
+        if opts.strict_keys {
+            check_keys(file, doc)?;
+        }
+        let parent = parent.and_then(|j| opts.parents.map(|p| &p.docs[j]));
         let state = secret::classify(doc).map_err(|e| doc_failure(file, doc, e))?;
-        let (values, previous, current_keys) = match state {
-            State::Plain => (plain_values(file, doc, cleartext)?, None, Vec::new()),
+        let (values, own) = match state {
+            State::Plain => (plain_values(file, doc, opts.cleartext, parent)?, None),
             State::Encrypted(footer) => {
                 let opened = secret::open(doc, footer, keyring, OpenOptions::default())
                     .map_err(|e| doc_failure(file, doc, e))?;
-                let values = reopened_values(doc, &opened);
-                let current: Vec<KeyId> =
-                    opened.footer.keys.iter().map(|w| w.key.clone()).collect();
-                (values, Some(opened), current)
+                (reopened_values(doc, &opened), Some(opened))
             }
         };
+        let previous = own.as_ref().or(parent.map(|p| &p.opened));
+        let current_keys: Vec<KeyId> = previous.map_or_else(Vec::new, |p| {
+            p.footer.keys.iter().map(|w| w.key.clone()).collect()
+        });
         let wanted = match &change {
             Some(change) => change.apply(&current_keys).map_err(|m| {
                 Failure::new(Exit::Usage, format!("{}: {m}", place(file, doc, doc.line)))
@@ -82,8 +152,8 @@ pub fn encrypt_stream(
             None if current_keys.is_empty() => vec![local_key(&default_key)?.clone()],
             None => current_keys.clone(),
         };
-        let rotate = current_keys.iter().any(|k| !wanted.contains(k));
-        let sealed = secret::seal(&values, &wanted, previous.as_ref(), rotate, keyring)
+        let rotate = opts.rotate || current_keys.iter().any(|k| !wanted.contains(k));
+        let sealed = secret::seal(&values, &wanted, previous, rotate, keyring, opts.now)
             .map_err(|e| doc_failure(file, doc, e))?;
         edits.extend(sealed_edits(text, doc, &sealed));
         expected.push(Expected::new(doc, sealed.dek, values));
@@ -101,6 +171,25 @@ pub fn encrypt_stream(
         )
     })?;
     Ok(out)
+}
+
+/// Refuses map keys Kubernetes would refuse: a Secret key is one or more of
+/// `-`, `.`, `_`, ASCII letters and digits.
+pub(super) fn check_keys(file: &str, doc: &Document) -> Result<()> {
+    for s in &doc.sites {
+        if !secret::valid_key(&s.key) {
+            return Err(Failure::new(
+                Exit::Input,
+                format!(
+                    "{}, {}: not a valid Secret key",
+                    place(file, doc, s.line),
+                    secret::label(s)
+                ),
+            )
+            .hint("Secret keys consist of letters, digits, `-`, `_` and `.`"));
+        }
+    }
+    Ok(())
 }
 
 /// The values of an opened document, ready to seal again.
@@ -199,12 +288,22 @@ fn local_key(cell: &OnceCell<KeyId>) -> Result<&KeyId> {
 }
 
 /// The clear values of a plain document, checked and (with `-x`) encoded.
-fn plain_values(file: &str, doc: &Document, cleartext: bool) -> Result<Vec<Plain>> {
+/// With `-x`, a `data` value whose bytes equal the parent's keeps the
+/// parent's base64 text, so that its token can be reused.
+fn plain_values(
+    file: &str,
+    doc: &Document,
+    cleartext: bool,
+    parent: Option<&ParentDoc>,
+) -> Result<Vec<Plain>> {
     let mut out = Vec::with_capacity(doc.sites.len());
     for s in &doc.sites {
         let clear = match s.section {
             Section::StringData => Zeroizing::new(s.value.clone()),
-            Section::Data if cleartext && !s.binary => secret::encode_base64(s.value.as_bytes()),
+            Section::Data if cleartext && !s.binary => {
+                let prior = parent.and_then(|p| p.value(Section::Data, &s.key));
+                secret::encode_data_like(s.value.as_bytes(), prior)
+            }
             Section::Data => {
                 if s.binary && !cleartext {
                     return Err(Failure::new(
@@ -219,6 +318,13 @@ fn plain_values(file: &str, doc: &Document, cleartext: bool) -> Result<Vec<Plain
                 }
                 let compact: String = s.value.chars().filter(|c| !c.is_whitespace()).collect();
                 let v = if s.binary { compact } else { s.value.clone() };
+                let prior = parent.and_then(|p| p.value(Section::Data, &s.key));
+                let v = match (s.binary, prior, secret::decode_base64(&v)) {
+                    (true, Some(p), Some(bytes)) => {
+                        secret::encode_data_like(&bytes, Some(p)).to_string()
+                    }
+                    _ => v,
+                };
                 if !secret::valid_base64(&v) {
                     return Err(doc_failure(
                         file,

@@ -5,6 +5,7 @@ pub mod decrypt;
 pub mod encrypt;
 pub mod introspect;
 pub mod keygen;
+pub mod parent;
 pub mod recompute_mac;
 
 use std::path::PathBuf;
@@ -166,6 +167,14 @@ pub fn key_failure(context: &str, e: &KeyError) -> Failure {
         KeyError::Unavailable(_) | KeyError::Failed(_) => Exit::Key,
     };
     Failure::new(exit, format!("{context}: {e}"))
+}
+
+/// The current time as recorded for a new data key (`# ksec:rotated:`).
+pub fn now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    crate::envelope::footer::utc_timestamp(secs)
 }
 
 /// A one-line warning on stderr.

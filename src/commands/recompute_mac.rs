@@ -77,7 +77,7 @@ pub fn run(plan: &RecomputePlan, keyring: &Keyring) -> Result<()> {
         }
         let values = reopened_values(doc, &opened);
         let keys: Vec<_> = opened.footer.keys.iter().map(|w| w.key.clone()).collect();
-        let sealed = secret::seal(&values, &keys, Some(&opened), false, keyring)
+        let sealed = secret::seal(&values, &keys, Some(&opened), false, keyring, &super::now())
             .map_err(|e| doc_failure(&file, doc, e))?;
         edits.extend(sealed_edits(&text, doc, &sealed));
         expected.push(Expected::new(doc, sealed.dek, values));

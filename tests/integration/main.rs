@@ -8,6 +8,7 @@ mod cli;
 mod fixtures;
 mod interop_age;
 mod kubesec_compat;
+mod parent;
 mod pgp;
 mod properties;
 mod tamper;
