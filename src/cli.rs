@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::commands::Output;
 use crate::commands::decrypt::DecryptPlan;
+use crate::commands::edit::EditPlan;
 use crate::commands::encrypt::EncryptPlan;
 use crate::commands::introspect::IntrospectPlan;
 use crate::commands::recompute_mac::RecomputePlan;
@@ -69,6 +70,17 @@ pub enum Command {
     /// Every value and the MAC are verified before anything is printed; on
     /// any error nothing reaches stdout.
     Decrypt(DecryptArgs),
+    /// Edit an encrypted file in $VISUAL / $EDITOR / vi; re-encrypted on save.
+    ///
+    /// `data` values are shown base64-decoded (non-UTF-8 ones as `!!binary`)
+    /// unless --base64. The clear text sits in a 0600 file in a private
+    /// directory on tmpfs ($XDG_RUNTIME_DIR, /dev/shm) and is removed on
+    /// every exit, SIGINT/SIGTERM/SIGHUP included (exit code 128+signal).
+    /// Unchanged values keep their exact ciphertext; an unchanged text
+    /// writes nothing. A save that does not encrypt re-opens the editor (on a
+    /// terminal); save it unchanged or empty to give up. If FILE changes on
+    /// disk meanwhile, the result is written to FILE.ksec-edit-TIME.yaml.
+    Edit(EditArgs),
     /// Show, per document, its name, format version, the keys that can open
     /// it and whether it has a MAC. Needs no keys.
     Introspect(IntrospectArgs),
@@ -143,6 +155,27 @@ pub struct DecryptArgs {
     pub allow_missing_mac: bool,
 }
 
+/// `edit` arguments.
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    /// The encrypted manifest, rewritten in place.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Show `data` values base64-encoded, as stored.
+    #[arg(short, long)]
+    pub base64: bool,
+    /// Create FILE from a template when it does not exist (a Secret named
+    /// after the file with one placeholder value).
+    #[arg(short = 'f', long)]
+    pub create: bool,
+    /// Keys for a new file, or key changes (+KEY, -KEY) as for encrypt.
+    #[arg(short, long = "key", value_name = "KEY", allow_hyphen_values = true)]
+    pub keys: Vec<String>,
+    /// Generate a new data key and re-encrypt every value.
+    #[arg(long)]
+    pub rotate: bool,
+}
+
 /// `introspect` arguments.
 #[derive(Debug, Args)]
 pub struct IntrospectArgs {
@@ -179,6 +212,8 @@ pub enum Plan {
     Encrypt(EncryptPlan),
     /// `decrypt`.
     Decrypt(DecryptPlan),
+    /// `edit`.
+    Edit(EditPlan),
     /// `introspect`.
     Introspect(IntrospectPlan),
     /// `keygen`.
@@ -239,6 +274,14 @@ impl Cli {
                     max_input,
                 })
             }
+            Command::Edit(a) => Plan::Edit(EditPlan {
+                path: a.file,
+                base64: a.base64,
+                create: a.create,
+                keys: KeyChange::parse(&a.keys).map_err(|m| Failure::new(Exit::Usage, m))?,
+                rotate: a.rotate,
+                max_input,
+            }),
             Command::Introspect(a) => Plan::Introspect(IntrospectPlan {
                 source: Source::from_arg(a.file.as_deref()),
                 json: a.json,

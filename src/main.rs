@@ -16,6 +16,7 @@ fn run(cli: Cli) -> Result<()> {
     match &run.plan {
         Plan::Encrypt(p) => commands::encrypt::run(p, &keyring()),
         Plan::Decrypt(p) => commands::decrypt::run(p, &keyring()),
+        Plan::Edit(p) => commands::edit::run(p, &keyring()),
         Plan::Introspect(p) => commands::introspect::run(p),
         Plan::Keygen => commands::keygen::run(),
         Plan::RecomputeMac(p) => commands::recompute_mac::run(p, &keyring()),

@@ -60,6 +60,7 @@ pub fn run(plan: &EncryptPlan, keyring: &Keyring) -> Result<()> {
         rotate: plan.rotate,
         parents: parents.as_ref(),
         strict_keys: false,
+        fallback_keys: &[],
         now: &now,
     };
     let out = encrypt_with(&file, &text, &opts, keyring)?;
@@ -79,6 +80,9 @@ pub struct EncryptOptions<'a> {
     pub parents: Option<&'a Parents>,
     /// Refuse map keys that Kubernetes would refuse (`[-._a-zA-Z0-9]+`).
     pub strict_keys: bool,
+    /// Keys for a clear Secret without a parent when no `--key` is given
+    /// (empty: the local age identity).
+    pub fallback_keys: &'a [KeyId],
     /// The time recorded for a new data key (`# ksec:rotated:`).
     pub now: &'a str,
 }
@@ -99,6 +103,7 @@ pub fn encrypt_stream(
         rotate: false,
         parents: None,
         strict_keys: false,
+        fallback_keys: &[],
         now: &now,
     };
     encrypt_with(file, text, &opts, keyring)
@@ -149,6 +154,9 @@ pub fn encrypt_with(
             Some(change) => change.apply(&current_keys).map_err(|m| {
                 Failure::new(Exit::Usage, format!("{}: {m}", place(file, doc, doc.line)))
             })?,
+            None if current_keys.is_empty() && !opts.fallback_keys.is_empty() => {
+                opts.fallback_keys.to_vec()
+            }
             None if current_keys.is_empty() => vec![local_key(&default_key)?.clone()],
             None => current_keys.clone(),
         };

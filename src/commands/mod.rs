@@ -2,11 +2,13 @@
 //! unwrap or generate data keys, transform, verify, and only then write.
 
 pub mod decrypt;
+pub mod edit;
 pub mod encrypt;
 pub mod introspect;
 pub mod keygen;
 pub mod parent;
 pub mod recompute_mac;
+pub mod scratch;
 
 use std::path::PathBuf;
 

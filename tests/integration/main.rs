@@ -5,6 +5,7 @@
 mod support;
 
 mod cli;
+mod edit;
 mod fixtures;
 mod interop_age;
 mod kubesec_compat;
