@@ -6,14 +6,18 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::commands::Output;
+use crate::commands::create::CreatePlan;
 use crate::commands::decrypt::DecryptPlan;
 use crate::commands::edit::EditPlan;
 use crate::commands::encrypt::EncryptPlan;
 use crate::commands::introspect::IntrospectPlan;
+use crate::commands::patch::PatchPlan;
 use crate::commands::recompute_mac::RecomputePlan;
+use crate::commands::spec::{self, MetaSpec, ValueSource, ValueSpec};
 use crate::error::{Exit, Failure, Result};
 use crate::io::{self, Source};
 use crate::keys::KeyChange;
+use crate::manifest::Section;
 
 /// Keep Kubernetes Secrets in git: encrypt the values of Secret manifests in
 /// place (kubesec format), decrypt them for `kubectl apply -f -`.
@@ -70,6 +74,19 @@ pub enum Command {
     /// Every value and the MAC are verified before anything is printed; on
     /// any error nothing reaches stdout.
     Decrypt(DecryptArgs),
+    /// Create an encrypted Secret from values on the command line.
+    ///
+    /// VALUE forms for -d/-s: KEY=VALUE, KEY=- (read standard input, so the
+    /// secret is not in argv or shell history), file:PATH (key = the file's
+    /// name), file:KEY=PATH. `data` values are given in clear and stored
+    /// base64-encoded; files may hold any bytes.
+    Create(CreateArgs),
+    /// Change values or metadata of an encrypted Secret, non-interactively.
+    ///
+    /// Takes -d/-s like create, plus ~KEY to remove a key. Untouched values
+    /// keep their exact ciphertext: only the changed, added or removed value
+    /// lines, the metadata lines asked for and the footer change.
+    Patch(PatchArgs),
     /// Edit an encrypted file in $VISUAL / $EDITOR / vi; re-encrypted on save.
     ///
     /// `data` values are shown base64-decoded (non-UTF-8 ones as `!!binary`)
@@ -155,6 +172,74 @@ pub struct DecryptArgs {
     pub allow_missing_mac: bool,
 }
 
+/// Values and metadata, shared by `create` and `patch`.
+#[derive(Debug, Args)]
+pub struct ValueArgs {
+    /// A `data` value: KEY=VALUE, KEY=-, file:PATH or file:KEY=PATH (patch: ~KEY removes).
+    #[arg(short, long = "data", value_name = "VALUE", allow_hyphen_values = true)]
+    pub data: Vec<String>,
+    /// A `stringData` value, same forms as --data.
+    #[arg(
+        short,
+        long = "string-data",
+        value_name = "VALUE",
+        allow_hyphen_values = true
+    )]
+    pub string_data: Vec<String>,
+    /// Metadata: name=NAME or namespace=NS (patch: ~namespace removes it).
+    #[arg(short, long = "metadata", value_name = "KEY=VALUE")]
+    pub metadata: Vec<String>,
+    /// An annotation, KEY=VALUE (patch: ~KEY removes it).
+    #[arg(short, long = "annotation", value_name = "KEY=VALUE")]
+    pub annotations: Vec<String>,
+    /// A label, KEY=VALUE (patch: ~KEY removes it).
+    #[arg(short, long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Keys to encrypt to (TYPE:ID), or changes (+KEY, -KEY) as for encrypt.
+    #[arg(short, long = "key", value_name = "KEY", allow_hyphen_values = true)]
+    pub keys: Vec<String>,
+}
+
+/// `create` arguments.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The Secret's name (metadata.name).
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// Values and metadata.
+    #[command(flatten)]
+    pub values: ValueArgs,
+    /// The Secret type.
+    #[arg(long = "type", value_name = "TYPE", default_value = "Opaque")]
+    pub kind: String,
+    /// Write to FILE (atomically) instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Overwrite the --output file when it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `patch` arguments.
+#[derive(Debug, Args)]
+pub struct PatchArgs {
+    /// The encrypted manifest (one Secret); `-` reads stdin.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Values and metadata.
+    #[command(flatten)]
+    pub values: ValueArgs,
+    /// Set the Secret type.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub kind: Option<String>,
+    /// Generate a new data key and re-encrypt every value.
+    #[arg(long)]
+    pub rotate: bool,
+    /// Where the result goes.
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
 /// `edit` arguments.
 #[derive(Debug, Args)]
 pub struct EditArgs {
@@ -212,6 +297,10 @@ pub enum Plan {
     Encrypt(EncryptPlan),
     /// `decrypt`.
     Decrypt(DecryptPlan),
+    /// `create`.
+    Create(CreatePlan),
+    /// `patch`.
+    Patch(PatchPlan),
     /// `edit`.
     Edit(EditPlan),
     /// `introspect`.
@@ -237,6 +326,35 @@ fn output(source: &Source, out: &OutputArgs) -> Result<Output> {
         Some(p) => Output::File(p.clone()),
         None => Output::Stdout,
     })
+}
+
+/// Metadata and keys of `create`/`patch`, parsed.
+struct MetaPlan {
+    metadata: Vec<MetaSpec>,
+    labels: Vec<MetaSpec>,
+    annotations: Vec<MetaSpec>,
+    keys: KeyChange,
+}
+
+fn value_plan(a: &ValueArgs, patch: bool) -> Result<(Vec<ValueSpec>, MetaPlan)> {
+    let mut values = spec::parse_values(&a.data, Section::Data, patch)?;
+    values.extend(spec::parse_values(
+        &a.string_data,
+        Section::StringData,
+        patch,
+    )?);
+    spec::check_one_stdin(&values)?;
+    let metadata = spec::parse_meta(&a.metadata, "--metadata", patch)?;
+    spec::check_metadata(&metadata)?;
+    Ok((
+        values,
+        MetaPlan {
+            metadata,
+            labels: spec::parse_meta(&a.labels, "--label", patch)?,
+            annotations: spec::parse_meta(&a.annotations, "--annotation", patch)?,
+            keys: KeyChange::parse(&a.keys).map_err(|m| Failure::new(Exit::Usage, m))?,
+        },
+    ))
 }
 
 impl Cli {
@@ -271,6 +389,56 @@ impl Cli {
                     source,
                     cleartext: a.cleartext,
                     allow_missing_mac: a.allow_missing_mac,
+                    max_input,
+                })
+            }
+            Command::Create(a) => {
+                let (values, meta) = value_plan(&a.values, false)?;
+                if meta.metadata.iter().any(|m| m.key == "name") {
+                    return Err(Failure::new(
+                        Exit::Usage,
+                        "--metadata name=…: the name is create's NAME argument",
+                    ));
+                }
+                Plan::Create(CreatePlan {
+                    name: a.name,
+                    namespace: meta
+                        .metadata
+                        .iter()
+                        .rev()
+                        .find(|m| m.key == "namespace")
+                        .and_then(|m| m.value.clone()),
+                    values,
+                    labels: meta.labels,
+                    annotations: meta.annotations,
+                    kind: a.kind,
+                    keys: meta.keys,
+                    output: a.output.filter(|p| p.as_os_str() != "-"),
+                    force: a.force,
+                    max_input,
+                })
+            }
+            Command::Patch(a) => {
+                let source = Source::from_arg(Some(&a.file));
+                let (values, meta) = value_plan(&a.values, true)?;
+                if source == Source::Stdin
+                    && values.iter().any(|v| v.source == Some(ValueSource::Stdin))
+                {
+                    return Err(Failure::new(
+                        Exit::Usage,
+                        "patch: standard input cannot be both the file and a value (KEY=-)",
+                    ));
+                }
+                Plan::Patch(PatchPlan {
+                    output: output(&source, &a.out)?,
+                    source,
+                    values,
+                    metadata: meta.metadata,
+                    labels: meta.labels,
+                    annotations: meta.annotations,
+                    kind: a.kind,
+                    keys: meta.keys,
+                    rotate: a.rotate,
                     max_input,
                 })
             }

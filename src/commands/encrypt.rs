@@ -13,7 +13,7 @@ use crate::envelope::footer::{KeyId, KeyType};
 use crate::error::{Exit, Failure, Result};
 use crate::io::Source;
 use crate::keys::{KeyChange, Keyring};
-use crate::manifest::{self, Document, Edit, Section};
+use crate::manifest::{self, Document, Edit, Section, ValueSite};
 use crate::secret::{self, DocError, OpenOptions, Plain, State};
 
 /// What `encrypt` was asked to do.
@@ -234,21 +234,7 @@ pub(super) fn sealed_edits(text: &str, doc: &Document, sealed: &secret::Sealed) 
         .sites
         .iter()
         .zip(&sealed.tokens)
-        .map(|(site, token)| {
-            let mut t = if site.flow {
-                format!("\"{token}\"")
-            } else {
-                token.clone()
-            };
-            if let Some(c) = &site.header_comment {
-                t.push(' ');
-                t.push_str(c);
-            }
-            Edit {
-                range: site.range.clone(),
-                text: t,
-            }
-        })
+        .map(|(site, token)| token_edit(site, token))
         .collect();
     edits.push(manifest::write_footer(
         text,
@@ -258,8 +244,26 @@ pub(super) fn sealed_edits(text: &str, doc: &Document, sealed: &secret::Sealed) 
     edits
 }
 
+/// The edit that writes `token` at a value's site: double-quoted in flow
+/// context, a block scalar's header comment kept after it.
+pub(super) fn token_edit(site: &ValueSite, token: &str) -> Edit {
+    let mut t = if site.flow {
+        format!("\"{token}\"")
+    } else {
+        token.to_owned()
+    };
+    if let Some(c) = &site.header_comment {
+        t.push(' ');
+        t.push_str(c);
+    }
+    Edit {
+        range: site.range.clone(),
+        text: t,
+    }
+}
+
 /// Resolves every key named in a change (checks ids, normalises them).
-fn resolve_change(change: &KeyChange, keyring: &Keyring) -> Result<KeyChange> {
+pub(super) fn resolve_change(change: &KeyChange, keyring: &Keyring) -> Result<KeyChange> {
     let r = |keys: &[KeyId]| -> Result<Vec<KeyId>> {
         keys.iter()
             .map(|k| {
@@ -277,7 +281,7 @@ fn resolve_change(change: &KeyChange, keyring: &Keyring) -> Result<KeyChange> {
 }
 
 /// The built-in default: the local age identity, created on first use.
-fn local_key(cell: &OnceCell<KeyId>) -> Result<&KeyId> {
+pub(super) fn local_key(cell: &OnceCell<KeyId>) -> Result<&KeyId> {
     if let Some(k) = cell.get() {
         return Ok(k);
     }

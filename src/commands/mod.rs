@@ -1,14 +1,17 @@
 //! One module per subcommand. Commands orchestrate: read, locate values,
 //! unwrap or generate data keys, transform, verify, and only then write.
 
+pub mod create;
 pub mod decrypt;
 pub mod edit;
 pub mod encrypt;
 pub mod introspect;
 pub mod keygen;
 pub mod parent;
+pub mod patch;
 pub mod recompute_mac;
 pub mod scratch;
+pub mod spec;
 
 use std::path::PathBuf;
 

@@ -9,6 +9,7 @@
 //! Pure code: text in, positions out. The traps it handles are listed in
 //! DESIGN.md §3 and each has a fixture in `testdata/`.
 
+pub mod amend;
 mod locate;
 pub mod scalar;
 

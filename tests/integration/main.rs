@@ -5,6 +5,7 @@
 mod support;
 
 mod cli;
+mod create_patch;
 mod edit;
 mod fixtures;
 mod interop_age;
