@@ -170,6 +170,15 @@ pub struct DecryptArgs {
     /// Accept v1/v2 files, which carry no MAC (tampering is not detected).
     #[arg(long)]
     pub allow_missing_mac: bool,
+    /// Print this Go text/template, rendered once per Secret, instead of the
+    /// manifest, e.g. '{{ .data.password | base64decode }}' or
+    /// '{{ range $k, $v := .data }}{{ $k }}={{ $v | b64dec }}{{ "\n" }}{{ end }}'.
+    /// A missing key is an error. The supported subset is in the README.
+    #[arg(long, value_name = "TEMPLATE", conflicts_with = "template_file")]
+    pub template: Option<String>,
+    /// Read the --template from FILE.
+    #[arg(long, value_name = "FILE")]
+    pub template_file: Option<PathBuf>,
 }
 
 /// Values and metadata, shared by `create` and `patch`.
@@ -384,11 +393,28 @@ impl Cli {
             }
             Command::Decrypt(a) => {
                 let source = Source::from_arg(a.file.as_deref());
+                let template = match (a.template, &a.template_file) {
+                    (Some(t), _) => Some(t),
+                    (None, Some(f)) => Some(std::fs::read_to_string(f).map_err(|e| {
+                        Failure::new(
+                            Exit::Io,
+                            format!("{}: cannot read: {}", f.display(), io::io_reason(&e)),
+                        )
+                    })?),
+                    (None, None) => None,
+                };
+                if template.is_some() && a.out.in_place {
+                    return Err(Failure::new(
+                        Exit::Usage,
+                        "--template cannot write in place (-i): it would replace the file with the rendering",
+                    ));
+                }
                 Plan::Decrypt(DecryptPlan {
                     output: output(&source, &a.out)?,
                     source,
                     cleartext: a.cleartext,
                     allow_missing_mac: a.allow_missing_mac,
+                    template,
                     max_input,
                 })
             }

@@ -1,5 +1,7 @@
 //! `ksec decrypt`: the clear manifest, for `kubectl apply -f -`.
 
+use std::collections::BTreeMap;
+
 use zeroize::Zeroizing;
 
 use super::parent::ParentDoc;
@@ -7,9 +9,11 @@ use super::{Output, check_problems, doc_failure, place, warn};
 use crate::error::{Exit, Failure, Result};
 use crate::io::Source;
 use crate::keys::Keyring;
+use crate::manifest::amend;
 use crate::manifest::scalar::{self, Context};
 use crate::manifest::{self, Edit, Section, ValueSite};
 use crate::secret::{self, OpenOptions, State};
+use crate::template::{Template, Value};
 
 /// What `decrypt` was asked to do.
 pub struct DecryptPlan {
@@ -21,6 +25,8 @@ pub struct DecryptPlan {
     pub cleartext: bool,
     /// Accept v1/v2 files, which have no MAC.
     pub allow_missing_mac: bool,
+    /// Render this Go-style template per Secret instead of the manifest.
+    pub template: Option<String>,
     /// Input size limit.
     pub max_input: u64,
 }
@@ -29,6 +35,13 @@ pub struct DecryptPlan {
 pub fn run(plan: &DecryptPlan, keyring: &Keyring) -> Result<()> {
     let file = plan.source.display();
     let text = crate::io::read_text(&plan.source, plan.max_input)?;
+    let template = match &plan.template {
+        Some(t) => Some(
+            Template::parse(t)
+                .map_err(|e| Failure::new(Exit::Usage, format!("--template: {e}")))?,
+        ),
+        None => None,
+    };
     let out = decrypt_stream(
         &file,
         &text,
@@ -36,7 +49,13 @@ pub fn run(plan: &DecryptPlan, keyring: &Keyring) -> Result<()> {
         plan.allow_missing_mac,
         keyring,
     )?;
-    plan.output.write(&text, &out)
+    match template {
+        Some(t) => {
+            let rendered = render_template(&file, &out, &t)?;
+            plan.output.write(&text, &rendered)
+        }
+        None => plan.output.write(&text, &out),
+    }
 }
 
 /// Decrypts every Secret document of a stream and returns the verified
@@ -124,6 +143,43 @@ pub fn decrypt_opened(
         Failure::new(Exit::Other, format!("{file}: internal error: the decrypted result did not verify ({why}); nothing was written"))
     })?;
     Ok((out, opened_docs))
+}
+
+/// Renders `template` once per Secret of the decrypted stream, in order.
+fn render_template(file: &str, clear: &str, template: &Template) -> Result<Zeroizing<String>> {
+    let docs = manifest::locate(clear).map_err(|e| super::locate_failure(file, &e))?;
+    let roots = amend::outline(clear).map_err(|e| super::locate_failure(file, &e))?;
+    let mut out = Zeroizing::new(String::new());
+    for doc in docs.iter().filter(|d| d.is_secret) {
+        let value = to_value(&roots[doc.index - 1]);
+        let text = template.render(&value).map_err(|e| {
+            Failure::new(
+                Exit::Input,
+                format!("{}: --template: {e}", place(file, doc, doc.line)),
+            )
+        })?;
+        out.push_str(&text);
+    }
+    Ok(out)
+}
+
+/// A document as the template sees it: scalars are strings (null is nil).
+fn to_value(node: &amend::Node) -> Value {
+    match &node.kind {
+        amend::Kind::Scalar(s) if node.range.is_empty() => {
+            let _ = s;
+            Value::Nil
+        }
+        amend::Kind::Scalar(s) => Value::str(s.clone()),
+        amend::Kind::Mapping(m) => Value::Map(
+            m.entries
+                .iter()
+                .map(|e| (e.key.clone(), to_value(&e.value)))
+                .collect::<BTreeMap<_, _>>(),
+        ),
+        amend::Kind::Sequence(items) => Value::List(items.iter().map(to_value).collect()),
+        amend::Kind::Other => Value::Nil,
+    }
 }
 
 /// The text to write for a clear value, and the string it parses back to.

@@ -11,6 +11,7 @@
 
 pub mod amend;
 mod locate;
+pub mod outline;
 pub mod scalar;
 
 use std::ops::Range;

@@ -14,4 +14,5 @@ mod parent;
 mod pgp;
 mod properties;
 mod tamper;
+mod template;
 mod vectors;
