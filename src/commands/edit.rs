@@ -158,6 +158,10 @@ pub fn run(plan: &EditPlan, keyring: &Keyring) -> Result<()> {
         match result {
             Ok(out) => {
                 scratch.remove();
+                if let Some(sig) = interrupts.pending() {
+                    // Asked to stop while encrypting: stop before writing.
+                    std::process::exit(128 + sig);
+                }
                 return write_result(plan, &file, original.as_deref(), &out);
             }
             Err(failure) if interactive => {
