@@ -7,13 +7,18 @@ use std::path::{Path, PathBuf};
 use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 use crate::commands::Output;
+use crate::commands::create::CreatePlan;
 use crate::commands::decrypt::DecryptPlan;
+use crate::commands::edit::EditPlan;
 use crate::commands::encrypt::EncryptPlan;
 use crate::commands::introspect::IntrospectPlan;
+use crate::commands::patch::PatchPlan;
 use crate::commands::recompute_mac::RecomputePlan;
+use crate::commands::spec::{self, MetaSpec, ValueSource, ValueSpec};
 use crate::error::{Exit, Failure, Result};
 use crate::io::{self, Source};
 use crate::keys::KeyChange;
+use crate::manifest::Section;
 
 /// Keep Kubernetes Secrets in git: encrypt the values of Secret manifests in
 /// place (kubesec format), decrypt them for `kubectl apply -f -`.
@@ -85,6 +90,30 @@ pub enum Command {
     /// Every value and the MAC are verified before anything is printed; on
     /// any error nothing reaches stdout.
     Decrypt(DecryptArgs),
+    /// Create an encrypted Secret from values on the command line.
+    ///
+    /// VALUE forms for -d/-s: KEY=VALUE, KEY=- (read standard input, so the
+    /// secret is not in argv or shell history), file:PATH (key = the file's
+    /// name), file:KEY=PATH. `data` values are given in clear and stored
+    /// base64-encoded; files may hold any bytes.
+    Create(CreateArgs),
+    /// Change values or metadata of an encrypted Secret, non-interactively.
+    ///
+    /// Takes -d/-s like create, plus ~KEY to remove a key. Untouched values
+    /// keep their exact ciphertext: only the changed, added or removed value
+    /// lines, the metadata lines asked for and the footer change.
+    Patch(PatchArgs),
+    /// Edit an encrypted file in $VISUAL / $EDITOR / vi; re-encrypted on save.
+    ///
+    /// `data` values are shown base64-decoded (non-UTF-8 ones as `!!binary`)
+    /// unless --base64. The clear text sits in a 0600 file in a private
+    /// directory on tmpfs ($XDG_RUNTIME_DIR, /dev/shm) and is removed on
+    /// every exit, SIGINT/SIGTERM/SIGHUP included (exit code 128+signal).
+    /// Unchanged values keep their exact ciphertext; an unchanged text
+    /// writes nothing. A save that does not encrypt re-opens the editor (on a
+    /// terminal); save it unchanged or empty to give up. If FILE changes on
+    /// disk meanwhile, the result is written to FILE.ksec-edit-TIME.yaml.
+    Edit(EditArgs),
     /// Show, per document, its name, format version, the keys that can open
     /// it and whether it has a MAC. Needs no keys.
     Introspect(IntrospectArgs),
@@ -147,6 +176,15 @@ pub struct EncryptArgs {
     /// Input `data` values are plain text: base64-encode them first.
     #[arg(short = 'x', long)]
     pub cleartext: bool,
+    /// Generate a new data key for every Secret and re-encrypt every value.
+    #[arg(long)]
+    pub rotate: bool,
+    /// An earlier encrypted version of the same file: clear Secrets take its
+    /// keys, data key and ciphertexts, so values equal to the parent's keep
+    /// their exact ciphertext. Secrets are matched by namespace/name, then
+    /// by position. The parent's MACs must verify.
+    #[arg(long, value_name = "OLD.enc.yaml")]
+    pub parent: Option<PathBuf>,
 }
 
 /// `decrypt` arguments.
@@ -168,6 +206,104 @@ pub struct DecryptArgs {
     /// `kubectl apply` keeps a clear copy in an annotation; -x output is not for kubectl).
     #[arg(short, long)]
     pub quiet: bool,
+    /// Print this Go text/template, rendered once per Secret, instead of the
+    /// manifest, e.g. '{{ .data.password | base64decode }}' or
+    /// '{{ range $k, $v := .data }}{{ $k }}={{ $v | b64dec }}{{ "\n" }}{{ end }}'.
+    /// A missing key is an error. The supported subset is in the README.
+    #[arg(long, value_name = "TEMPLATE", conflicts_with = "template_file")]
+    pub template: Option<String>,
+    /// Read the --template from FILE.
+    #[arg(long, value_name = "FILE")]
+    pub template_file: Option<PathBuf>,
+}
+
+/// Values and metadata, shared by `create` and `patch`.
+#[derive(Debug, Args)]
+pub struct ValueArgs {
+    /// A `data` value: KEY=VALUE, KEY=-, file:PATH or file:KEY=PATH (patch: ~KEY removes).
+    #[arg(short, long = "data", value_name = "VALUE", allow_hyphen_values = true)]
+    pub data: Vec<String>,
+    /// A `stringData` value, same forms as --data.
+    #[arg(
+        short,
+        long = "string-data",
+        value_name = "VALUE",
+        allow_hyphen_values = true
+    )]
+    pub string_data: Vec<String>,
+    /// Metadata: name=NAME or namespace=NS (patch: ~namespace removes it).
+    #[arg(short, long = "metadata", value_name = "KEY=VALUE")]
+    pub metadata: Vec<String>,
+    /// An annotation, KEY=VALUE (patch: ~KEY removes it).
+    #[arg(short, long = "annotation", value_name = "KEY=VALUE")]
+    pub annotations: Vec<String>,
+    /// A label, KEY=VALUE (patch: ~KEY removes it).
+    #[arg(short, long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Keys to encrypt to (TYPE:ID), or changes (+KEY, -KEY) as for encrypt.
+    #[arg(short, long = "key", value_name = "KEY", allow_hyphen_values = true)]
+    pub keys: Vec<String>,
+}
+
+/// `create` arguments.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The Secret's name (metadata.name).
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// Values and metadata.
+    #[command(flatten)]
+    pub values: ValueArgs,
+    /// The Secret type.
+    #[arg(long = "type", value_name = "TYPE", default_value = "Opaque")]
+    pub kind: String,
+    /// Write to FILE (atomically) instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Overwrite the --output file when it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `patch` arguments.
+#[derive(Debug, Args)]
+pub struct PatchArgs {
+    /// The encrypted manifest (one Secret); `-` reads stdin.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Values and metadata.
+    #[command(flatten)]
+    pub values: ValueArgs,
+    /// Set the Secret type.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub kind: Option<String>,
+    /// Generate a new data key and re-encrypt every value.
+    #[arg(long)]
+    pub rotate: bool,
+    /// Where the result goes.
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+/// `edit` arguments.
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    /// The encrypted manifest, rewritten in place.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Show `data` values base64-encoded, as stored.
+    #[arg(short, long)]
+    pub base64: bool,
+    /// Create FILE from a template when it does not exist (a Secret named
+    /// after the file with one placeholder value).
+    #[arg(short = 'f', long)]
+    pub create: bool,
+    /// Keys for a new file, or key changes (+KEY, -KEY) as for encrypt.
+    #[arg(short, long = "key", value_name = "KEY", allow_hyphen_values = true)]
+    pub keys: Vec<String>,
+    /// Generate a new data key and re-encrypt every value.
+    #[arg(long)]
+    pub rotate: bool,
 }
 
 /// `introspect` arguments.
@@ -218,6 +354,12 @@ pub enum Plan {
     Encrypt(EncryptPlan),
     /// `decrypt`.
     Decrypt(DecryptPlan),
+    /// `create`.
+    Create(CreatePlan),
+    /// `patch`.
+    Patch(PatchPlan),
+    /// `edit`.
+    Edit(EditPlan),
     /// `introspect`.
     Introspect(IntrospectPlan),
     /// `keygen`.
@@ -273,6 +415,35 @@ fn output(source: &Source, out: &OutputArgs) -> Result<Output> {
     })
 }
 
+/// Metadata and keys of `create`/`patch`, parsed.
+struct MetaPlan {
+    metadata: Vec<MetaSpec>,
+    labels: Vec<MetaSpec>,
+    annotations: Vec<MetaSpec>,
+    keys: KeyChange,
+}
+
+fn value_plan(a: &ValueArgs, patch: bool) -> Result<(Vec<ValueSpec>, MetaPlan)> {
+    let mut values = spec::parse_values(&a.data, Section::Data, patch)?;
+    values.extend(spec::parse_values(
+        &a.string_data,
+        Section::StringData,
+        patch,
+    )?);
+    spec::check_one_stdin(&values)?;
+    let metadata = spec::parse_meta(&a.metadata, "--metadata", patch)?;
+    spec::check_metadata(&metadata)?;
+    Ok((
+        values,
+        MetaPlan {
+            metadata,
+            labels: spec::parse_meta(&a.labels, "--label", patch)?,
+            annotations: spec::parse_meta(&a.annotations, "--annotation", patch)?,
+            keys: KeyChange::parse(&a.keys).map_err(|m| Failure::new(Exit::Usage, m))?,
+        },
+    ))
+}
+
 impl Cli {
     /// Parses the process arguments, taking the name the binary was called
     /// by into account: as `kubectl-ksec` (a kubectl plugin) messages say
@@ -325,20 +496,97 @@ impl Cli {
                     source,
                     keys,
                     cleartext: a.cleartext,
+                    rotate: a.rotate,
+                    parent: a.parent,
                     max_input,
                 })
             }
             Command::Decrypt(a) => {
                 let source = Source::from_arg(a.file.as_deref());
+                let template = match (a.template, &a.template_file) {
+                    (Some(t), _) => Some(t),
+                    (None, Some(f)) => Some(std::fs::read_to_string(f).map_err(|e| {
+                        Failure::new(
+                            Exit::Io,
+                            format!("{}: cannot read: {}", f.display(), io::io_reason(&e)),
+                        )
+                    })?),
+                    (None, None) => None,
+                };
+                if template.is_some() && a.out.in_place {
+                    return Err(Failure::new(
+                        Exit::Usage,
+                        "--template cannot write in place (-i): it would replace the file with the rendering",
+                    ));
+                }
                 Plan::Decrypt(DecryptPlan {
                     output: output(&source, &a.out)?,
                     source,
                     cleartext: a.cleartext,
                     allow_missing_mac: a.allow_missing_mac,
+                    template,
                     max_input,
                     quiet: a.quiet,
                 })
             }
+            Command::Create(a) => {
+                let (values, meta) = value_plan(&a.values, false)?;
+                if meta.metadata.iter().any(|m| m.key == "name") {
+                    return Err(Failure::new(
+                        Exit::Usage,
+                        "--metadata name=…: the name is create's NAME argument",
+                    ));
+                }
+                Plan::Create(CreatePlan {
+                    name: a.name,
+                    namespace: meta
+                        .metadata
+                        .iter()
+                        .rev()
+                        .find(|m| m.key == "namespace")
+                        .and_then(|m| m.value.clone()),
+                    values,
+                    labels: meta.labels,
+                    annotations: meta.annotations,
+                    kind: a.kind,
+                    keys: meta.keys,
+                    output: a.output.filter(|p| p.as_os_str() != "-"),
+                    force: a.force,
+                    max_input,
+                })
+            }
+            Command::Patch(a) => {
+                let source = Source::from_arg(Some(&a.file));
+                let (values, meta) = value_plan(&a.values, true)?;
+                if source == Source::Stdin
+                    && values.iter().any(|v| v.source == Some(ValueSource::Stdin))
+                {
+                    return Err(Failure::new(
+                        Exit::Usage,
+                        "patch: standard input cannot be both the file and a value (KEY=-)",
+                    ));
+                }
+                Plan::Patch(PatchPlan {
+                    output: output(&source, &a.out)?,
+                    source,
+                    values,
+                    metadata: meta.metadata,
+                    labels: meta.labels,
+                    annotations: meta.annotations,
+                    kind: a.kind,
+                    keys: meta.keys,
+                    rotate: a.rotate,
+                    max_input,
+                })
+            }
+            Command::Edit(a) => Plan::Edit(EditPlan {
+                path: a.file,
+                base64: a.base64,
+                create: a.create,
+                keys: KeyChange::parse(&a.keys).map_err(|m| Failure::new(Exit::Usage, m))?,
+                rotate: a.rotate,
+                max_input,
+            }),
             Command::Introspect(a) => Plan::Introspect(IntrospectPlan {
                 source: Source::from_arg(a.file.as_deref()),
                 json: a.json,

@@ -17,3 +17,4 @@ pub mod io;
 pub mod keys;
 pub mod manifest;
 pub mod secret;
+pub mod template;

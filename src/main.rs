@@ -15,6 +15,9 @@ fn run(cli: Cli) -> Result<()> {
     match &run.plan {
         Plan::Encrypt(p) => commands::encrypt::run(p, &keyring()),
         Plan::Decrypt(p) => commands::decrypt::run(p, &keyring()),
+        Plan::Create(p) => commands::create::run(p, &keyring()),
+        Plan::Patch(p) => commands::patch::run(p, &keyring()),
+        Plan::Edit(p) => commands::edit::run(p, &keyring()),
         Plan::Introspect(p) => commands::introspect::run(p),
         Plan::Keygen => commands::keygen::run(),
         Plan::RecomputeMac(p) => commands::recompute_mac::run(p, &keyring()),

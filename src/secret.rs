@@ -251,13 +251,16 @@ pub fn sealing_key(previous: Option<&Opened>, rotate: bool) -> DataKey {
 /// Encrypts `values` for `keys` under `dek`. When `previous` was sealed with
 /// the same data key, every unchanged value keeps its token (so its IV and
 /// bytes), existing key lines keep their blobs, and the MAC line is kept when
-/// it still verifies; changed values always get a fresh IV.
+/// it still verifies; changed values always get a fresh IV. A new data key is
+/// recorded in the footer as generated at `now` (`# ksec:rotated:`); a kept
+/// one keeps its record.
 pub fn seal(
     values: &[Plain],
     keys: &[KeyId],
     previous: Option<&Opened>,
     dek: DataKey,
     keyring: &Keyring,
+    now: &str,
 ) -> Result<Sealed, DocError> {
     let previous = previous.filter(|p| p.dek == dek);
     let mut tokens = Vec::with_capacity(values.len());
@@ -321,6 +324,10 @@ pub fn seal(
     } else {
         3
     };
+    let rotated = match previous {
+        Some(p) => p.footer.rotated.clone(),
+        None => Some(now.to_owned()),
+    };
     Ok(Sealed {
         dek,
         tokens,
@@ -328,6 +335,7 @@ pub fn seal(
             version,
             keys: wrapped,
             mac: Some(mac),
+            rotated,
         },
     })
 }
@@ -344,6 +352,25 @@ pub fn decode_base64(s: &str) -> Option<Zeroizing<Vec<u8>>> {
     let compact: Zeroizing<String> =
         Zeroizing::new(s.chars().filter(|c| !matches!(c, '\n' | '\r')).collect());
     B64.decode(compact.as_bytes()).ok().map(Zeroizing::new)
+}
+
+/// Encodes bytes as a `data` value, keeping `prior` (a previous version's
+/// base64 text of the same key) when it decodes to the same bytes: line
+/// breaks or a different wrapping in `prior` must not count as a change.
+pub fn encode_data_like(bytes: &[u8], prior: Option<&str>) -> Zeroizing<String> {
+    match prior {
+        Some(p) if decode_base64(p).is_some_and(|d| *d == bytes) => Zeroizing::new(p.to_owned()),
+        _ => encode_base64(bytes),
+    }
+}
+
+/// Whether Kubernetes accepts `key` as a Secret key: one or more of `-`,
+/// `.`, `_`, ASCII letters and digits.
+pub fn valid_key(key: &str) -> bool {
+    !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
 }
 
 /// Encodes bytes as a `data` value.

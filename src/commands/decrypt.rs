@@ -26,16 +26,21 @@
 
 use std::io::IsTerminal as _;
 
+use std::collections::BTreeMap;
+
 use zeroize::Zeroizing;
 
+use super::parent::ParentDoc;
 use super::{Output, check_problems, doc_failure, place, warn};
 use crate::envelope::codec;
 use crate::error::{Exit, Failure, Result};
 use crate::io::Source;
 use crate::keys::Keyring;
+use crate::manifest::amend;
 use crate::manifest::scalar::{self, Context};
 use crate::manifest::{self, Document, Edit, Section, ValueSite, tree};
 use crate::secret::{self, OpenOptions, State};
+use crate::template::{Template, Value};
 
 /// What `decrypt` was asked to do.
 pub struct DecryptPlan {
@@ -47,6 +52,8 @@ pub struct DecryptPlan {
     pub cleartext: bool,
     /// Accept v1/v2 files, which have no MAC.
     pub allow_missing_mac: bool,
+    /// Render this Go-style template per Secret instead of the manifest.
+    pub template: Option<String>,
     /// Input size limit.
     pub max_input: u64,
     /// No advice on stderr about where the output goes.
@@ -57,6 +64,13 @@ pub struct DecryptPlan {
 pub fn run(plan: &DecryptPlan, keyring: &Keyring) -> Result<()> {
     let file = plan.source.display();
     let text = crate::io::read_text(&plan.source, plan.max_input)?;
+    let template = match &plan.template {
+        Some(t) => Some(
+            Template::parse(t)
+                .map_err(|e| Failure::new(Exit::Usage, format!("--template: {e}")))?,
+        ),
+        None => None,
+    };
     let out = decrypt_stream(
         &file,
         &text,
@@ -64,6 +78,10 @@ pub fn run(plan: &DecryptPlan, keyring: &Keyring) -> Result<()> {
         plan.allow_missing_mac,
         keyring,
     )?;
+    if let Some(t) = template {
+        let rendered = render_template(&file, &out, &t)?;
+        return plan.output.write(&text, &rendered);
+    }
     if !matches!(plan.output, Output::InPlace(_)) {
         check_kubectl_split(&file, &out)?;
     }
@@ -104,6 +122,19 @@ pub fn decrypt_stream(
     allow_missing_mac: bool,
     keyring: &Keyring,
 ) -> Result<String> {
+    decrypt_opened(file, text, cleartext, allow_missing_mac, keyring).map(|(out, _)| out)
+}
+
+/// [`decrypt_stream`], also returning every opened Secret (data key, footer,
+/// values with their tokens) so that a caller can seal an edited version
+/// against them without unwrapping the data keys again.
+pub fn decrypt_opened(
+    file: &str,
+    text: &str,
+    cleartext: bool,
+    allow_missing_mac: bool,
+    keyring: &Keyring,
+) -> Result<(String, Vec<ParentDoc>)> {
     let docs = manifest::locate(text).map_err(|e| super::locate_failure(file, &e))?;
     let opts = OpenOptions {
         allow_missing_mac,
@@ -138,6 +169,7 @@ pub fn decrypt_stream(
     );
     let mut edits = Vec::new();
     let mut expected: Vec<(usize, Vec<Zeroizing<String>>)> = Vec::new();
+    let mut opened_docs = Vec::new();
     for (doc, footer) in secrets.into_iter().zip(footers) {
         if footer.version < 3 && allow_missing_mac {
             warn(&format!(
@@ -167,6 +199,7 @@ pub fn decrypt_stream(
             edits.push(manifest::remove_footer(text, f));
         }
         expected.push((doc.index, intended));
+        opened_docs.push(ParentDoc::new(doc, opened));
     }
     if expected.is_empty() {
         warn(&format!(
@@ -177,6 +210,24 @@ pub fn decrypt_stream(
     verify(&out, docs.len(), &expected).map_err(|why| {
         Failure::new(Exit::Other, format!("{file}: internal error: the decrypted result did not verify ({why}); nothing was written"))
     })?;
+    Ok((out, opened_docs))
+}
+
+/// Renders `template` once per Secret of the decrypted stream, in order.
+fn render_template(file: &str, clear: &str, template: &Template) -> Result<Zeroizing<String>> {
+    let docs = manifest::locate(clear).map_err(|e| super::locate_failure(file, &e))?;
+    let roots = amend::outline(clear).map_err(|e| super::locate_failure(file, &e))?;
+    let mut out = Zeroizing::new(String::new());
+    for doc in docs.iter().filter(|d| d.is_secret) {
+        let value = to_value(&roots[doc.index - 1]);
+        let text = template.render(&value).map_err(|e| {
+            Failure::new(
+                Exit::Input,
+                format!("{}: --template: {e}", place(file, doc, doc.line)),
+            )
+        })?;
+        out.push_str(&text);
+    }
     Ok(out)
 }
 
@@ -253,6 +304,22 @@ fn kubectl_chunks(text: &str) -> Vec<&str> {
     }
     chunks.push(&text[start..]);
     chunks
+}
+
+/// A document as the template sees it: scalars are strings (null is nil).
+fn to_value(node: &amend::Node) -> Value {
+    match &node.kind {
+        amend::Kind::Scalar(_) if node.range.is_empty() => Value::Nil,
+        amend::Kind::Scalar(s) => Value::str(s.clone()),
+        amend::Kind::Mapping(m) => Value::Map(
+            m.entries
+                .iter()
+                .map(|e| (e.key.clone(), to_value(&e.value)))
+                .collect::<BTreeMap<_, _>>(),
+        ),
+        amend::Kind::Sequence(items) => Value::List(items.iter().map(to_value).collect()),
+        amend::Kind::Other => Value::Nil,
+    }
 }
 
 /// The text to write for a clear value, and the string it parses back to.

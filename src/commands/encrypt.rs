@@ -4,13 +4,16 @@ use std::cell::OnceCell;
 
 use zeroize::Zeroizing;
 
+use std::path::PathBuf;
+
+use super::parent::{ParentDoc, Parents};
 use super::{Output, check_problems, doc_failure, key_failure, note, place, warn};
 use crate::envelope::DataKey;
 use crate::envelope::footer::{Footer, KeyId, KeyType, WrappedKey};
 use crate::error::{Exit, Failure, Result};
 use crate::io::Source;
 use crate::keys::{KeyChange, Keyring};
-use crate::manifest::{self, Document, Edit, Section};
+use crate::manifest::{self, Document, Edit, Section, ValueSite};
 use crate::secret::{self, DocError, OpenOptions, Plain, State};
 
 /// What `encrypt` was asked to do.
@@ -23,6 +26,10 @@ pub struct EncryptPlan {
     pub keys: KeyChange,
     /// `data` values are plain text to be base64-encoded first.
     pub cleartext: bool,
+    /// Generate a new data key for every Secret.
+    pub rotate: bool,
+    /// A previous encrypted version (`--parent`).
+    pub parent: Option<PathBuf>,
     /// Input size limit.
     pub max_input: u64,
 }
@@ -38,8 +45,46 @@ pub(super) struct Expected {
 pub fn run(plan: &EncryptPlan, keyring: &Keyring) -> Result<()> {
     let file = plan.source.display();
     let text = crate::io::read_text(&plan.source, plan.max_input)?;
-    let out = encrypt_stream(&file, &text, &plan.keys, plan.cleartext, keyring)?;
+    let parents = match &plan.parent {
+        Some(p) => {
+            let source = Source::File(p.clone());
+            let ptext = crate::io::read_text(&source, plan.max_input)?;
+            Some(Parents::open(&source.display(), &ptext, keyring)?)
+        }
+        None => None,
+    };
+    let now = super::now();
+    let opts = EncryptOptions {
+        keys: &plan.keys,
+        cleartext: plan.cleartext,
+        rotate: plan.rotate,
+        parents: parents.as_ref(),
+        strict_keys: false,
+        fallback_keys: &[],
+        now: &now,
+    };
+    let out = encrypt_with(&file, &text, &opts, keyring)?;
     plan.output.write(&text, &out)
+}
+
+/// How to encrypt a stream.
+pub struct EncryptOptions<'a> {
+    /// `--key` changes.
+    pub keys: &'a KeyChange,
+    /// `data` values are plain text (or `!!binary`) to be base64-encoded.
+    pub cleartext: bool,
+    /// Generate a new data key for every Secret.
+    pub rotate: bool,
+    /// Previous versions: clear Secrets take their data key, key lines and
+    /// the tokens of unchanged values from their match (see [`super::parent`]).
+    pub parents: Option<&'a Parents>,
+    /// Refuse map keys that Kubernetes would refuse (`[-._a-zA-Z0-9]+`).
+    pub strict_keys: bool,
+    /// Keys for a clear Secret without a parent when no `--key` is given
+    /// (empty: the local age identity).
+    pub fallback_keys: &'a [KeyId],
+    /// The time recorded for a new data key (`# ksec:rotated:`).
+    pub now: &'a str,
 }
 
 /// Encrypts every Secret document of a stream and returns the verified
@@ -55,17 +100,44 @@ pub fn encrypt_stream(
     cleartext: bool,
     keyring: &Keyring,
 ) -> Result<String> {
+    let now = super::now();
+    let opts = EncryptOptions {
+        keys,
+        cleartext,
+        rotate: false,
+        parents: None,
+        strict_keys: false,
+        fallback_keys: &[],
+        now: &now,
+    };
+    encrypt_with(file, text, &opts, keyring)
+}
+
+/// Encrypts every Secret document of a stream as `opts` says and returns
+/// the verified result.
+pub fn encrypt_with(
+    file: &str,
+    text: &str,
+    opts: &EncryptOptions<'_>,
+    keyring: &Keyring,
+) -> Result<String> {
     let docs = manifest::locate(text).map_err(|e| super::locate_failure(file, &e))?;
     // Key ids are checked and normalised once per run, not per document.
-    let change = if keys.is_empty() {
+    let change = if opts.keys.is_empty() {
         None
     } else {
-        Some(resolve_change(keys, keyring)?)
+        Some(resolve_change(opts.keys, keyring)?)
     };
     let secrets: Vec<&Document> = docs.iter().filter(|d| d.is_secret).collect();
+    let assigned = opts
+        .parents
+        .map_or_else(|| vec![None; secrets.len()], |p| p.assign(&secrets));
     let mut states = Vec::with_capacity(secrets.len());
     for doc in secrets.iter().copied() {
         check_problems(file, doc)?;
+        if opts.strict_keys {
+            check_keys(file, doc)?;
+        }
         states.push(secret::classify(doc).map_err(|e| doc_failure(file, doc, e))?);
     }
     warm_unwraps(
@@ -79,31 +151,37 @@ pub fn encrypt_stream(
     // Decide values, keys and data key of every document.
     let default_key: OnceCell<KeyId> = OnceCell::new();
     let mut plans = Vec::with_capacity(secrets.len());
-    for (doc, state) in secrets.into_iter().zip(states) {
-        let (values, previous, current_keys) = match state {
-            State::Plain => (plain_values(file, doc, cleartext)?, None, Vec::new()),
+    for ((doc, state), parent) in secrets.into_iter().zip(states).zip(assigned) {
+        let parent = parent.and_then(|j| opts.parents.map(|p| &p.docs[j]));
+        let (values, own) = match state {
+            State::Plain => (plain_values(file, doc, opts.cleartext, parent)?, None),
             State::Encrypted(footer) => {
                 let opened = secret::open(doc, footer, keyring, OpenOptions::default())
                     .map_err(|e| doc_failure(file, doc, e))?;
-                let values = reopened_values(doc, &opened);
-                let current: Vec<KeyId> =
-                    opened.footer.keys.iter().map(|w| w.key.clone()).collect();
-                (values, Some(opened), current)
+                (reopened_values(doc, &opened), Some(opened))
             }
         };
+        let previous = own.as_ref().or(parent.map(|p| &p.opened));
+        let current_keys: Vec<KeyId> = previous.map_or_else(Vec::new, |p| {
+            p.footer.keys.iter().map(|w| w.key.clone()).collect()
+        });
         let wanted = match &change {
             Some(change) => change.apply(&current_keys).map_err(|m| {
                 Failure::new(Exit::Usage, format!("{}: {m}", place(file, doc, doc.line)))
             })?,
+            None if current_keys.is_empty() && !opts.fallback_keys.is_empty() => {
+                opts.fallback_keys.to_vec()
+            }
             None if current_keys.is_empty() => vec![local_key(&default_key)?.clone()],
             None => current_keys.clone(),
         };
-        let rotate = current_keys.iter().any(|k| !wanted.contains(k));
-        let dek = secret::sealing_key(previous.as_ref(), rotate);
+        let rotate = opts.rotate || current_keys.iter().any(|k| !wanted.contains(k));
+        let dek = secret::sealing_key(previous, rotate);
         plans.push(DocPlan {
             doc,
             values,
-            previous,
+            own,
+            parent,
             wanted,
             dek,
         });
@@ -112,18 +190,19 @@ pub fn encrypt_stream(
 
     let mut edits = Vec::new();
     let mut expected = Vec::new();
-    for DocPlan {
-        doc,
-        values,
-        previous,
-        wanted,
-        dek,
-    } in plans
-    {
-        let sealed = secret::seal(&values, &wanted, previous.as_ref(), dek, keyring)
-            .map_err(|e| doc_failure(file, doc, e))?;
+    for plan in plans {
+        let (doc, dek) = (plan.doc, plan.dek.clone());
+        let sealed = secret::seal(
+            &plan.values,
+            &plan.wanted,
+            plan.previous(),
+            dek,
+            keyring,
+            opts.now,
+        )
+        .map_err(|e| doc_failure(file, doc, e))?;
         edits.extend(sealed_edits(text, doc, &sealed));
-        expected.push(Expected::new(doc, sealed.dek, values));
+        expected.push(Expected::new(doc, sealed.dek, plan.values));
     }
     if expected.is_empty() {
         warn(&format!(
@@ -144,9 +223,19 @@ pub fn encrypt_stream(
 struct DocPlan<'a> {
     doc: &'a Document,
     values: Vec<Plain>,
-    previous: Option<secret::Opened>,
+    /// The document as it was, when it was encrypted already.
+    own: Option<secret::Opened>,
+    /// Its `--parent` match, when it was clear text.
+    parent: Option<&'a ParentDoc>,
     wanted: Vec<KeyId>,
     dek: DataKey,
+}
+
+impl DocPlan<'_> {
+    /// What the document is sealed against: its own old version, or its parent.
+    fn previous(&self) -> Option<&secret::Opened> {
+        self.own.as_ref().or(self.parent.map(|p| &p.opened))
+    }
 }
 
 /// Unwraps the data keys of all encrypted documents in one batch, so that the
@@ -164,7 +253,7 @@ fn warm_wraps(file: &str, keyring: &Keyring, plans: &[DocPlan<'_>]) -> Result<()
     let mut requests = Vec::new();
     for plan in plans {
         let (dek, wanted) = (&plan.dek, &plan.wanted);
-        let kept = plan.previous.as_ref().filter(|p| p.dek == *dek);
+        let kept = plan.previous().filter(|p| p.dek == *dek);
         for k in wanted {
             if !kept.is_some_and(|p| p.footer.keys.iter().any(|w| w.key == *k)) {
                 requests.push((k.clone(), dek.clone()));
@@ -174,6 +263,25 @@ fn warm_wraps(file: &str, keyring: &Keyring, plans: &[DocPlan<'_>]) -> Result<()
     keyring
         .wrap_all(&requests)
         .map_err(|(k, e)| key_failure(&format!("{file}: key {k}"), &e))
+}
+
+/// Refuses map keys Kubernetes would refuse: a Secret key is one or more of
+/// `-`, `.`, `_`, ASCII letters and digits.
+pub(super) fn check_keys(file: &str, doc: &Document) -> Result<()> {
+    for s in &doc.sites {
+        if !secret::valid_key(&s.key) {
+            return Err(Failure::new(
+                Exit::Input,
+                format!(
+                    "{}, {}: not a valid Secret key",
+                    place(file, doc, s.line),
+                    secret::label(s)
+                ),
+            )
+            .hint("Secret keys consist of letters, digits, `-`, `_` and `.`"));
+        }
+    }
+    Ok(())
 }
 
 /// The values of an opened document, ready to seal again.
@@ -210,21 +318,7 @@ pub(super) fn sealed_edits(text: &str, doc: &Document, sealed: &secret::Sealed) 
         .sites
         .iter()
         .zip(&sealed.tokens)
-        .map(|(site, token)| {
-            let mut t = if site.flow {
-                format!("\"{token}\"")
-            } else {
-                token.clone()
-            };
-            if let Some(c) = &site.header_comment {
-                t.push(' ');
-                t.push_str(c);
-            }
-            Edit {
-                range: site.range.clone(),
-                text: t,
-            }
-        })
+        .map(|(site, token)| token_edit(site, token))
         .collect();
     edits.push(manifest::write_footer(
         text,
@@ -234,8 +328,26 @@ pub(super) fn sealed_edits(text: &str, doc: &Document, sealed: &secret::Sealed) 
     edits
 }
 
+/// The edit that writes `token` at a value's site: double-quoted in flow
+/// context, a block scalar's header comment kept after it.
+pub(super) fn token_edit(site: &ValueSite, token: &str) -> Edit {
+    let mut t = if site.flow {
+        format!("\"{token}\"")
+    } else {
+        token.to_owned()
+    };
+    if let Some(c) = &site.header_comment {
+        t.push(' ');
+        t.push_str(c);
+    }
+    Edit {
+        range: site.range.clone(),
+        text: t,
+    }
+}
+
 /// Resolves every key named in a change (checks ids, normalises them).
-fn resolve_change(change: &KeyChange, keyring: &Keyring) -> Result<KeyChange> {
+pub(super) fn resolve_change(change: &KeyChange, keyring: &Keyring) -> Result<KeyChange> {
     let r = |keys: &[KeyId]| -> Result<Vec<KeyId>> {
         keys.iter()
             .map(|k| {
@@ -253,7 +365,7 @@ fn resolve_change(change: &KeyChange, keyring: &Keyring) -> Result<KeyChange> {
 }
 
 /// The built-in default: the local age identity, created on first use.
-fn local_key(cell: &OnceCell<KeyId>) -> Result<&KeyId> {
+pub(super) fn local_key(cell: &OnceCell<KeyId>) -> Result<&KeyId> {
     if let Some(k) = cell.get() {
         return Ok(k);
     }
@@ -272,12 +384,22 @@ fn local_key(cell: &OnceCell<KeyId>) -> Result<&KeyId> {
 }
 
 /// The clear values of a plain document, checked and (with `-x`) encoded.
-fn plain_values(file: &str, doc: &Document, cleartext: bool) -> Result<Vec<Plain>> {
+/// With `-x`, a `data` value whose bytes equal the parent's keeps the
+/// parent's base64 text, so that its token can be reused.
+fn plain_values(
+    file: &str,
+    doc: &Document,
+    cleartext: bool,
+    parent: Option<&ParentDoc>,
+) -> Result<Vec<Plain>> {
     let mut out = Vec::with_capacity(doc.sites.len());
     for s in &doc.sites {
         let clear = match s.section {
             Section::StringData => Zeroizing::new(s.value.clone()),
-            Section::Data if cleartext && !s.binary => secret::encode_base64(s.value.as_bytes()),
+            Section::Data if cleartext && !s.binary => {
+                let prior = parent.and_then(|p| p.value(Section::Data, &s.key));
+                secret::encode_data_like(s.value.as_bytes(), prior)
+            }
             Section::Data => {
                 if s.binary && !cleartext {
                     return Err(Failure::new(
@@ -292,6 +414,13 @@ fn plain_values(file: &str, doc: &Document, cleartext: bool) -> Result<Vec<Plain
                 }
                 let compact: String = s.value.chars().filter(|c| !c.is_whitespace()).collect();
                 let v = if s.binary { compact } else { s.value.clone() };
+                let prior = parent.and_then(|p| p.value(Section::Data, &s.key));
+                let v = match (s.binary, prior, secret::decode_base64(&v)) {
+                    (true, Some(p), Some(bytes)) => {
+                        secret::encode_data_like(&bytes, Some(p)).to_string()
+                    }
+                    _ => v,
+                };
                 if !secret::valid_base64(&v) {
                     return Err(doc_failure(
                         file,

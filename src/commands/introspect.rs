@@ -37,6 +37,8 @@ struct DocInfo {
     version: Option<u8>,
     keys: Vec<KeyInfo>,
     mac: bool,
+    /// When ksec generated the data key (`# ksec:rotated:`), if recorded.
+    rotated: Option<String>,
     kubesec_compatible: Option<bool>,
     data_keys: Vec<String>,
     string_data_keys: Vec<String>,
@@ -58,6 +60,7 @@ pub fn run(plan: &IntrospectPlan) -> Result<()> {
             version: None,
             keys: Vec::new(),
             mac: false,
+            rotated: None,
             kubesec_compatible: None,
             data_keys: Vec::new(),
             string_data_keys: Vec::new(),
@@ -76,6 +79,7 @@ pub fn run(plan: &IntrospectPlan) -> Result<()> {
                     info.state = "encrypted";
                     info.version = Some(f.version);
                     info.mac = f.mac.is_some();
+                    info.rotated = f.rotated.clone();
                     info.kubesec_compatible = Some(f.kubesec_compatible());
                     info.keys = f
                         .keys
@@ -149,6 +153,13 @@ fn render_text(file: &str, infos: &[DocInfo]) -> String {
                     } else {
                         "absent (no tamper protection)"
                     }
+                );
+                let _ = writeln!(
+                    s,
+                    "  data key generated: {}",
+                    i.rotated
+                        .as_deref()
+                        .unwrap_or("not recorded (written by kubesec or before ksec recorded it)")
                 );
                 let compat = if i.kubesec_compatible == Some(true) {
                     "yes"

@@ -1,12 +1,18 @@
 //! One module per subcommand. Commands orchestrate: read, locate values,
 //! unwrap or generate data keys, transform, verify, and only then write.
 
+pub mod create;
 pub mod decrypt;
+pub mod edit;
 pub mod encrypt;
 pub mod introspect;
 pub mod keygen;
+pub mod parent;
+pub mod patch;
 pub mod plugin;
 pub mod recompute_mac;
+pub mod scratch;
+pub mod spec;
 
 use std::path::PathBuf;
 
@@ -193,6 +199,14 @@ pub fn key_failure(context: &str, e: &KeyError) -> Failure {
         KeyError::Unavailable(_) | KeyError::Failed(_) => Exit::Key,
     };
     Failure::new(exit, format!("{context}: {e}"))
+}
+
+/// The current time as recorded for a new data key (`# ksec:rotated:`).
+pub fn now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    crate::envelope::footer::utc_timestamp(secs)
 }
 
 /// A one-line warning on stderr.

@@ -77,8 +77,15 @@ pub fn run(plan: &RecomputePlan, keyring: &Keyring) -> Result<()> {
         }
         let values = reopened_values(doc, &opened);
         let keys: Vec<_> = opened.footer.keys.iter().map(|w| w.key.clone()).collect();
-        let sealed = secret::seal(&values, &keys, Some(&opened), opened.dek.clone(), keyring)
-            .map_err(|e| doc_failure(&file, doc, e))?;
+        let sealed = secret::seal(
+            &values,
+            &keys,
+            Some(&opened),
+            opened.dek.clone(),
+            keyring,
+            &super::now(),
+        )
+        .map_err(|e| doc_failure(&file, doc, e))?;
         edits.extend(sealed_edits(&text, doc, &sealed));
         expected.push(Expected::new(doc, sealed.dek, values));
     }

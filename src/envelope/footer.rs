@@ -9,7 +9,17 @@
 //!
 //! Fields split on `:`; an id may itself contain `:` (AWS ARNs), so the id is
 //! everything between the type and the last field. Lines that only ksec
-//! understands start with `# ksec:` so that kubesec ignores them.
+//! understands start with `# ksec:` so that kubesec ignores them (kubesec
+//! reads only lines that start with `# kubesec:`). There is one:
+//!
+//! ```text
+//! # ksec:rotated:2025-06-01T12:00:00Z   when ksec generated this data key
+//! ```
+//!
+//! written after the MAC line whenever ksec generates a data key (first
+//! encryption, `--rotate`, removing a key) and kept while the data key is
+//! kept. The MAC does not cover it (kubesec's MAC has no room for it), so it
+//! is information, not evidence.
 
 use std::fmt;
 
@@ -20,6 +30,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 pub const KUBESEC_PREFIX: &str = "# kubesec:";
 /// The prefix of footer lines kubesec must ignore.
 pub const KSEC_PREFIX: &str = "# ksec:";
+/// The ksec line that records when the data key was generated.
+const ROTATED: &str = "rotated:";
 
 /// The kind of key that wraps a data key. The declaration order is the
 /// footer and MAC order: kubesec's `pgp < gcp < aws`, then ours.
@@ -102,6 +114,9 @@ pub struct Footer {
     pub keys: Vec<WrappedKey>,
     /// The MAC token (`iv.tag`), absent in v1 and v2.
     pub mac: Option<String>,
+    /// When ksec generated the data key (`# ksec:rotated:`), UTC, RFC 3339
+    /// (`2025-06-01T12:00:00Z`). Absent in files kubesec wrote.
+    pub rotated: Option<String>,
 }
 
 /// Why a footer could not be read. Each carries the 0-based index of the
@@ -138,6 +153,9 @@ pub enum FooterError {
     /// Two MAC lines.
     #[error("more than one MAC line")]
     DuplicateMac,
+    /// Two `# ksec:rotated:` lines.
+    #[error("more than one `# ksec:rotated:` line")]
+    DuplicateRotated,
     /// The same key listed twice.
     #[error("key {0} is listed twice")]
     DuplicateKey(String),
@@ -167,6 +185,7 @@ impl Footer {
         let mut version = None;
         let mut keys: Vec<WrappedKey> = Vec::new();
         let mut mac = None;
+        let mut rotated = None;
         for (i, raw) in lines.into_iter().enumerate() {
             let line = raw
                 .strip_suffix('\r')
@@ -177,7 +196,16 @@ impl Footer {
                 text: shorten(line),
             };
             if let Some(rest) = line.strip_prefix(KSEC_PREFIX) {
-                // No ksec-only lines are defined yet; refuse rather than drop one silently.
+                if let Some(ts) = rest.strip_prefix(ROTATED)
+                    && is_timestamp(ts)
+                {
+                    if rotated.is_some() {
+                        return Err(FooterError::DuplicateRotated);
+                    }
+                    rotated = Some(ts.to_owned());
+                    continue;
+                }
+                // Refuse what we do not understand rather than drop it silently.
                 return Err(FooterError::UnknownKsecLine {
                     line: i,
                     text: shorten(&format!("{KSEC_PREFIX}{rest}")),
@@ -233,7 +261,12 @@ impl Footer {
         if keys.is_empty() {
             return Err(FooterError::NoKeys);
         }
-        Ok(Footer { version, keys, mac })
+        Ok(Footer {
+            version,
+            keys,
+            mac,
+            rotated,
+        })
     }
 
     /// Renders the footer lines (without line breaks) in kubesec's order:
@@ -252,6 +285,9 @@ impl Footer {
         if let Some(mac) = &self.mac {
             out.push(format!("{KUBESEC_PREFIX}mac:{mac}"));
         }
+        if let Some(ts) = &self.rotated {
+            out.push(format!("{KSEC_PREFIX}{ROTATED}{ts}"));
+        }
         out
     }
 
@@ -259,6 +295,47 @@ impl Footer {
     pub fn kubesec_compatible(&self) -> bool {
         self.keys.iter().all(|k| k.key.kind.kubesec_compatible())
     }
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`, the only form ksec writes.
+fn is_timestamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    b.len() == 20
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && b[10] == b'T'
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19)
+        && b[19] == b'Z'
+}
+
+/// Formats seconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ` (UTC).
+pub fn utc_timestamp(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// kubesec's key order: Go's `sort.Sort` (an insertion sort for short lists)
@@ -346,6 +423,44 @@ mod tests {
             ]),
             FooterError::DuplicateKey(_)
         ));
+    }
+
+    #[test]
+    fn rotation_line() {
+        let f = Footer::parse([
+            "# kubesec:v:3",
+            "# kubesec:age:a:AQID",
+            "# kubesec:mac:X4VfM/AvTmvsgb7G.mNaSLQoWJ5ITMbe9OAUbKA==",
+            "# ksec:rotated:2025-06-01T12:00:00Z",
+        ])
+        .unwrap();
+        assert_eq!(f.rotated.as_deref(), Some("2025-06-01T12:00:00Z"));
+        assert_eq!(
+            f.render_lines().last().unwrap(),
+            "# ksec:rotated:2025-06-01T12:00:00Z"
+        );
+        let e = |lines: &[&str]| Footer::parse(lines.iter().copied()).unwrap_err();
+        assert!(matches!(
+            e(&[
+                "# kubesec:v:3",
+                "# kubesec:age:a:AQID",
+                "# ksec:rotated:yesterday"
+            ]),
+            FooterError::UnknownKsecLine { .. }
+        ));
+        assert!(matches!(
+            e(&[
+                "# kubesec:v:3",
+                "# kubesec:age:a:AQID",
+                "# ksec:rotated:2025-06-01T12:00:00Z",
+                "# ksec:rotated:2025-06-01T12:00:00Z"
+            ]),
+            FooterError::DuplicateRotated
+        ));
+        assert_eq!(utc_timestamp(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc_timestamp(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(utc_timestamp(1_748_779_200), "2025-06-01T12:00:00Z");
+        assert!(is_timestamp(&utc_timestamp(4_102_444_799)));
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //! Pure code: text in, positions out. The traps it handles are listed in
 //! DESIGN.md §3 and each has a fixture in `testdata/`.
 
+pub mod amend;
 mod locate;
+pub mod outline;
 pub mod scalar;
 pub mod tree;
 

@@ -66,6 +66,9 @@ fn help_and_version() {
         "introspect",
         "keygen",
         "recompute-mac",
+        "create",
+        "patch",
+        "edit",
         "Exit codes",
     ] {
         assert!(out.contains(cmd), "--help lacks {cmd}");
@@ -76,6 +79,11 @@ fn help_and_version() {
         ("introspect", "--json"),
         ("keygen", "0600"),
         ("recompute-mac", "--yes"),
+        ("create", "file:KEY=PATH"),
+        ("patch", "~KEY"),
+        ("edit", "$XDG_RUNTIME_DIR"),
+        ("decrypt", "--template"),
+        ("encrypt", "--parent"),
     ] {
         let help = ok_stdout(&env.ksec().args([cmd, "--help"]).output().unwrap());
         assert!(help.contains(words), "{cmd} --help lacks {words}:\n{help}");

@@ -549,7 +549,7 @@ fn same_values(a: &str, b: &str) -> Result<(), String> {
 // "Only the values changed"
 // ---------------------------------------------------------------------------
 
-/// A run of footer lines (`# kubesec:…`) in the encrypted text.
+/// A run of footer lines (`# kubesec:…`, `# ksec:…`) in the encrypted text.
 #[derive(Debug)]
 struct FooterRun {
     /// 1-based line in the encrypted text.
@@ -559,7 +559,7 @@ struct FooterRun {
     at: usize,
 }
 
-/// Removes every run of `# kubesec:` lines. A run at the end of a text with
+/// Removes every run of `# kubesec:` / `# ksec:` lines. A run at the end of a text with
 /// no final line break takes the line break before it along (that is how a
 /// footer is added to such a text).
 fn strip_footers(enc: &str) -> (String, Vec<FooterRun>) {
@@ -568,7 +568,7 @@ fn strip_footers(enc: &str) -> (String, Vec<FooterRun>) {
     let mut current: Option<FooterRun> = None;
     let mut last_unterminated = false;
     for (i, line) in enc.split_inclusive('\n').enumerate() {
-        if line.starts_with("# kubesec:") {
+        if line.starts_with("# kubesec:") || line.starts_with("# ksec:") {
             let run = current.get_or_insert_with(|| FooterRun {
                 line: i + 1,
                 lines: Vec::new(),
@@ -903,7 +903,15 @@ fn footer_well_formed(run: &FooterRun, doc: &Doc, recipient: &str) -> Result<(),
         "# kubesec:v:3"
     };
     let age = format!("# kubesec:age:{recipient}:");
-    let ok = lines.len() == 3
+    // ksec records when it generated the data key, after the MAC.
+    let rotated_ok = match lines.get(3) {
+        None => true,
+        Some(l) => l
+            .strip_prefix("# ksec:rotated:")
+            .is_some_and(|t| t.len() == 20 && t.ends_with('Z')),
+    };
+    let ok = (lines.len() == 3 || lines.len() == 4)
+        && rotated_ok
         && lines[0] == version
         && lines[1]
             .strip_prefix(&age)
@@ -915,7 +923,7 @@ fn footer_well_formed(run: &FooterRun, doc: &Doc, recipient: &str) -> Result<(),
         Ok(())
     } else {
         Err(format!(
-            "the footer at line {} is not `{version}`, one age key line for the test key and a MAC line: {lines:#?}",
+            "the footer at line {} is not `{version}`, one age key line for the test key, a MAC line and a `# ksec:rotated:` line: {lines:#?}",
             run.line
         ))
     }

@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::Value;
 
 use crate::apiserver::{ApiServer, Request};
-use crate::support::{TestEnv, ksec_path, ok_stdout};
+use crate::support::{TestEnv, ok_stdout};
 
 /// A test environment with its own API stand-in and kubeconfig.
 pub struct Cluster {

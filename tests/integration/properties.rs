@@ -5,8 +5,9 @@
 use age::secrecy::ExposeSecret as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use ksec::commands::decrypt::decrypt_stream;
-use ksec::commands::encrypt::encrypt_stream;
+use ksec::commands::decrypt::{decrypt_opened, decrypt_stream};
+use ksec::commands::encrypt::{EncryptOptions, encrypt_stream, encrypt_with};
+use ksec::commands::parent::Parents;
 use ksec::keys::{KeyChange, Keyring};
 use ksec::manifest::{self, scalar};
 use proptest::prelude::*;
@@ -207,6 +208,28 @@ proptest! {
         // Re-encrypting changes nothing.
         let again = encrypt_stream("gen.yaml", &enc, &KeyChange::default(), false, &k.keyring).expect("re-encrypts");
         prop_assert_eq!(&again, &enc, "re-encryption changed the file");
+    }
+
+    /// What `ksec edit` relies on: the decrypted view (decoded or not),
+    /// encrypted again against the file it came from, is that file, byte
+    /// for byte.
+    #[test]
+    fn decrypted_view_reseals_to_the_same_bytes(m in manifest(), decoded in any::<bool>()) {
+        let k = keys();
+        let enc = encrypt_stream("gen.yaml", &m.render(), &k.change, false, &k.keyring).expect("encrypts");
+        let (view, opened) = decrypt_opened("gen.yaml", &enc, decoded, false, &k.keyring).expect("decrypts");
+        let parents = Parents { file: "gen.yaml".into(), docs: opened };
+        let opts = EncryptOptions {
+            keys: &KeyChange::default(),
+            cleartext: decoded,
+            rotate: false,
+            parents: Some(&parents),
+            strict_keys: false,
+            fallback_keys: &[],
+            now: "2000-01-01T00:00:00Z",
+        };
+        let again = encrypt_with("gen.yaml", &view, &opts, &k.keyring).expect("re-encrypts");
+        prop_assert_eq!(&again, &enc, "the view did not reseal to the same bytes");
     }
 
     #[test]

@@ -156,3 +156,28 @@ pub fn changed_lines<'a>(a: &'a str, b: &'a str) -> Vec<(usize, &'a str, &'a str
 pub fn ksec_path() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ksec"))
 }
+
+/// Lines only in `a` (removed) and only in `b` (added), as a line diff
+/// would count them (multiset difference; enough for these files).
+#[derive(Debug)]
+pub struct LineDiff {
+    pub removed: Vec<String>,
+    pub added: Vec<String>,
+}
+
+pub fn diff_lines(a: &str, b: &str) -> LineDiff {
+    let mut rest: Vec<&str> = b.lines().collect();
+    let mut removed = Vec::new();
+    for l in a.lines() {
+        match rest.iter().position(|x| *x == l) {
+            Some(i) => {
+                rest.remove(i);
+            }
+            None => removed.push(l.to_owned()),
+        }
+    }
+    LineDiff {
+        removed,
+        added: rest.into_iter().map(str::to_owned).collect(),
+    }
+}

@@ -270,10 +270,21 @@ fn footer_changes_are_refused() {
         KEY,
         "wrapped data key damaged",
     );
+    // Removing the kubesec lines but leaving ksec's own record is a broken footer.
+    let kubesec_lines_removed: String = lines
+        .iter()
+        .filter(|l| !l.starts_with("# kubesec:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    c.refuses(
+        &kubesec_lines_removed,
+        INPUT,
+        "kubesec footer lines removed",
+    );
     // Removing the whole footer leaves encrypted values without a footer.
     let no_footer: String = lines
         .iter()
-        .filter(|l| !l.starts_with("# kubesec:"))
+        .filter(|l| !l.starts_with("# kubesec:") && !l.starts_with("# ksec:"))
         .map(|l| format!("{l}\n"))
         .collect();
     c.refuses(&no_footer, INTEGRITY, "footer removed");

@@ -1,0 +1,277 @@
+//! The one place where clear text touches a disk: `ksec edit`'s scratch
+//! file, and the editor that opens it.
+//!
+//! The file is mode 0600 inside a fresh 0700 directory, on tmpfs when the
+//! system has one: `$XDG_RUNTIME_DIR` when set (the per-user runtime
+//! directory, tmpfs on systemd machines), else `/dev/shm`, else the system
+//! temporary directory with a warning. The directory goes when [`Scratch`]
+//! is dropped, which covers success, errors and panics; signals are caught
+//! while the scratch file exists ([`Interrupts`]) so that SIGINT, SIGTERM and
+//! SIGHUP end the editor and remove it too before ksec exits with 128+signal.
+
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use zeroize::Zeroizing;
+
+use super::warn;
+use crate::error::{Exit, Failure, Result};
+use crate::io::io_reason;
+
+/// A 0600 file in a fresh 0700 directory; both removed on drop.
+pub struct Scratch {
+    dir: Option<tempfile::TempDir>,
+    path: PathBuf,
+}
+
+/// Where scratch directories go, and whether that is memory-backed.
+fn base_dir() -> (PathBuf, bool) {
+    let usable = |p: &Path| p.is_absolute() && p.is_dir();
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .filter(|p| usable(p));
+    let shm = Some(PathBuf::from("/dev/shm")).filter(|p| usable(p));
+    let dir = runtime.or(shm).unwrap_or_else(std::env::temp_dir);
+    let memory = in_memory(&dir);
+    (dir, memory)
+}
+
+/// Whether `dir` is on tmpfs or ramfs (Linux); `false` elsewhere.
+fn in_memory(dir: &Path) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        const TMPFS_MAGIC: i64 = 0x0102_1994;
+        const RAMFS_MAGIC: i64 = 0x8584_58f6;
+        rustix::fs::statfs(dir).is_ok_and(|s| {
+            #[allow(clippy::unnecessary_cast)]
+            let t = s.f_type as i64;
+            t == TMPFS_MAGIC || t == RAMFS_MAGIC
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = dir;
+        false
+    }
+}
+
+impl Scratch {
+    /// Creates the directory and writes `content` to `name` inside it.
+    pub fn create(name: &str, content: &str) -> Result<Scratch> {
+        let (base, memory) = base_dir();
+        if !memory {
+            warn(&format!(
+                "no memory-backed directory (tmpfs) found; the clear text goes to {} while you edit, and is removed afterwards",
+                base.display()
+            ));
+        }
+        let fail = |what: &str, e: std::io::Error| {
+            Failure::new(
+                Exit::Io,
+                format!(
+                    "cannot {what} in {} for editing: {}",
+                    base.display(),
+                    io_reason(&e)
+                ),
+            )
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("ksec-edit-")
+            .permissions(fs::Permissions::from_mode(0o700))
+            .tempdir_in(&base)
+            .map_err(|e| fail("create a private directory", e))?;
+        let path = dir.path().join(name);
+        let s = Scratch {
+            dir: Some(dir),
+            path,
+        };
+        s.write(content)?;
+        Ok(s)
+    }
+
+    /// The file the editor opens.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Replaces the file's content (the file is created 0600 if the editor
+    /// removed it, as editors that save by renaming do).
+    pub fn write(&self, content: &str) -> Result<()> {
+        let fail = |e: std::io::Error| {
+            Failure::new(
+                Exit::Io,
+                format!("cannot write the file to edit: {}", io_reason(&e)),
+            )
+        };
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&self.path)
+            .map_err(fail)?;
+        f.write_all(content.as_bytes()).map_err(fail)?;
+        f.sync_all().map_err(fail)
+    }
+
+    /// Reads what the editor left.
+    pub fn read(&self, limit: u64) -> Result<Zeroizing<String>> {
+        let source = crate::io::Source::File(self.path.clone());
+        crate::io::read_text(&source, limit)
+            .map(Zeroizing::new)
+            .map_err(|mut f| {
+                f.message = f
+                    .message
+                    .replace(&self.path.display().to_string(), "the edited text");
+                f
+            })
+    }
+
+    /// Removes the directory now (also done on drop).
+    pub fn remove(&mut self) {
+        if let Some(dir) = self.dir.take() {
+            let _ = dir.close();
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// SIGINT, SIGTERM and SIGHUP, caught (not fatal) while this lives, so that
+/// the scratch file can be removed first.
+pub struct Interrupts {
+    signals: Signals,
+}
+
+impl Interrupts {
+    /// Starts catching the signals.
+    pub fn catch() -> Result<Interrupts> {
+        let signals = Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(|e| {
+            Failure::new(
+                Exit::Other,
+                format!("cannot set up signal handling: {}", io_reason(&e)),
+            )
+        })?;
+        Ok(Interrupts { signals })
+    }
+
+    /// A signal received since the last call, if any (SIGTERM and SIGHUP
+    /// before SIGINT).
+    pub fn pending(&mut self) -> Option<i32> {
+        let got: Vec<i32> = self.signals.pending().collect();
+        [SIGTERM, SIGHUP, SIGINT]
+            .into_iter()
+            .find(|s| got.contains(s))
+    }
+}
+
+/// How an editor run ended.
+pub enum EditorEnd {
+    /// The editor exited with this status.
+    Exited(ExitStatus),
+    /// ksec was asked to stop (the signal number); the editor is gone.
+    Interrupted(i32),
+}
+
+/// The editor command: `$VISUAL`, then `$EDITOR`, then `vi`, split into
+/// words like a shell would (`code --wait`, quoted paths).
+pub fn editor_command() -> Result<Vec<String>> {
+    let (var, value) = ["VISUAL", "EDITOR"]
+        .into_iter()
+        .find_map(|v| {
+            std::env::var(v)
+                .ok()
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| (v, s))
+        })
+        .unwrap_or(("default", "vi".to_owned()));
+    let words = shell_words::split(&value).map_err(|e| {
+        Failure::new(Exit::Usage, format!("${var}: cannot split `{value}`: {e}"))
+            .hint("quote it like a shell command, e.g. EDITOR=\"code --wait\"")
+    })?;
+    if words.is_empty() {
+        return Err(Failure::new(Exit::Usage, format!("${var} is empty")));
+    }
+    Ok(words)
+}
+
+/// Runs the editor on `path` and waits for it. A signal to ksec is passed
+/// on to the editor (SIGINT too: when it came from the terminal the editor
+/// got it already, and editors take a second one in their stride). After
+/// SIGTERM or SIGHUP ksec waits up to 3 s, then kills the editor; after
+/// SIGINT it waits for the editor to decide: an editor that still exits
+/// with success means the user went on editing and saved.
+pub fn run_editor(argv: &[String], path: &Path, interrupts: &mut Interrupts) -> Result<EditorEnd> {
+    let mut child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .arg(path)
+        .spawn()
+        .map_err(|e| {
+            Failure::new(
+                Exit::Usage,
+                format!("cannot start the editor `{}`: {}", argv[0], io_reason(&e)),
+            )
+            .hint("set VISUAL or EDITOR to an editor that waits until you close the file, e.g. EDITOR=\"code --wait\"")
+        })?;
+    let mut interrupted: Option<i32> = None;
+    loop {
+        if let Some(sig) = interrupts.pending() {
+            forward(&child, sig);
+            if sig != SIGINT {
+                finish(&mut child);
+                return Ok(EditorEnd::Interrupted(sig));
+            }
+            interrupted = Some(sig);
+        }
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                return Ok(match interrupted {
+                    Some(sig) if !status.success() => EditorEnd::Interrupted(sig),
+                    _ => EditorEnd::Exited(status),
+                });
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(25)),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Failure::new(
+                    Exit::Other,
+                    format!("cannot wait for the editor: {}", io_reason(&e)),
+                ));
+            }
+        }
+    }
+}
+
+fn forward(child: &Child, sig: i32) {
+    let signal = match sig {
+        SIGTERM => rustix::process::Signal::TERM,
+        SIGHUP => rustix::process::Signal::HUP,
+        _ => rustix::process::Signal::INT,
+    };
+    let _ = rustix::process::kill_process(rustix::process::Pid::from_child(child), signal);
+}
+
+/// Waits up to 3 s for the editor to end, then kills it.
+fn finish(child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
