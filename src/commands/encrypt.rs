@@ -135,6 +135,7 @@ pub fn encrypt_with(
     let mut states = Vec::with_capacity(secrets.len());
     for doc in secrets.iter().copied() {
         check_problems(file, doc)?;
+        refuse_clear_copy(file, doc)?;
         if opts.strict_keys {
             check_keys(file, doc)?;
         }
@@ -263,6 +264,25 @@ fn warm_wraps(file: &str, keyring: &Keyring, plans: &[DocPlan<'_>]) -> Result<()
     keyring
         .wrap_all(&requests)
         .map_err(|(k, e)| key_failure(&format!("{file}: key {k}"), &e))
+}
+
+/// Refuses a Secret that carries client-side apply's clear copy of itself:
+/// encrypting its values would leave every one of them readable in the
+/// `kubectl.kubernetes.io/last-applied-configuration` annotation (typical of
+/// a manifest exported with `kubectl get -o yaml`).
+pub(super) fn refuse_clear_copy(file: &str, doc: &Document) -> Result<()> {
+    match doc.last_applied_line {
+        None => Ok(()),
+        Some(line) => Err(Failure::new(
+            Exit::Input,
+            format!(
+                "{}: metadata.annotations holds {}, a clear copy of the whole Secret; encrypting would leave the values readable there",
+                place(file, doc, line),
+                manifest::LAST_APPLIED
+            ),
+        )
+        .hint("delete that annotation (kubectl adds it back on apply; `kubectl apply --server-side` does not), then encrypt")),
+    }
 }
 
 /// Refuses map keys Kubernetes would refuse: a Secret key is one or more of

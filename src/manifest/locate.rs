@@ -9,6 +9,10 @@ use granit_parser::{Event, Options, Parser, ScalarStyle, ScanError, Span, StrInp
 use super::{Document, FooterBlock, LocateError, Problem, Section, ValueSite};
 use crate::envelope::footer::is_footer_line;
 
+/// The annotation in which client-side `kubectl apply` keeps a copy of the
+/// whole object, clear values included.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 /// Nesting limit for block and flow collections; deeper input is an error.
 const MAX_NESTING: usize = 128;
 
@@ -217,6 +221,7 @@ impl<'a> Walker<'a> {
             kind: None,
             name: None,
             namespace: None,
+            last_applied_line: None,
             is_secret: false,
             sites: Vec::new(),
             problems: Vec::new(),
@@ -288,8 +293,24 @@ impl<'a> Walker<'a> {
             match key.text.as_deref() {
                 Some("name") => doc.name = self.scalar_value()?,
                 Some("namespace") => doc.namespace = self.scalar_value()?,
+                Some("annotations") => self.annotations(doc)?,
                 _ => self.skip_node()?,
             }
+        }
+        Ok(())
+    }
+
+    /// Notes annotations that hold a clear copy of the object.
+    fn annotations(&mut self, doc: &mut Document) -> Result<(), LocateError> {
+        let (ev, _) = self.next()?;
+        if !matches!(ev, Event::MappingStart(..)) {
+            return self.skip_after_start(&ev);
+        }
+        while let Some(key) = self.key()? {
+            if key.text.as_deref() == Some(LAST_APPLIED) {
+                doc.last_applied_line = Some(key.span.start.line());
+            }
+            self.skip_node()?;
         }
         Ok(())
     }

@@ -17,7 +17,7 @@ pub mod tree;
 
 use std::ops::Range;
 
-pub use locate::locate;
+pub use locate::{LAST_APPLIED, locate};
 
 /// Which map a secret value lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -101,6 +101,9 @@ pub struct Document {
     pub name: Option<String>,
     /// `metadata.namespace`.
     pub namespace: Option<String>,
+    /// Line of a `kubectl.kubernetes.io/last-applied-configuration`
+    /// annotation: a clear copy of the object made by client-side apply.
+    pub last_applied_line: Option<usize>,
     /// `apiVersion: v1` and `kind: Secret`.
     pub is_secret: bool,
     /// Values of `data` and `stringData`, in file order.

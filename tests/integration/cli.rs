@@ -860,3 +860,28 @@ fn closed_stdout_pipe_is_success() {
         "ksec must exit 0 when the reader goes away"
     );
 }
+
+#[test]
+fn a_clear_copy_in_last_applied_configuration_is_refused() {
+    let env = TestEnv::new();
+    // As `kubectl get secret -o yaml` exports it after a client-side apply.
+    let exported = "apiVersion: v1\nkind: Secret\nmetadata:\n  annotations:\n    kubectl.kubernetes.io/last-applied-configuration: |\n      {\"apiVersion\":\"v1\",\"data\":{\"password\":\"czNjcjN0\"},\"kind\":\"Secret\"}\n  name: db\ndata:\n  password: czNjcjN0\n";
+    let stderr = refuses(
+        &env,
+        &["encrypt"],
+        exported,
+        3,
+        &[
+            ":5:",
+            "kubectl.kubernetes.io/last-applied-configuration",
+            "clear copy",
+        ],
+    );
+    assert!(stderr.contains("hint: delete that annotation"), "{stderr}");
+    // Other annotations are fine.
+    let fine = exported.replace(
+        "kubectl.kubernetes.io/last-applied-configuration",
+        "example.com/note",
+    );
+    assert!(env.encrypt(&fine).contains("# kubesec:mac:"));
+}
