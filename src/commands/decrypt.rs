@@ -258,7 +258,7 @@ but is not an `apiVersion: v1` `kind: Secret`; kubectl would store the ciphertex
 pub fn check_kubectl_split(file: &str, text: &str) -> Result<()> {
     let mut seen = 0usize;
     for chunk in kubectl_chunks(text) {
-        let docs = tree::parse_stream(chunk).map_err(|e| {
+        let docs = tree::parse_stream_lenient(chunk).map_err(|e| {
             Failure::new(
                 Exit::Input,
                 format!("{file}: after document {seen}, kubectl would read a part of the stream that is not a YAML document of its own ({e})"),

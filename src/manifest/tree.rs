@@ -57,6 +57,8 @@ pub enum NodeValue {
     Sequence(Vec<Node>),
     /// A mapping, entries in order.
     Mapping(Vec<(Node, Node)>),
+    /// An alias (`*name`), only from [`parse_stream_lenient`]; never expanded.
+    Alias,
 }
 
 impl Node {
@@ -120,6 +122,7 @@ impl Node {
                 }
                 Value::Object(map)
             }
+            NodeValue::Alias => Value::Null,
         }
     }
 }
@@ -169,14 +172,25 @@ fn scalar_json(text: &str, plain: bool, tag: Option<&str>) -> Value {
     Value::String(text.to_owned())
 }
 
-/// Parses a YAML stream: one root node per document.
+/// Parses a YAML stream: one root node per document. Aliases are refused.
 pub fn parse_stream(text: &str) -> Result<Vec<Node>, LocateError> {
+    build(text, false)
+}
+
+/// Like [`parse_stream`], but an alias becomes a [`NodeValue::Alias`] node
+/// (for code that edits or checks text around nodes it does not read).
+pub fn parse_stream_lenient(text: &str) -> Result<Vec<Node>, LocateError> {
+    build(text, true)
+}
+
+fn build(text: &str, aliases: bool) -> Result<Vec<Node>, LocateError> {
     let mut options = Options::default();
     options.flow_nesting_limit = MAX_NESTING;
     options.block_nesting_limit = MAX_NESTING;
     let mut b = Builder {
         text,
         parser: Parser::new_from_str_with_options(text, options),
+        aliases,
     };
     let mut docs = Vec::new();
     loop {
@@ -200,7 +214,7 @@ pub fn parse_stream(text: &str) -> Result<Vec<Node>, LocateError> {
                         flow: false,
                     });
                 } else {
-                    docs.push(b.node(first, span)?);
+                    docs.push(b.node(first, span, None)?);
                 }
             }
             _ => return Err(error_at(&span, "unexpected YAML event")),
@@ -212,6 +226,7 @@ pub fn parse_stream(text: &str) -> Result<Vec<Node>, LocateError> {
 struct Builder<'a> {
     text: &'a str,
     parser: Parser<'a, granit_parser::StrInput<'a>>,
+    aliases: bool,
 }
 
 fn range(span: &Span) -> Range<usize> {
@@ -272,18 +287,33 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn node(&mut self, ev: Event<'a>, span: Span) -> Result<Node, LocateError> {
+    /// Reads the node that starts with `ev`. `key_end` is where the key of
+    /// the mapping entry holding it ends, so that a block scalar's range can
+    /// start at its `|`/`>` indicator (the parser's span covers only content).
+    fn node(
+        &mut self,
+        ev: Event<'a>,
+        span: Span,
+        key_end: Option<usize>,
+    ) -> Result<Node, LocateError> {
         let start = range(&span).start;
         let (line, column) = (span.start.line(), span.start.col());
         match ev {
             Event::Scalar(text, style, _, tag) => {
                 let r = range(&span);
-                let end = match style {
+                let r = match style {
                     ScalarStyle::Literal | ScalarStyle::Folded => {
-                        r.start + trim_block_end(&self.text[r.clone()])
+                        let bytes = self.text.as_bytes();
+                        let mut i = key_end.unwrap_or(r.start).min(r.start);
+                        while i < r.start && bytes[i] != b'|' && bytes[i] != b'>' {
+                            i += 1;
+                        }
+                        let end = r.start + trim_block_end(&self.text[r.clone()]);
+                        i..end.max(i + 1)
                     }
-                    _ => r.end,
+                    _ => r,
                 };
+                let end = r.end;
                 Ok(Node {
                     value: NodeValue::Scalar {
                         text: text.into_owned(),
@@ -312,7 +342,7 @@ impl<'a> Builder<'a> {
                         }
                         break;
                     }
-                    let n = self.node(ev, span)?;
+                    let n = self.node(ev, span, None)?;
                     end = end.max(n.range.end);
                     items.push(n);
                 }
@@ -335,9 +365,9 @@ impl<'a> Builder<'a> {
                         }
                         break;
                     }
-                    let k = self.node(ev, span)?;
+                    let k = self.node(ev, span, None)?;
                     let (ev, span) = self.next()?;
-                    let v = self.node(ev, span)?;
+                    let v = self.node(ev, span, Some(k.range.end))?;
                     end = end.max(k.range.end).max(v.range.end);
                     entries.push((k, v));
                 }
@@ -349,6 +379,13 @@ impl<'a> Builder<'a> {
                     flow: style == StructureStyle::Flow,
                 })
             }
+            Event::Alias(_) | Event::UnresolvedAlias(_) if self.aliases => Ok(Node {
+                value: NodeValue::Alias,
+                range: range(&span),
+                line,
+                column,
+                flow: false,
+            }),
             Event::Alias(_) | Event::UnresolvedAlias(_) => {
                 Err(error_at(&span, "aliases (`*name`) are not supported here"))
             }
@@ -385,6 +422,13 @@ mod tests {
         assert_eq!(&text[it[1].range.clone()], "{c: 2}");
         assert_eq!(&text[root.range.clone()], &text[..text.len() - 5]);
         assert_eq!(root.get("k").unwrap().as_str(), Some("v"));
+        // A block scalar's range starts at its indicator and ends at its last content.
+        let text = "a: |-  # c\n  x\n  y\n\nb: 1\n";
+        let root = &parse_stream(text).unwrap()[0];
+        assert_eq!(
+            &text[root.get("a").unwrap().range.clone()],
+            "|-  # c\n  x\n  y"
+        );
     }
 
     #[test]
@@ -394,6 +438,8 @@ mod tests {
         assert!(docs[0].is_empty_document());
         assert!(!docs[1].is_empty_document());
         assert!(parse_stream("a: &x 1\nb: *x\n").is_err());
+        let lenient = parse_stream_lenient("a: &x 1\nb: *x\n").unwrap();
+        assert_eq!(lenient[0].get("b").unwrap().value, NodeValue::Alias);
         assert!(parse_stream("a: [\n").is_err());
         assert!(parse_stream(&"[".repeat(500)).is_err());
     }

@@ -885,3 +885,14 @@ fn a_clear_copy_in_last_applied_configuration_is_refused() {
     );
     assert!(env.encrypt(&fine).contains("# kubesec:mac:"));
 }
+
+#[test]
+fn anchors_and_aliases_outside_secrets_pass_through() {
+    let env = TestEnv::new();
+    let stream = format!(
+        "{SECRET}---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  a: &shared value\n  b: *shared\n"
+    );
+    let enc = env.encrypt(&stream);
+    assert!(enc.ends_with("  a: &shared value\n  b: *shared\n"));
+    assert_eq!(env.decrypt(&enc), stream);
+}
