@@ -21,12 +21,9 @@ type Ev<'a> = (Event<'a>, Span);
 /// Reads a YAML stream and returns its documents with the positions of every
 /// Secret value and footer.
 pub fn locate(text: &str) -> Result<Vec<Document>, LocateError> {
-    let mut options = Options::default();
-    options.flow_nesting_limit = MAX_NESTING;
-    options.block_nesting_limit = MAX_NESTING;
     let mut w = Walker {
         text,
-        parser: Parser::new_from_str_with_options(text, options),
+        parser: parser(text),
         peeked: None,
         content_end: 0,
         footer_lines: Vec::new(),
@@ -72,7 +69,28 @@ fn unreachable_event(span: &Span) -> Result<(), LocateError> {
     })
 }
 
-fn span_range(span: &Span) -> Range<usize> {
+/// The event parser of every walk over a stream, with our nesting limits.
+pub(super) fn parser(text: &str) -> Parser<'_, StrInput<'_>> {
+    let mut options = Options::default();
+    options.flow_nesting_limit = MAX_NESTING;
+    options.block_nesting_limit = MAX_NESTING;
+    Parser::new_from_str_with_options(text, options)
+}
+
+/// The next event, comments included; the end of input and the parser's
+/// refusals become syntax errors.
+pub(super) fn next_event<'a>(parser: &mut Parser<'a, StrInput<'a>>) -> Result<Ev<'a>, LocateError> {
+    match parser.next() {
+        Some(item) => item.map_err(syntax),
+        None => Err(LocateError::Syntax {
+            line: 0,
+            column: 0,
+            message: "unexpected end of input".into(),
+        }),
+    }
+}
+
+pub(super) fn span_range(span: &Span) -> Range<usize> {
     // Spans from `new_from_str` always carry byte offsets.
     span.byte_range().unwrap_or(0..0)
 }
@@ -114,14 +132,7 @@ impl<'a> Walker<'a> {
             return Ok(ev);
         }
         loop {
-            let Some(item) = self.parser.next() else {
-                return Err(LocateError::Syntax {
-                    line: 0,
-                    column: 0,
-                    message: "unexpected end of input".into(),
-                });
-            };
-            let (ev, span) = item.map_err(syntax)?;
+            let (ev, span) = next_event(&mut self.parser)?;
             match &ev {
                 Event::Comment(..) => {
                     let r = span_range(&span);

@@ -14,14 +14,11 @@
 
 use std::ops::Range;
 
-use granit_parser::{Event, Options, Parser, ScalarStyle, ScanError, Span, StructureStyle};
+use granit_parser::{Event, Parser, ScalarStyle, Span, StructureStyle};
 use serde_json::{Map, Number, Value};
 
 use super::LocateError;
-use super::locate::trim_block_end;
-
-/// Nesting limit, as for the locator.
-const MAX_NESTING: usize = 128;
+use super::locate::{self, span_range, trim_block_end};
 
 /// One node.
 #[derive(Debug, Clone, PartialEq)]
@@ -184,12 +181,9 @@ pub fn parse_stream_lenient(text: &str) -> Result<Vec<Node>, LocateError> {
 }
 
 fn build(text: &str, aliases: bool) -> Result<Vec<Node>, LocateError> {
-    let mut options = Options::default();
-    options.flow_nesting_limit = MAX_NESTING;
-    options.block_nesting_limit = MAX_NESTING;
     let mut b = Builder {
         text,
-        parser: Parser::new_from_str_with_options(text, options),
+        parser: locate::parser(text),
         aliases,
     };
     let mut docs = Vec::new();
@@ -201,7 +195,7 @@ fn build(text: &str, aliases: bool) -> Result<Vec<Node>, LocateError> {
             Event::DocumentStart(..) => {
                 let (first, span) = b.next()?;
                 if matches!(first, Event::DocumentEnd) {
-                    let at = range(&span).start;
+                    let at = span_range(&span).start;
                     docs.push(Node {
                         value: NodeValue::Scalar {
                             text: String::new(),
@@ -229,23 +223,11 @@ struct Builder<'a> {
     aliases: bool,
 }
 
-fn range(span: &Span) -> Range<usize> {
-    span.byte_range().unwrap_or(0..0)
-}
-
 fn error_at(span: &Span, message: &str) -> LocateError {
     LocateError::Syntax {
         line: span.start.line(),
         column: span.start.col() + 1,
         message: message.to_owned(),
-    }
-}
-
-fn syntax(e: ScanError) -> LocateError {
-    LocateError::Syntax {
-        line: e.marker().line(),
-        column: e.marker().col() + 1,
-        message: e.info().to_owned(),
     }
 }
 
@@ -273,14 +255,7 @@ impl<'a> Builder<'a> {
     /// The next event that is not a comment.
     fn next(&mut self) -> Result<(Event<'a>, Span), LocateError> {
         loop {
-            let Some(item) = self.parser.next() else {
-                return Err(LocateError::Syntax {
-                    line: 0,
-                    column: 0,
-                    message: "unexpected end of input".into(),
-                });
-            };
-            let (ev, span) = item.map_err(syntax)?;
+            let (ev, span) = locate::next_event(&mut self.parser)?;
             if !matches!(ev, Event::Comment(..)) {
                 return Ok((ev, span));
             }
@@ -296,11 +271,11 @@ impl<'a> Builder<'a> {
         span: Span,
         key_end: Option<usize>,
     ) -> Result<Node, LocateError> {
-        let start = range(&span).start;
+        let start = span_range(&span).start;
         let (line, column) = (span.start.line(), span.start.col());
         match ev {
             Event::Scalar(text, style, _, tag) => {
-                let r = range(&span);
+                let r = span_range(&span);
                 let r = match style {
                     ScalarStyle::Literal | ScalarStyle::Folded => {
                         let bytes = self.text.as_bytes();
@@ -338,7 +313,7 @@ impl<'a> Builder<'a> {
                     let (ev, span) = self.next()?;
                     if matches!(ev, Event::SequenceEnd) {
                         if style == StructureStyle::Flow {
-                            end = range(&span).end;
+                            end = span_range(&span).end;
                         }
                         break;
                     }
@@ -361,7 +336,7 @@ impl<'a> Builder<'a> {
                     let (ev, span) = self.next()?;
                     if matches!(ev, Event::MappingEnd) {
                         if style == StructureStyle::Flow {
-                            end = range(&span).end;
+                            end = span_range(&span).end;
                         }
                         break;
                     }
@@ -381,7 +356,7 @@ impl<'a> Builder<'a> {
             }
             Event::Alias(_) | Event::UnresolvedAlias(_) if self.aliases => Ok(Node {
                 value: NodeValue::Alias,
-                range: range(&span),
+                range: span_range(&span),
                 line,
                 column,
                 flow: false,
