@@ -63,9 +63,12 @@ pub fn read_text(source: &Source, limit: u64) -> Result<String> {
         }
         Source::File(p) => {
             let f = fs::File::open(p).map_err(io_err)?;
-            if f.metadata().map_err(io_err)?.is_dir() {
+            let meta = f.metadata().map_err(io_err)?;
+            if meta.is_dir() {
                 return Err(Failure::new(Exit::Io, format!("{name}: is a directory")));
             }
+            // One allocation of the right size instead of doubling up to it.
+            bytes.reserve_exact(meta.len().min(limit) as usize + 1);
             f.take(limit + 1).read_to_end(&mut bytes).map_err(io_err)?;
         }
     }

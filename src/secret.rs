@@ -6,7 +6,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use zeroize::Zeroizing;
 
-use crate::envelope::codec::{self, CodecError, Token};
+use crate::envelope::codec::{self, CodecError};
 use crate::envelope::footer::{Footer, FooterError, KeyId, WrappedKey, kubesec_order};
 use crate::envelope::{DataKey, mac};
 use crate::keys::{KeyError, Keyring, UnwrapFailure};
@@ -168,20 +168,23 @@ pub fn open_with_key(
     opts: OpenOptions,
 ) -> Result<Opened, DocError> {
     let mut values = Vec::with_capacity(doc.sites.len());
+    let cipher = codec::ValueCipher::new(&dek);
     for s in &doc.sites {
         let clear = if footer.version == 1 && s.value.is_empty() {
             Zeroizing::new(String::new())
         } else {
-            codec::decrypt_value(&dek, &s.key, &s.value).map_err(|e| match e {
-                CodecError::Malformed => DocError::Corrupt {
-                    line: s.line,
-                    key: label(s),
-                },
-                _ => DocError::Authentication {
-                    line: s.line,
-                    key: label(s),
-                },
-            })?
+            cipher
+                .decrypt_value(&s.key, &s.value)
+                .map_err(|e| match e {
+                    CodecError::Malformed => DocError::Corrupt {
+                        line: s.line,
+                        key: label(s),
+                    },
+                    _ => DocError::Authentication {
+                        line: s.line,
+                        key: label(s),
+                    },
+                })?
         };
         values.push(ClearValue {
             section: s.section,
@@ -264,27 +267,29 @@ pub fn seal(
 ) -> Result<Sealed, DocError> {
     let previous = previous.filter(|p| p.dek == dek);
     let mut tokens = Vec::with_capacity(values.len());
-    for v in values {
-        let reused = previous.and_then(|p| {
+    let cipher = codec::ValueCipher::new(&dek);
+    let before: std::collections::HashMap<(Section, &str), &ClearValue> = previous
+        .map(|p| {
             p.values
                 .iter()
-                .find(|o| {
-                    o.section == v.section
-                        && o.key == v.key
-                        && *o.clear == *v.clear
-                        && Token::parse(&o.token).is_ok()
-                })
-                .map(|o| o.token.clone())
-        });
+                .map(|o| ((o.section, o.key.as_str()), o))
+                .collect()
+        })
+        .unwrap_or_default();
+    for v in values {
+        let reused = before
+            .get(&(v.section, v.key.as_str()))
+            .filter(|o| *o.clear == *v.clear && codec::looks_encrypted(&o.token))
+            .map(|o| o.token.clone());
         let token = match reused {
             Some(t) => t,
-            None => codec::encrypt_value(&dek, &v.key, &v.clear, &codec::random_iv()).map_err(
-                |error| DocError::Value {
+            None => cipher
+                .encrypt_value(&v.key, &v.clear, &codec::random_iv())
+                .map_err(|error| DocError::Value {
                     line: v.line,
                     key: format!("{}.{}", v.section.as_str(), v.key),
                     error,
-                },
-            )?,
+                })?,
         };
         tokens.push(token);
     }
@@ -342,16 +347,36 @@ pub fn seal(
 
 /// Checks a `data` value: standard base64 (line breaks ignored, as
 /// Kubernetes' decoder does).
+///
+/// Like Go's `base64.StdEncoding` (what the API server uses): the standard
+/// alphabet, `=` padding to a multiple of four, unused trailing bits allowed.
+/// Allocation-free: every `data` value of a file passes through here.
 pub fn valid_base64(s: &str) -> bool {
-    let compact: String = s.chars().filter(|c| !matches!(c, '\n' | '\r')).collect();
-    B64.decode(compact).is_ok()
+    let mut count = 0usize;
+    let mut padding = 0usize;
+    for b in s.bytes().filter(|b| !matches!(b, b'\n' | b'\r')) {
+        match b {
+            b'=' => padding += 1,
+            _ if padding > 0 => return false,
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' => {}
+            _ => return false,
+        }
+        count += 1;
+    }
+    count.is_multiple_of(4) && padding <= 2 && !(count == padding && count > 0)
 }
+
+/// The decoder that matches [`valid_base64`].
+const GO_STD: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+);
 
 /// Decodes a `data` value.
 pub fn decode_base64(s: &str) -> Option<Zeroizing<Vec<u8>>> {
     let compact: Zeroizing<String> =
         Zeroizing::new(s.chars().filter(|c| !matches!(c, '\n' | '\r')).collect());
-    B64.decode(compact.as_bytes()).ok().map(Zeroizing::new)
+    GO_STD.decode(compact.as_bytes()).ok().map(Zeroizing::new)
 }
 
 /// Encodes bytes as a `data` value, keeping `prior` (a previous version's
@@ -376,4 +401,31 @@ pub fn valid_key(key: &str) -> bool {
 /// Encodes bytes as a `data` value.
 pub fn encode_base64(b: &[u8]) -> Zeroizing<String> {
     Zeroizing::new(B64.encode(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_as_kubernetes_reads_it() {
+        for ok in [
+            "", "YWJj", "YWI=", "YQ==", "YW\nJj", "YWJj\r\n", "YR==", "/+8=",
+        ] {
+            assert!(valid_base64(ok), "{ok:?}");
+            assert!(decode_base64(ok).is_some(), "{ok:?}");
+        }
+        for bad in [
+            "YWJ",
+            "YWJj=",
+            "YQ=A",
+            "Y===",
+            "====",
+            "YW!j",
+            "YWJj YWJj",
+            "=YWJ",
+        ] {
+            assert!(!valid_base64(bad), "{bad:?}");
+        }
+    }
 }

@@ -373,7 +373,7 @@ impl<'a> Walker<'a> {
                 return self.skip_after_start(other);
             }
         };
-        let mut seen: HashSet<String> = HashSet::new();
+        let mut seen: HashSet<Cow<'a, str>> = HashSet::new();
         let step = {
             // Indentation step of this file, for literal blocks we write.
             let c = self.peek()?.1.start.col();
@@ -391,19 +391,20 @@ impl<'a> Walker<'a> {
                 self.skip_node()?;
                 continue;
             };
-            let label = format!("{sname}.{name}");
+            // Built only when there is something to report.
+            let label = || format!("{sname}.{name}");
             if key.anchored_or_tagged {
                 doc.problems.push(problem(
                     line,
-                    Some(label.clone()),
+                    Some(label()),
                     "the key carries an anchor or tag".into(),
                     None,
                 ));
             }
-            if !seen.insert(name.to_string()) {
+            if !seen.insert(name.clone()) {
                 doc.problems.push(problem(
                     line,
-                    Some(label.clone()),
+                    Some(label()),
                     "duplicate key".into(),
                     Some("remove one of them; otherwise one copy could stay in clear text"),
                 ));
@@ -418,7 +419,7 @@ impl<'a> Walker<'a> {
                     if anchor != 0 || (tag.is_some() && !(binary && section == Section::Data)) {
                         doc.problems.push(problem(
                             vline,
-                            Some(label),
+                            Some(label()),
                             "the value carries an anchor or tag".into(),
                             Some("remove it: ksec encrypts plain string values only"),
                         ));
@@ -428,7 +429,7 @@ impl<'a> Walker<'a> {
                     if style == ScalarStyle::Plain && r.is_empty() {
                         doc.problems.push(problem(
                             vline,
-                            Some(label),
+                            Some(label()),
                             "the value is empty (null)".into(),
                             Some("write \"\" for an empty value"),
                         ));
@@ -438,7 +439,7 @@ impl<'a> Walker<'a> {
                     {
                         doc.problems.push(problem(
                             vline,
-                            Some(label),
+                            Some(label()),
                             format!(
                                 "the value `{}` is not a string to YAML",
                                 if value.len() <= 12 { &*value } else { "…" }
@@ -474,14 +475,14 @@ impl<'a> Walker<'a> {
                 }
                 Event::Alias(_) => doc.problems.push(problem(
                     vline,
-                    Some(label),
+                    Some(label()),
                     "the value is an alias".into(),
                     Some("write the value itself: an alias would silently point at ciphertext"),
                 )),
                 other => {
                     doc.problems.push(problem(
                         vline,
-                        Some(label),
+                        Some(label()),
                         "the value is not a scalar string".into(),
                         None,
                     ));

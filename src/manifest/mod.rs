@@ -165,7 +165,8 @@ pub struct Edit {
 pub fn splice(text: &str, edits: &mut [Edit]) -> String {
     edits.sort_by_key(|e| (e.range.start, e.range.end));
     let added: usize = edits.iter().map(|e| e.text.len()).sum();
-    let mut out = String::with_capacity(text.len() + added);
+    let removed: usize = edits.iter().map(|e| e.range.len()).sum();
+    let mut out = String::with_capacity((text.len() + added).saturating_sub(removed));
     let mut pos = 0;
     for e in edits.iter() {
         debug_assert!(e.range.start >= pos, "overlapping edits");
