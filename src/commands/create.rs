@@ -67,13 +67,8 @@ pub fn run(plan: &CreatePlan, keyring: &Keyring) -> Result<()> {
     );
     let now = super::now();
     let opts = EncryptOptions {
-        keys: &plan.keys,
-        cleartext: false,
-        rotate: false,
-        parents: None,
         strict_keys: true,
-        fallback_keys: &[],
-        now: &now,
+        ..EncryptOptions::new(&plan.keys, &now)
     };
     let out = encrypt_with(&name, &text, &opts, keyring)?;
     match &plan.output {

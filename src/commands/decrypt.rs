@@ -136,6 +136,18 @@ pub fn decrypt_opened(
     keyring: &Keyring,
 ) -> Result<(String, Vec<ParentDoc>)> {
     let docs = manifest::locate(text).map_err(|e| super::locate_failure(file, &e))?;
+    decrypt_docs(file, text, &docs, cleartext, allow_missing_mac, keyring)
+}
+
+/// [`decrypt_opened`] on a stream located already.
+pub fn decrypt_docs(
+    file: &str,
+    text: &str,
+    docs: &[Document],
+    cleartext: bool,
+    allow_missing_mac: bool,
+    keyring: &Keyring,
+) -> Result<(String, Vec<ParentDoc>)> {
     let opts = OpenOptions {
         allow_missing_mac,
         skip_mac: false,
@@ -182,6 +194,12 @@ pub fn decrypt_opened(
             secret::open(doc, footer, keyring, opts).map_err(|e| doc_failure(file, doc, e))?;
         let mut intended = Vec::with_capacity(doc.sites.len());
         for (site, value) in doc.sites.iter().zip(&opened.values) {
+            let kept_clear = secret::is_clear(opened.footer.clear, site.section);
+            if kept_clear && !(cleartext && site.section == Section::Data) {
+                // A section kept in clear text: its bytes stay as they are.
+                intended.push(value.clear.clone());
+                continue;
+            }
             let ctx = Context {
                 flow: site.flow,
                 indent: site.indent,

@@ -93,13 +93,12 @@ pub fn run(plan: &EditPlan, keyring: &Keyring) -> Result<()> {
         .map(|d| d.opened.footer.keys.iter().map(|w| w.key.clone()).collect())
         .unwrap_or_default();
     let opts = EncryptOptions {
-        keys: &plan.keys,
         cleartext: !plan.base64,
         rotate: plan.rotate,
         parents: Some(&parents),
         strict_keys: true,
         fallback_keys: &fallback,
-        now: &now,
+        ..EncryptOptions::new(&plan.keys, &now)
     };
     // The text the user last saw without an error header, when re-opened.
     let mut retry: Option<(Zeroizing<String>, Failure)> = None;

@@ -151,6 +151,7 @@ mod tests {
                         keys: Vec::new(),
                         mac: None,
                         rotated: None,
+                        clear: Default::default(),
                     },
                     values: Vec::new(),
                 },

@@ -84,6 +84,7 @@ pub fn run(plan: &RecomputePlan, keyring: &Keyring) -> Result<()> {
             opened.dek.clone(),
             keyring,
             &super::now(),
+            opened.footer.clear,
         )
         .map_err(|e| doc_failure(&file, doc, e))?;
         edits.extend(sealed_edits(&text, doc, &sealed));

@@ -113,6 +113,11 @@ fn parse_id(id: &str) -> Result<KmsKey, KeyError> {
     )))
 }
 
+/// Checks the shape of a KMS key id (no network).
+pub fn check_id(id: &str) -> Result<(), KeyError> {
+    parse_id(id).map(|_| ())
+}
+
 impl AwsProvider {
     /// A provider; nothing is loaded until the first AWS call.
     pub fn new(options: AwsOptions) -> Self {
