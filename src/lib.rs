@@ -17,5 +17,7 @@ pub mod generator;
 pub mod io;
 pub mod keys;
 pub mod manifest;
+pub mod paths;
+pub mod progress;
 pub mod secret;
 pub mod template;

@@ -61,6 +61,7 @@ pub enum DocError {
 }
 
 /// A clear value with its current token, in file order.
+#[derive(Clone)]
 pub struct ClearValue {
     /// Section of the value.
     pub section: Section,
@@ -74,6 +75,7 @@ pub struct ClearValue {
 }
 
 /// An opened document.
+#[derive(Clone)]
 pub struct Opened {
     /// The data key.
     pub dek: DataKey,
@@ -85,7 +87,7 @@ pub struct Opened {
 
 /// A token shape check loose enough to tell a damaged token from clear text:
 /// base64 characters in two or three dot-separated parts.
-fn token_shaped(s: &str) -> bool {
+pub fn token_shaped(s: &str) -> bool {
     let parts = s.split('.').count();
     (2..=3).contains(&parts)
         && s.len() >= 20

@@ -7,7 +7,10 @@ use zeroize::Zeroizing;
 use std::path::PathBuf;
 
 use super::parent::{ParentDoc, Parents};
-use super::{Output, check_problems, doc_failure, key_failure, note, place, warn};
+use super::{Output, batch, check_problems, doc_failure, key_failure, note, place, warn};
+use crate::config::Configs;
+use crate::paths;
+use crate::progress::Progress;
 use crate::envelope::DataKey;
 use crate::envelope::footer::{ClearSections, Footer, KeyId, KeyType, WrappedKey};
 use crate::error::{Exit, Failure, Result};
@@ -18,8 +21,8 @@ use crate::secret::{self, DocError, OpenOptions, Plain, State};
 
 /// What `encrypt` was asked to do.
 pub struct EncryptPlan {
-    /// Input.
-    pub source: Source,
+    /// Files and directories (`-` or nothing: stdin).
+    pub paths: Vec<PathBuf>,
     /// Where the result goes.
     pub output: Output,
     /// `--key` changes.
@@ -41,10 +44,32 @@ pub(super) struct Expected {
     pub(super) values: Vec<(Section, String, Zeroizing<String>)>,
 }
 
-/// Runs `encrypt`.
-pub fn run(plan: &EncryptPlan, keyring: &Keyring) -> Result<()> {
-    let file = plan.source.display();
-    let text = crate::io::read_text(&plan.source, plan.max_input)?;
+/// Runs `encrypt`. Several inputs (or a directory) need `-i`: every file is
+/// prepared, the wraps of all of them are made in one batch, every result
+/// is verified, and only then are the changed files written (one line each
+/// on stderr, then a summary); unchanged files are not touched.
+pub fn run(plan: &EncryptPlan, keyring: &Keyring, configs: &Configs) -> Result<()> {
+    let inputs = paths::expand_some(&plan.paths, Source::Stdin)?;
+    if !inputs.single {
+        if !plan.output.is_in_place() {
+            return Err(Failure::new(
+                Exit::Usage,
+                "encrypt: several files or a directory are encrypted in place only (-i)",
+            )
+            .hint("pass -i to rewrite each file, or encrypt one file at a time to print it"));
+        }
+        if plan.parent.is_some() {
+            return Err(Failure::new(
+                Exit::Usage,
+                "--parent takes one input file (the new version of that parent)",
+            ));
+        }
+    }
+    if plan.output.is_in_place() && inputs.sources.contains(&Source::Stdin) {
+        plan.output.for_source(&Source::Stdin)?;
+    }
+    let mut progress = Progress::new(inputs.sources.len());
+    let files = batch::load_all(&inputs.sources, plan.max_input, &mut progress)?;
     let parents = match &plan.parent {
         Some(p) => {
             let source = Source::File(p.clone());
@@ -53,18 +78,92 @@ pub fn run(plan: &EncryptPlan, keyring: &Keyring) -> Result<()> {
         }
         None => None,
     };
+    let rules = files
+        .iter()
+        .map(|f| configs.rule(&f.source))
+        .collect::<Result<Vec<_>>>()?;
+    batch::unwrap_everything(keyring, &files, false, &mut progress);
     let now = super::now();
-    let opts = EncryptOptions {
+    let base = EncryptOptions {
         cleartext: plan.cleartext,
         rotate: plan.rotate,
         parents: parents.as_ref(),
         ..EncryptOptions::new(&plan.keys, &now)
     };
-    let out = encrypt_with(&file, &text, &opts, keyring)?;
-    plan.output.write(&text, &out)
+    let opts: Vec<EncryptOptions<'_>> = rules
+        .iter()
+        .map(|r| match r {
+            Some((config, i)) => EncryptOptions {
+                fallback_keys: &config.rules[*i].keys,
+                new_clear: config.rules[*i].clear,
+                ..base
+            },
+            None => base,
+        })
+        .collect();
+    let change = resolve_opts_change(&base, keyring)?;
+    let default_key = OnceCell::new();
+    let mut prepared = Vec::with_capacity(files.len());
+    for (i, (f, o)) in files.iter().zip(&opts).enumerate() {
+        progress.files("preparing", i);
+        prepared.push(prepare(&f.name, &f.text, &f.docs, o, change.as_ref(), keyring, &default_key)?);
+    }
+    let requests: Vec<(KeyId, DataKey)> = prepared.iter().flat_map(Prepared::wrap_requests).collect();
+    if !requests.is_empty() {
+        progress.step(&format!("wrapping {} data keys", requests.len()));
+    }
+    keyring
+        .wrap_all(&requests)
+        .map_err(|(k, e)| key_failure(&format!("key {k}"), &e))?;
+    let mut results = Vec::with_capacity(files.len());
+    for (i, (p, o)) in prepared.into_iter().zip(&opts).enumerate() {
+        progress.files("encrypting", i);
+        let sealed = p.secret_count();
+        let fresh = p.new_count();
+        results.push((p.finish(o, keyring)?, sealed, fresh));
+    }
+    progress.clear();
+    if inputs.single {
+        let (out, sealed, _) = &results[0];
+        if *sealed == 0 {
+            warn(&format!(
+                "{}: no Secret documents (apiVersion: v1, kind: Secret); nothing to encrypt",
+                files[0].name
+            ));
+        }
+        return plan.output.for_source(&files[0].source)?.write(&files[0].text, out);
+    }
+    let (mut changed, mut encrypted) = (0usize, 0usize);
+    for (f, (out, _, fresh)) in files.iter().zip(&results) {
+        if *out == f.text {
+            continue;
+        }
+        plan.output.for_source(&f.source)?.write(&f.text, out)?;
+        changed += 1;
+        encrypted += fresh;
+        let what = if *fresh > 0 {
+            format!("{fresh} Secret{} encrypted", plural(*fresh))
+        } else {
+            "keys or values re-sealed".to_owned()
+        };
+        note(&format!("wrote {} ({what})", f.name));
+    }
+    note(&format!(
+        "{changed} of {} file{} changed, {encrypted} Secret{} newly encrypted",
+        files.len(),
+        plural(files.len()),
+        plural(encrypted)
+    ));
+    Ok(())
+}
+
+/// `s` for counts other than one.
+pub(super) fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
 
 /// How to encrypt a stream.
+#[derive(Clone, Copy)]
 pub struct EncryptOptions<'a> {
     /// `--key` changes.
     pub keys: &'a KeyChange,
@@ -143,6 +242,11 @@ pub fn encrypt_with(
     let change = resolve_opts_change(opts, keyring)?;
     let default_key = OnceCell::new();
     let prepared = prepare(file, text, &docs, opts, change.as_ref(), keyring, &default_key)?;
+    if prepared.secret_count() == 0 && !opts.skip_plain {
+        warn(&format!(
+            "{file}: no Secret documents (apiVersion: v1, kind: Secret); nothing to encrypt"
+        ));
+    }
     keyring
         .wrap_all(&prepared.wrap_requests())
         .map_err(|(k, e)| key_failure(&format!("{file}: key {k}"), &e))?;
@@ -276,6 +380,11 @@ impl Prepared<'_> {
         self.plans.len()
     }
 
+    /// How many of them were clear text (encrypted for the first time).
+    pub fn new_count(&self) -> usize {
+        self.plans.iter().filter(|p| p.own.is_none()).count()
+    }
+
     /// Seals every document (wraps come from the keyring's memory when
     /// [`Keyring::wrap_all`] made them) and returns the verified result.
     pub fn finish(self, opts: &EncryptOptions<'_>, keyring: &Keyring) -> Result<String> {
@@ -296,11 +405,6 @@ impl Prepared<'_> {
             .map_err(|e| doc_failure(file, doc, e))?;
             edits.extend(sealed_edits(text, doc, &sealed));
             expected.push(Expected::new(doc, sealed.dek, plan.values));
-        }
-        if expected.is_empty() && !opts.skip_plain {
-            warn(&format!(
-                "{file}: no Secret documents (apiVersion: v1, kind: Secret); nothing to encrypt"
-            ));
         }
         let out = manifest::splice(text, &mut edits);
         verify(&out, self.doc_count, &expected).map_err(|why| {

@@ -102,7 +102,13 @@ impl KeyChange {
     /// given (existing keys first, then added ones).
     pub fn apply(&self, current: &[KeyId]) -> Result<Vec<KeyId>, String> {
         if !self.set.is_empty() {
-            return Ok(dedup(self.set.clone()));
+            let set = dedup(self.set.clone());
+            // The same keys in another order: keep the file's order, so
+            // that nothing (footer order, MAC) changes.
+            if set.len() == current.len() && set.iter().all(|k| current.contains(k)) {
+                return Ok(current.to_vec());
+            }
+            return Ok(set);
         }
         for r in &self.remove {
             if !current.contains(r) {
