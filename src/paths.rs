@@ -75,6 +75,14 @@ pub fn expand(args: &[PathBuf], default: Source) -> Result<Inputs> {
             })?;
             let mut found = Vec::new();
             walk(arg, &root, &mut found)?;
+            if arg.as_os_str() == "." {
+                // `./k8s/db.yaml` reads better as `k8s/db.yaml`.
+                for p in &mut found {
+                    if let Ok(rest) = p.strip_prefix(".") {
+                        *p = rest.to_owned();
+                    }
+                }
+            }
             found.sort();
             sources.extend(found.into_iter().map(Source::File));
         } else {

@@ -141,14 +141,12 @@ pub fn run(plan: &CheckPlan, keyring: &dyn Fn() -> Keyring, configs: &Configs) -
         ));
         return Ok(());
     }
-    let with: HashSet<&str> = findings.iter().map(|f| f.file.as_str()).collect();
     Err(Failure::new(
         Exit::Findings,
         format!(
-            "check: {} problem{} in {} of {n} file{} checked",
+            "check: {} problem{} ({n} file{} checked)",
             findings.len(),
             super::encrypt::plural(findings.len()),
-            with.len(),
             super::encrypt::plural(n)
         ),
     ))
@@ -211,10 +209,10 @@ fn check_file(
             }
             continue;
         }
-        let at = |_line: usize| format!("document {} (Secret {})", doc.index, doc.display_name());
+        let who = format!("document {} (Secret {})", doc.index, doc.display_name());
         for p in &doc.problems {
             let key = p.key.as_ref().map(|k| format!(", {k}")).unwrap_or_default();
-            push(p.line, "invalid-secret", format!("{}{key}: {}", at(p.line), p.message));
+            push(p.line, "invalid-secret", format!("{}{key}: {}", who, p.message));
         }
         if let Some(line) = doc.last_applied_line {
             push(
@@ -222,7 +220,7 @@ fn check_file(
                 "last-applied-configuration",
                 format!(
                     "{}: metadata.annotations holds {}, a clear copy of the whole Secret",
-                    at(line),
+                    who,
                     manifest::LAST_APPLIED
                 ),
             );
@@ -255,7 +253,7 @@ fn check_file(
                 push(
                     s.line,
                     "malformed-value",
-                    format!("{}, {}: the encrypted value is damaged (not valid base64 `ciphertext.iv.tag`)", at(s.line), secret::label(s)),
+                    format!("{}, {}: the encrypted value is damaged (not valid base64 `ciphertext.iv.tag`)", who, secret::label(s)),
                 );
             } else {
                 clear_values.push(s);
@@ -265,7 +263,7 @@ fn check_file(
             push(
                 doc.line,
                 "missing-footer",
-                format!("{}: encrypted values but no `# kubesec:` footer", at(doc.line)),
+                format!("{}: encrypted values but no `# kubesec:` footer", who),
             );
         }
         for s in &clear_values {
@@ -277,7 +275,7 @@ fn check_file(
             push(
                 s.line,
                 if footer.is_some() { "partly-encrypted" } else { "clear-value" },
-                format!("{}, {}: {why}", at(s.line), secret::label(s)),
+                format!("{}, {}: {why}", who, secret::label(s)),
             );
         }
         let Some(footer) = footer else {
@@ -290,7 +288,7 @@ fn check_file(
                 "no-mac",
                 format!(
                     "{}: format v{} carries no MAC, so tampering cannot be detected (ksec recompute-mac)",
-                    at(footer_line),
+                    who,
                     footer.version
                 ),
             );
@@ -298,7 +296,7 @@ fn check_file(
             push(
                 footer_line,
                 "no-mac",
-                format!("{}: the footer has no MAC line (`# kubesec:mac:`)", at(footer_line)),
+                format!("{}: the footer has no MAC line (`# kubesec:mac:`)", who),
             );
         }
         if let Some((config, r)) = rule {
@@ -309,7 +307,7 @@ fn check_file(
                     "keys-differ",
                     format!(
                         "{}: {} (rule `{}`, {}:{}); run `ksec updatekeys {file}`",
-                        at(footer_line),
+                        who,
                         rule_difference(r, &keys, footer.clear),
                         r.pattern,
                         config.path.display(),

@@ -73,7 +73,12 @@ pub struct MergePlan {
 fn identities(names: &[(Option<&str>, Option<&str>)]) -> Vec<String> {
     let all: Vec<Option<String>> = names
         .iter()
-        .map(|(ns, n)| n.map(|n| format!("{}/{n}", ns.unwrap_or(""))))
+        .map(|(ns, n)| {
+            n.map(|n| match ns {
+                Some(ns) => format!("{ns}/{n}"),
+                None => n.to_owned(),
+            })
+        })
         .collect();
     all.iter()
         .enumerate()

@@ -461,6 +461,12 @@ impl Provider for AwsProvider {
     }
 
     fn wrap_many(&self, requests: &[(&str, &DataKey)]) -> Vec<Result<Vec<u8>, KeyError>> {
+        self.log(&format!(
+            "wrapping {} data key{} in one batch, at most {} at a time",
+            requests.len(),
+            if requests.len() == 1 { "" } else { "s" },
+            self.options.jobs.max(1)
+        ));
         let prepared: Vec<Result<(Client, String), KeyError>> =
             requests.iter().map(|(id, _)| self.client(id)).collect();
         let mut futures = Vec::new();
@@ -476,6 +482,12 @@ impl Provider for AwsProvider {
     }
 
     fn unwrap_many(&self, requests: &[(&str, &[u8])]) -> Vec<Result<DataKey, KeyError>> {
+        self.log(&format!(
+            "unwrapping {} data key{} in one batch, at most {} at a time",
+            requests.len(),
+            if requests.len() == 1 { "" } else { "s" },
+            self.options.jobs.max(1)
+        ));
         let prepared: Vec<Result<(Client, String), KeyError>> =
             requests.iter().map(|(id, _)| self.client(id)).collect();
         let mut futures = Vec::new();

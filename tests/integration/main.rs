@@ -19,4 +19,5 @@ mod plugins;
 mod properties;
 mod tamper;
 mod template;
+mod tree;
 mod vectors;
