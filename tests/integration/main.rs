@@ -17,6 +17,7 @@ mod parent;
 mod pgp;
 mod plugins;
 mod properties;
+mod rules;
 mod tamper;
 mod template;
 mod tree;
