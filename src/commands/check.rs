@@ -83,9 +83,26 @@ pub fn run(plan: &CheckPlan, keyring: &dyn Fn() -> Keyring, configs: &Configs) -
     let mut files = Vec::with_capacity(inputs.sources.len());
     for (i, source) in inputs.sources.iter().enumerate() {
         progress.files("reading", i);
-        match Loaded::read(source, plan.max_input) {
-            Ok(f) => files.push(f),
-            Err(e) => findings.push(from_failure(&source.display(), "unreadable", &e)),
+        let name = source.display();
+        let text = match io::read_text(source, plan.max_input) {
+            Ok(t) => t,
+            Err(e) => {
+                findings.push(from_failure(&name, "unreadable", &e));
+                continue;
+            }
+        };
+        match manifest::locate(&text) {
+            Ok(docs) => files.push(Loaded {
+                source: source.clone(),
+                name,
+                text,
+                docs,
+            }),
+            Err(e) => findings.push(from_failure(
+                &name,
+                "invalid-yaml",
+                &super::locate_failure(&name, &e),
+            )),
         }
     }
     let keyring = plan.verify.then(keyring);
@@ -112,6 +129,7 @@ pub fn run(plan: &CheckPlan, keyring: &dyn Fn() -> Keyring, configs: &Configs) -
     }
     progress.clear();
     unused_rules(&args, configs, &used, &mut findings);
+    findings.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
 
     let out = if plan.json {
         let report = Report {

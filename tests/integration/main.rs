@@ -6,6 +6,7 @@ mod support;
 
 mod apiserver;
 mod aws;
+mod check;
 mod cli;
 mod create_patch;
 mod edit;
