@@ -156,7 +156,11 @@ impl Config {
                     .map_err(|m| {
                         Failure::new(
                             Exit::Input,
-                            format!("{}: {}", at(k.referenced.line()), m.trim_start_matches("--key ")),
+                            format!(
+                                "{}: {}",
+                                at(k.referenced.line()),
+                                m.trim_start_matches("--key ")
+                            ),
                         )
                     })?;
                 if keys.contains(&key) {
@@ -170,9 +174,13 @@ impl Config {
             let clear = match &r.sections {
                 None => ClearSections::default(),
                 Some(s) => {
-                    let bad = |m: String| Failure::new(Exit::Input, format!("{}: {m}", at(s.referenced.line())));
+                    let bad = |m: String| {
+                        Failure::new(Exit::Input, format!("{}: {m}", at(s.referenced.line())))
+                    };
                     if s.value.is_empty() {
-                        return Err(bad("`sections` is empty: name `data`, `stringData` or both".into()));
+                        return Err(bad(
+                            "`sections` is empty: name `data`, `stringData` or both".into(),
+                        ));
                     }
                     let mut encrypted = ClearSections::default();
                     for name in &s.value {
@@ -370,13 +378,22 @@ mod tests {
         let m = e("rules:\n  - path: a\n    path: b\n    keys: []\n");
         assert!(m.starts_with("/repo/.ksec.yaml:3:"), "{m}");
         assert!(m.contains("duplicate"), "{m}");
-        let m = e(&format!("rules:\n  - path: a\n    keys: [age:{AGE}]\n    colour: red\n"));
+        let m = e(&format!(
+            "rules:\n  - path: a\n    keys: [age:{AGE}]\n    colour: red\n"
+        ));
         assert!(m.contains("colour"), "{m}");
-        let m = e(&format!("rules:\n  - path: a\n    keys: [age:{AGE}]\n    sections: [metadata]\n"));
-        assert!(m.starts_with("/repo/.ksec.yaml:4:") && m.contains("metadata"), "{m}");
+        let m = e(&format!(
+            "rules:\n  - path: a\n    keys: [age:{AGE}]\n    sections: [metadata]\n"
+        ));
+        assert!(
+            m.starts_with("/repo/.ksec.yaml:4:") && m.contains("metadata"),
+            "{m}"
+        );
         let m = e("rules:\n  - path: 'a[/'\n    keys: [pgp:ABC]\n");
         assert!(m.starts_with("/repo/.ksec.yaml:2:"), "{m}");
-        let m = e(&format!("rules:\n  - path: a\n    keys: [pgp:alice@example.com, age:{AGE}]\n"));
+        let m = e(&format!(
+            "rules:\n  - path: a\n    keys: [pgp:alice@example.com, age:{AGE}]\n"
+        ));
         assert!(m.contains("fingerprint"), "{m}");
     }
 

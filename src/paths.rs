@@ -109,7 +109,10 @@ pub fn expand_some(args: &[PathBuf], default: Source) -> Result<Inputs> {
         let names: Vec<String> = args.iter().map(|a| a.display().to_string()).collect();
         return Err(Failure::new(
             Exit::Input,
-            format!("{}: no manifests found (*.yaml, *.yml, *.json)", names.join(", ")),
+            format!(
+                "{}: no manifests found (*.yaml, *.yml, *.json)",
+                names.join(", ")
+            ),
         ));
     }
     Ok(inputs)
@@ -163,12 +166,18 @@ mod tests {
         fs::write(outside.path().join("secret.yaml"), "x").unwrap();
         fs::create_dir_all(d.join("b/c")).unwrap();
         fs::create_dir_all(d.join(".git")).unwrap();
-        for f in ["a.yaml", "b/z.yml", "b/c/y.json", "b/readme.md", ".ksec.yaml", ".git/x.yaml"] {
+        for f in [
+            "a.yaml",
+            "b/z.yml",
+            "b/c/y.json",
+            "b/readme.md",
+            ".ksec.yaml",
+            ".git/x.yaml",
+        ] {
             fs::write(d.join(f), "x").unwrap();
         }
         std::os::unix::fs::symlink(d.join("a.yaml"), d.join("b/link.yaml")).unwrap();
-        std::os::unix::fs::symlink(outside.path().join("secret.yaml"), d.join("out.yaml"))
-            .unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret.yaml"), d.join("out.yaml")).unwrap();
         std::os::unix::fs::symlink(outside.path(), d.join("outdir")).unwrap();
         let got = expand(&[d.to_owned()], Source::Stdin).unwrap();
         assert!(!got.single);

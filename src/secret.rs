@@ -112,7 +112,9 @@ pub fn classify(doc: &Document) -> Result<State, DocError> {
         None => None,
     };
     let v1 = footer.as_ref().is_some_and(|f| f.version == 1);
-    let clear = footer.as_ref().map_or_else(ClearSections::default, |f| f.clear);
+    let clear = footer
+        .as_ref()
+        .map_or_else(ClearSections::default, |f| f.clear);
     let is_token = |s: &ValueSite| codec::looks_encrypted(&s.value) || (v1 && s.value.is_empty());
     // Values of sections kept clear on purpose are neither tokens nor clear
     // text that should have been encrypted.

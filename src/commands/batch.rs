@@ -42,7 +42,11 @@ impl Loaded {
 }
 
 /// Reads and locates every input; the first failure ends the run.
-pub fn load_all(sources: &[Source], max_input: u64, progress: &mut Progress) -> Result<Vec<Loaded>> {
+pub fn load_all(
+    sources: &[Source],
+    max_input: u64,
+    progress: &mut Progress,
+) -> Result<Vec<Loaded>> {
     let mut out = Vec::with_capacity(sources.len());
     for (i, s) in sources.iter().enumerate() {
         progress.files("reading", i);
@@ -64,7 +68,11 @@ pub fn unwrap_everything<'a>(
 ) {
     let footers: Vec<_> = files
         .into_iter()
-        .flat_map(|f| f.docs.iter().filter(|d| d.is_secret && d.problems.is_empty()))
+        .flat_map(|f| {
+            f.docs
+                .iter()
+                .filter(|d| d.is_secret && d.problems.is_empty())
+        })
         .filter_map(|d| match secret::classify(d) {
             Ok(State::Encrypted(footer)) if footer.version >= 3 || allow_missing_mac => {
                 Some(footer)

@@ -222,7 +222,8 @@ fn check_file(
     for doc in &f.docs {
         if !doc.is_secret {
             if let Err(e) = super::decrypt::refuse_hidden_ciphertext(file, doc) {
-                let (_, line, m) = split_location(&e.message).unwrap_or((file, doc.line, &e.message));
+                let (_, line, m) =
+                    split_location(&e.message).unwrap_or((file, doc.line, &e.message));
                 push(line, "ciphertext-outside-secret", m.to_owned());
             }
             continue;
@@ -230,7 +231,11 @@ fn check_file(
         let who = format!("document {} (Secret {})", doc.index, doc.display_name());
         for p in &doc.problems {
             let key = p.key.as_ref().map(|k| format!(", {k}")).unwrap_or_default();
-            push(p.line, "invalid-secret", format!("{}{key}: {}", who, p.message));
+            push(
+                p.line,
+                "invalid-secret",
+                format!("{}{key}: {}", who, p.message),
+            );
         }
         if let Some(line) = doc.last_applied_line {
             push(
@@ -253,7 +258,9 @@ fn check_file(
                 Err(_) => {
                     // classify places the error on the offending line.
                     let e = secret::classify(doc).err();
-                    let msg = e.map(|e| doc_failure(file, doc, e).message).unwrap_or_default();
+                    let msg = e
+                        .map(|e| doc_failure(file, doc, e).message)
+                        .unwrap_or_default();
                     let (_, line, m) = split_location(&msg).unwrap_or((file, block.line, &msg));
                     push(line, "malformed-footer", m.to_owned());
                     continue;
@@ -264,14 +271,22 @@ fn check_file(
         let v1 = footer.as_ref().is_some_and(|f| f.version == 1);
         let mut tokens = 0;
         let mut clear_values = Vec::new();
-        for s in doc.sites.iter().filter(|s| !secret::is_clear(clear, s.section)) {
+        for s in doc
+            .sites
+            .iter()
+            .filter(|s| !secret::is_clear(clear, s.section))
+        {
             if codec::looks_encrypted(&s.value) || (v1 && s.value.is_empty()) {
                 tokens += 1;
             } else if footer.is_some() && secret::token_shaped(&s.value) {
                 push(
                     s.line,
                     "malformed-value",
-                    format!("{}, {}: the encrypted value is damaged (not valid base64 `ciphertext.iv.tag`)", who, secret::label(s)),
+                    format!(
+                        "{}, {}: the encrypted value is damaged (not valid base64 `ciphertext.iv.tag`)",
+                        who,
+                        secret::label(s)
+                    ),
                 );
             } else {
                 clear_values.push(s);
@@ -292,7 +307,11 @@ fn check_file(
             };
             push(
                 s.line,
-                if footer.is_some() { "partly-encrypted" } else { "clear-value" },
+                if footer.is_some() {
+                    "partly-encrypted"
+                } else {
+                    "clear-value"
+                },
                 format!("{}, {}: {why}", who, secret::label(s)),
             );
         }
@@ -306,8 +325,7 @@ fn check_file(
                 "no-mac",
                 format!(
                     "{}: format v{} carries no MAC, so tampering cannot be detected (ksec recompute-mac)",
-                    who,
-                    footer.version
+                    who, footer.version
                 ),
             );
         } else if footer.mac.is_none() {
@@ -424,8 +442,14 @@ mod tests {
 
     #[test]
     fn locations() {
-        assert_eq!(split_location("a/b.yaml:3: x: y"), Some(("a/b.yaml", 3, "x: y")));
-        assert_eq!(split_location("a.yaml:3:7: bad"), Some(("a.yaml", 3, "bad")));
+        assert_eq!(
+            split_location("a/b.yaml:3: x: y"),
+            Some(("a/b.yaml", 3, "x: y"))
+        );
+        assert_eq!(
+            split_location("a.yaml:3:7: bad"),
+            Some(("a.yaml", 3, "bad"))
+        );
         assert_eq!(split_location("no location"), None);
     }
 }

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use super::encrypt::{EncryptOptions, encrypt_with};
 use super::spec::{MetaSpec, ValueSpec, read_values, stored};
-use crate::error::{Exit, Failure, Result};
 use crate::config::Configs;
+use crate::error::{Exit, Failure, Result};
 use crate::keys::{KeyChange, Keyring};
 use crate::manifest::Section;
 use crate::manifest::scalar::{self, Context};
@@ -75,7 +75,10 @@ pub fn run(plan: &CreatePlan, keyring: &Keyring, configs: &Configs) -> Result<()
     let opts = EncryptOptions {
         strict_keys: true,
         fallback_keys: rule.as_ref().map_or(&[], |(c, i)| &c.rules[*i].keys),
-        new_clear: rule.as_ref().map(|(c, i)| c.rules[*i].clear).unwrap_or_default(),
+        new_clear: rule
+            .as_ref()
+            .map(|(c, i)| c.rules[*i].clear)
+            .unwrap_or_default(),
         ..EncryptOptions::new(&plan.keys, &now)
     };
     let out = encrypt_with(&name, &text, &opts, keyring)?;

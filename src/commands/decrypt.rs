@@ -36,12 +36,12 @@ use super::{Output, batch, check_problems, doc_failure, place, warn};
 use crate::envelope::codec;
 use crate::error::{Exit, Failure, Result};
 use crate::io::Source;
-use crate::paths;
-use crate::progress::Progress;
 use crate::keys::Keyring;
 use crate::manifest::amend;
 use crate::manifest::scalar::{self, Context};
 use crate::manifest::{self, Document, Edit, Section, ValueSite, tree};
+use crate::paths;
+use crate::progress::Progress;
 use crate::secret::{self, OpenOptions, State};
 use crate::template::{Template, Value};
 
@@ -102,7 +102,11 @@ pub fn run(plan: &DecryptPlan, keyring: &Keyring) -> Result<()> {
         for (f, out) in files.iter().zip(&outs) {
             rendered.push_str(&render_template(&f.name, out, &t)?);
         }
-        let original = if inputs.single { files[0].text.as_str() } else { "" };
+        let original = if inputs.single {
+            files[0].text.as_str()
+        } else {
+            ""
+        };
         return plan.output.write(original, &rendered);
     }
     if plan.output.is_in_place() {
@@ -112,14 +116,21 @@ pub fn run(plan: &DecryptPlan, keyring: &Keyring) -> Result<()> {
         return Ok(());
     }
     let (name, original, out) = if inputs.single {
-        (files[0].name.clone(), files[0].text.as_str(), Zeroizing::new(outs.remove(0)))
+        (
+            files[0].name.clone(),
+            files[0].text.as_str(),
+            Zeroizing::new(outs.remove(0)),
+        )
     } else {
         let parts: Vec<&str> = outs.iter().map(String::as_str).collect();
         ("<joined stream>".to_owned(), "", join_streams(&parts))
     };
     check_kubectl_split(&name, &out)?;
     if plan.output == Output::Stdout && !plan.quiet && !std::io::stdout().is_terminal() {
-        advise(files.iter().any(|f| f.docs.iter().any(|d| d.is_secret)), plan.cleartext);
+        advise(
+            files.iter().any(|f| f.docs.iter().any(|d| d.is_secret)),
+            plan.cleartext,
+        );
     }
     plan.output.write(original, &out)
 }
@@ -130,7 +141,9 @@ pub fn run(plan: &DecryptPlan, keyring: &Keyring) -> Result<()> {
 /// part that starts with one, after comments and blank lines). Parts without
 /// any document (empty files, only comments) are left out.
 pub fn join_streams(parts: &[&str]) -> Zeroizing<String> {
-    let mut out = Zeroizing::new(String::with_capacity(parts.iter().map(|p| p.len() + 5).sum()));
+    let mut out = Zeroizing::new(String::with_capacity(
+        parts.iter().map(|p| p.len() + 5).sum(),
+    ));
     for part in parts {
         let body = if out.is_empty() {
             *part
@@ -216,7 +229,15 @@ pub fn decrypt_opened(
     keyring: &Keyring,
 ) -> Result<(String, Vec<ParentDoc>)> {
     let docs = manifest::locate(text).map_err(|e| super::locate_failure(file, &e))?;
-    decrypt_docs(file, text, &docs, cleartext, allow_missing_mac, keyring, true)
+    decrypt_docs(
+        file,
+        text,
+        &docs,
+        cleartext,
+        allow_missing_mac,
+        keyring,
+        true,
+    )
 }
 
 /// [`decrypt_opened`] on a stream located already. `warn_empty`: say so on

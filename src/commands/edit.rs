@@ -92,11 +92,19 @@ pub fn run(plan: &EditPlan, keyring: &Keyring, configs: &Configs) -> Result<()> 
     // those of its `.ksec.yaml` rule (unless --key).
     let rule = configs.rule(&Source::File(plan.path.clone()))?;
     let fallback: Vec<_> = parents.docs.first().map_or_else(
-        || rule.as_ref().map(|(c, i)| c.rules[*i].keys.clone()).unwrap_or_default(),
+        || {
+            rule.as_ref()
+                .map(|(c, i)| c.rules[*i].keys.clone())
+                .unwrap_or_default()
+        },
         |d| d.opened.footer.keys.iter().map(|w| w.key.clone()).collect(),
     );
     let new_clear = parents.docs.first().map_or_else(
-        || rule.as_ref().map(|(c, i)| c.rules[*i].clear).unwrap_or_default(),
+        || {
+            rule.as_ref()
+                .map(|(c, i)| c.rules[*i].clear)
+                .unwrap_or_default()
+        },
         |d| d.opened.footer.clear,
     );
     let opts = EncryptOptions {

@@ -9,14 +9,14 @@ use std::path::PathBuf;
 use super::parent::{ParentDoc, Parents};
 use super::{Output, batch, check_problems, doc_failure, key_failure, note, place, warn};
 use crate::config::Configs;
-use crate::paths;
-use crate::progress::Progress;
 use crate::envelope::DataKey;
 use crate::envelope::footer::{ClearSections, Footer, KeyId, KeyType, WrappedKey};
 use crate::error::{Exit, Failure, Result};
 use crate::io::Source;
 use crate::keys::{KeyChange, Keyring};
 use crate::manifest::{self, Document, Edit, Section, ValueSite};
+use crate::paths;
+use crate::progress::Progress;
 use crate::secret::{self, DocError, OpenOptions, Plain, State};
 
 /// What `encrypt` was asked to do.
@@ -106,9 +106,18 @@ pub fn run(plan: &EncryptPlan, keyring: &Keyring, configs: &Configs) -> Result<(
     let mut prepared = Vec::with_capacity(files.len());
     for (i, (f, o)) in files.iter().zip(&opts).enumerate() {
         progress.files("preparing", i);
-        prepared.push(prepare(&f.name, &f.text, &f.docs, o, change.as_ref(), keyring, &default_key)?);
+        prepared.push(prepare(
+            &f.name,
+            &f.text,
+            &f.docs,
+            o,
+            change.as_ref(),
+            keyring,
+            &default_key,
+        )?);
     }
-    let requests: Vec<(KeyId, DataKey)> = prepared.iter().flat_map(Prepared::wrap_requests).collect();
+    let requests: Vec<(KeyId, DataKey)> =
+        prepared.iter().flat_map(Prepared::wrap_requests).collect();
     if !requests.is_empty() {
         progress.step(&format!("wrapping {} data keys", requests.len()));
     }
@@ -131,7 +140,10 @@ pub fn run(plan: &EncryptPlan, keyring: &Keyring, configs: &Configs) -> Result<(
                 files[0].name
             ));
         }
-        return plan.output.for_source(&files[0].source)?.write(&files[0].text, out);
+        return plan
+            .output
+            .for_source(&files[0].source)?
+            .write(&files[0].text, out);
     }
     let (mut changed, mut encrypted) = (0usize, 0usize);
     for (f, (out, _, fresh)) in files.iter().zip(&results) {
@@ -241,7 +253,15 @@ pub fn encrypt_with(
     let docs = manifest::locate(text).map_err(|e| super::locate_failure(file, &e))?;
     let change = resolve_opts_change(opts, keyring)?;
     let default_key = OnceCell::new();
-    let prepared = prepare(file, text, &docs, opts, change.as_ref(), keyring, &default_key)?;
+    let prepared = prepare(
+        file,
+        text,
+        &docs,
+        opts,
+        change.as_ref(),
+        keyring,
+        &default_key,
+    )?;
     if prepared.secret_count() == 0 && !opts.skip_plain {
         warn(&format!(
             "{file}: no Secret documents (apiVersion: v1, kind: Secret); nothing to encrypt"
@@ -255,7 +275,10 @@ pub fn encrypt_with(
 
 /// The `--key` change of `opts`, its key ids checked and normalised (once
 /// per run, not per document or file).
-pub fn resolve_opts_change(opts: &EncryptOptions<'_>, keyring: &Keyring) -> Result<Option<KeyChange>> {
+pub fn resolve_opts_change(
+    opts: &EncryptOptions<'_>,
+    keyring: &Keyring,
+) -> Result<Option<KeyChange>> {
     if opts.keys.is_empty() {
         Ok(None)
     } else {

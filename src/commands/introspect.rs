@@ -7,8 +7,8 @@ use crate::error::Result;
 use crate::io::{self, Source};
 use crate::manifest::{Document, Section};
 use crate::paths;
-use std::path::PathBuf;
 use crate::secret::{self, State};
+use std::path::PathBuf;
 
 /// What `introspect` was asked to do.
 pub struct IntrospectPlan {

@@ -105,7 +105,11 @@ fn doc_identities(docs: &[Document]) -> Vec<(usize, String)> {
         .iter()
         .map(|d| (d.namespace.as_deref(), d.name.as_deref()))
         .collect();
-    secrets.iter().map(|d| d.index).zip(identities(&names)).collect()
+    secrets
+        .iter()
+        .map(|d| d.index)
+        .zip(identities(&names))
+        .collect()
 }
 
 /// One side's view of a Secret: its values and its key setting.
@@ -129,7 +133,12 @@ impl Side {
                 .iter()
                 .map(|v| ((v.section, v.key.clone()), v.clear.clone()))
                 .collect(),
-            order: d.opened.values.iter().map(|v| (v.section, v.key.clone())).collect(),
+            order: d
+                .opened
+                .values
+                .iter()
+                .map(|v| (v.section, v.key.clone()))
+                .collect(),
             keys,
             clear: d.opened.footer.clear,
         }
@@ -165,8 +174,11 @@ pub fn run(plan: &MergePlan, keyring: &Keyring) -> Result<()> {
     let locate = |t: &str, label: &str| {
         manifest::locate(t).map_err(|e| super::locate_failure(&format!("{name} ({label})"), &e))
     };
-    let (Ok(bd), Ok(od), Ok(td)) = (locate(&base, "base"), locate(&ours, "ours"), locate(&theirs, "theirs"))
-    else {
+    let (Ok(bd), Ok(od), Ok(td)) = (
+        locate(&base, "base"),
+        locate(&ours, "ours"),
+        locate(&theirs, "theirs"),
+    ) else {
         return text_merge(plan);
     };
     let encrypted = |docs: &[Document]| docs.iter().any(|d| d.footer.is_some());
@@ -182,15 +194,19 @@ pub fn run(plan: &MergePlan, keyring: &Keyring) -> Result<()> {
     };
 
     // Open all three versions, their data keys in one batch.
-    let files: Vec<Loaded> = [("base", &base, bd), ("ours", &ours, od), ("theirs", &theirs, td)]
-        .into_iter()
-        .map(|(label, text, docs)| Loaded {
-            source: Source::Stdin,
-            name: format!("{name} ({label})"),
-            text: text.to_string(),
-            docs,
-        })
-        .collect();
+    let files: Vec<Loaded> = [
+        ("base", &base, bd),
+        ("ours", &ours, od),
+        ("theirs", &theirs, td),
+    ]
+    .into_iter()
+    .map(|(label, text, docs)| Loaded {
+        source: Source::Stdin,
+        name: format!("{name} ({label})"),
+        text: text.to_string(),
+        docs,
+    })
+    .collect();
     let mut progress = crate::progress::Progress::new(0);
     super::batch::unwrap_everything(keyring, &files, false, &mut progress);
     let mut views = Vec::with_capacity(3);
@@ -226,7 +242,9 @@ pub fn run(plan: &MergePlan, keyring: &Keyring) -> Result<()> {
             (_, None, None) => {}
             (Some(base), Some(ours), None) | (Some(base), None, Some(ours)) => {
                 if ours != base {
-                    conflicts.push(format!("Secret {id}: changed on one side, deleted on the other"));
+                    conflicts.push(format!(
+                        "Secret {id}: changed on one side, deleted on the other"
+                    ));
                 }
             }
             (base, ours, theirs) => {
@@ -243,16 +261,23 @@ pub fn run(plan: &MergePlan, keyring: &Keyring) -> Result<()> {
                     (None, Some(y)) => (y, y),
                     (None, None) => unreachable!("handled above"),
                 };
-                let take_theirs = if ours.setting() == theirs.setting() || theirs.setting() == base.setting() {
-                    false
-                } else if ours.setting() == base.setting() || as_.is_none() {
-                    true
-                } else {
-                    conflicts.push(format!("Secret {id}: its keys were changed differently on both sides"));
-                    false
-                };
+                let take_theirs =
+                    if ours.setting() == theirs.setting() || theirs.setting() == base.setting() {
+                        false
+                    } else if ours.setting() == base.setting() || as_.is_none() {
+                        true
+                    } else {
+                        conflicts.push(format!(
+                            "Secret {id}: its keys were changed differently on both sides"
+                        ));
+                        false
+                    };
                 let values = merge_values(id, base, ours, theirs, &mut conflicts);
-                let donor = if take_theirs || as_.is_none() { bs } else { as_ };
+                let donor = if take_theirs || as_.is_none() {
+                    bs
+                } else {
+                    as_
+                };
                 let donor = donor.expect("a side that has the Secret").1.clone();
                 targets.insert(id.clone(), Target { values, donor });
             }
@@ -262,11 +287,18 @@ pub fn run(plan: &MergePlan, keyring: &Keyring) -> Result<()> {
         for c in &conflicts {
             eprintln!("ksec: conflict: {name}: {c}");
         }
-        return Err(conflict(format!("{} conflicting change{}", conflicts.len(), super::encrypt::plural(conflicts.len()))));
+        return Err(conflict(format!(
+            "{} conflicting change{}",
+            conflicts.len(),
+            super::encrypt::plural(conflicts.len())
+        )));
     }
 
     // 2. Everything else, as text.
-    let skeletons: Vec<String> = files.iter().map(|f| skeleton(&f.text, &f.docs)).collect::<Result<_>>()?;
+    let skeletons: Vec<String> = files
+        .iter()
+        .map(|f| skeleton(&f.text, &f.docs))
+        .collect::<Result<_>>()?;
     let merged = merge_file(&skeletons[1], &skeletons[0], &skeletons[2])?;
     let Some(merged) = merged else {
         return Err(conflict(
@@ -282,38 +314,62 @@ pub fn run(plan: &MergePlan, keyring: &Keyring) -> Result<()> {
         }
     }
     if clear.contains(MARKER) {
-        return Err(conflict("a data/stringData section could not be placed".into()));
+        return Err(conflict(
+            "a data/stringData section could not be placed".into(),
+        ));
     }
 
     // The merged values, spliced into the merged text.
-    let docs = manifest::locate(&clear).map_err(|e| conflict(format!("the merged text does not parse ({e})")))?;
-    let roots = amend::outline(&clear).map_err(|e| conflict(format!("the merged text does not parse ({e})")))?;
+    let docs = manifest::locate(&clear)
+        .map_err(|e| conflict(format!("the merged text does not parse ({e})")))?;
+    let roots = amend::outline(&clear)
+        .map_err(|e| conflict(format!("the merged text does not parse ({e})")))?;
     let mut edits = Vec::new();
     let mut parents = Vec::new();
     for (index, id) in doc_identities(&docs) {
         let doc = &docs[index - 1];
         let Some(target) = targets.get(&id) else {
-            return Err(conflict(format!("Secret {id} is in the merged text but not in either side")));
+            return Err(conflict(format!(
+                "Secret {id} is in the merged text but not in either side"
+            )));
         };
         let mut changes = Vec::new();
         for s in &doc.sites {
-            if !target.values.iter().any(|(sec, k, _)| *sec == s.section && *k == s.key) {
-                changes.push(Change { path: vec![s.section.as_str().into()], key: s.key.clone(), value: None });
+            if !target
+                .values
+                .iter()
+                .any(|(sec, k, _)| *sec == s.section && *k == s.key)
+            {
+                changes.push(Change {
+                    path: vec![s.section.as_str().into()],
+                    key: s.key.clone(),
+                    value: None,
+                });
             }
         }
         for (sec, k, v) in &target.values {
             match doc.sites.iter().find(|s| s.section == *sec && s.key == *k) {
                 Some(s) if s.value == **v => {}
-                _ => changes.push(Change { path: vec![sec.as_str().into()], key: k.clone(), value: Some(v.to_string()) }),
+                _ => changes.push(Change {
+                    path: vec![sec.as_str().into()],
+                    key: k.clone(),
+                    value: Some(v.to_string()),
+                }),
             }
         }
-        edits.extend(amend::amend(&clear, &roots[index - 1], &changes, doc.newline).map_err(|e| conflict(e.to_string()))?);
+        edits.extend(
+            amend::amend(&clear, &roots[index - 1], &changes, doc.newline)
+                .map_err(|e| conflict(e.to_string()))?,
+        );
         parents.push(target.donor.clone());
     }
     let merged_clear = Zeroizing::new(manifest::splice(&clear, &mut edits));
 
     // 3. Encrypt again against the chosen sides, then check the result.
-    let parents = Parents { file: format!("{name} (ours/theirs)"), docs: parents };
+    let parents = Parents {
+        file: format!("{name} (ours/theirs)"),
+        docs: parents,
+    };
     let now = super::now();
     let keys = KeyChange::default();
     let opts = EncryptOptions {
@@ -324,11 +380,24 @@ pub fn run(plan: &MergePlan, keyring: &Keyring) -> Result<()> {
     let (_, reopened) = super::decrypt::decrypt_opened(&name, &out, false, false, keyring)?;
     for (id, d) in opened_identities(&reopened).into_iter().zip(&reopened) {
         let want = &targets[&id].values;
-        let got: Vec<(Section, String, &str)> = d.opened.values.iter().map(|v| (v.section, v.key.clone(), v.clear.as_str())).collect();
+        let got: Vec<(Section, String, &str)> = d
+            .opened
+            .values
+            .iter()
+            .map(|v| (v.section, v.key.clone(), v.clear.as_str()))
+            .collect();
         let same = got.len() == want.len()
-            && want.iter().all(|(s, k, v)| got.iter().any(|(gs, gk, gv)| gs == s && gk == k && *gv == v.as_str()));
+            && want.iter().all(|(s, k, v)| {
+                got.iter()
+                    .any(|(gs, gk, gv)| gs == s && gk == k && *gv == v.as_str())
+            });
         if !same {
-            return Err(Failure::new(Exit::Other, format!("{name}: internal error: the merged file does not hold the merged values; nothing was written")));
+            return Err(Failure::new(
+                Exit::Other,
+                format!(
+                    "{name}: internal error: the merged file does not hold the merged values; nothing was written"
+                ),
+            ));
         }
     }
     io::write_atomic(&plan.ours, out.as_bytes())?;
@@ -352,7 +421,11 @@ fn merge_values(
     }
     let mut out = Vec::new();
     for key in order {
-        let (o, a, b) = (base.values.get(&key), ours.values.get(&key), theirs.values.get(&key));
+        let (o, a, b) = (
+            base.values.get(&key),
+            ours.values.get(&key),
+            theirs.values.get(&key),
+        );
         let pick = if a == b || b == o {
             a
         } else if a == o {
@@ -424,15 +497,35 @@ fn bodies(view: &str) -> Result<Vec<(String, Zeroizing<String>)>> {
 
 /// `git merge-file -p` on three texts without secrets; `None` on a conflict.
 fn merge_file(ours: &str, base: &str, theirs: &str) -> Result<Option<String>> {
-    let dir = tempfile::tempdir().map_err(|e| Failure::new(Exit::Io, format!("cannot create a temporary directory: {e}")))?;
+    let dir = tempfile::tempdir().map_err(|e| {
+        Failure::new(
+            Exit::Io,
+            format!("cannot create a temporary directory: {e}"),
+        )
+    })?;
     let write = |n: &str, t: &str| -> Result<PathBuf> {
         let p = dir.path().join(n);
-        std::fs::write(&p, t).map_err(|e| Failure::new(Exit::Io, format!("{}: {e}", p.display())))?;
+        std::fs::write(&p, t)
+            .map_err(|e| Failure::new(Exit::Io, format!("{}: {e}", p.display())))?;
         Ok(p)
     };
-    let (a, o, b) = (write("ours", ours)?, write("base", base)?, write("theirs", theirs)?);
+    let (a, o, b) = (
+        write("ours", ours)?,
+        write("base", base)?,
+        write("theirs", theirs)?,
+    );
     let out = Command::new("git")
-        .args(["merge-file", "-p", "-q", "-L", "ours", "-L", "base", "-L", "theirs"])
+        .args([
+            "merge-file",
+            "-p",
+            "-q",
+            "-L",
+            "ours",
+            "-L",
+            "base",
+            "-L",
+            "theirs",
+        ])
         .args([&a, &o, &b])
         .stdin(Stdio::null())
         .output()
@@ -442,7 +535,10 @@ fn merge_file(ours: &str, base: &str, theirs: &str) -> Result<Option<String>> {
         Some(n) if n > 0 => Ok(None),
         _ => Err(Failure::new(
             Exit::Other,
-            format!("git merge-file failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
+            format!(
+                "git merge-file failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
         )),
     }
 }

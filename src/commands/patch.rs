@@ -147,7 +147,10 @@ pub fn run(plan: &PatchPlan, keyring: &Keyring) -> Result<()> {
         secret::sealing_key(previous.as_ref(), rotate),
         keyring,
         &super::now(),
-        previous.as_ref().map(|p| p.footer.clear).unwrap_or_default(),
+        previous
+            .as_ref()
+            .map(|p| p.footer.clear)
+            .unwrap_or_default(),
     )
     .map_err(|e| doc_failure(&file, doc, e))?;
     let token_of = |section: Section, key: &str| -> &str {

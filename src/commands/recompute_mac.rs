@@ -6,15 +6,15 @@
 
 use std::path::PathBuf;
 
-use super::encrypt::{Expected, reopened_values, sealed_edits, verify};
 use super::batch::{self, Loaded};
+use super::encrypt::{Expected, reopened_values, sealed_edits, verify};
 use super::{Output, check_problems, doc_failure, place};
-use crate::paths;
-use crate::progress::Progress;
 use crate::error::{Exit, Failure, Result};
 use crate::io::Source;
 use crate::keys::Keyring;
 use crate::manifest;
+use crate::paths;
+use crate::progress::Progress;
 use crate::secret::{self, OpenOptions, State};
 
 /// What `recompute-mac` was asked to do.
@@ -72,7 +72,9 @@ pub fn run(plan: &RecomputePlan, keyring: &Keyring) -> Result<()> {
         super::confirm("recompute-mac", "Sign them?")?;
     }
     for (f, out) in results {
-        Output::InPlaceEach.for_source(&f.source)?.write(&f.text, &out)?;
+        Output::InPlaceEach
+            .for_source(&f.source)?
+            .write(&f.text, &out)?;
     }
     Ok(())
 }

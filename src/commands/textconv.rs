@@ -74,10 +74,17 @@ pub fn textconv(text: &str, keyring: &Keyring) -> String {
     let mut edits = Vec::new();
     for (doc, footer) in footers {
         let clear = footer.clear;
-        let block = doc.footer.as_ref().expect("an encrypted document has a footer");
+        let block = doc
+            .footer
+            .as_ref()
+            .expect("an encrypted document has a footer");
         edits.push(Edit {
             range: block.range.clone(),
-            text: footer_view(&block.lines, doc.newline, text[..block.range.end].ends_with('\n')),
+            text: footer_view(
+                &block.lines,
+                doc.newline,
+                text[..block.range.end].ends_with('\n'),
+            ),
         });
         match secret::open(doc, footer, keyring, OpenOptions::default()) {
             Ok(opened) => {
@@ -100,13 +107,18 @@ pub fn textconv(text: &str, keyring: &Keyring) -> String {
             }
             Err(_) => {
                 for site in &doc.sites {
-                    if secret::is_clear(clear, site.section) || !codec::looks_encrypted(&site.value) {
+                    if secret::is_clear(clear, site.section) || !codec::looks_encrypted(&site.value)
+                    {
                         continue;
                     }
                     let shown = format!("<encrypted:{}>", fingerprint(&site.value));
                     edits.push(Edit {
                         range: site.range.clone(),
-                        text: if site.flow { format!("\"{shown}\"") } else { shown },
+                        text: if site.flow {
+                            format!("\"{shown}\"")
+                        } else {
+                            shown
+                        },
                     });
                 }
             }

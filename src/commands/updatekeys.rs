@@ -73,11 +73,22 @@ pub fn run(plan: &UpdatekeysPlan, keyring: &Keyring, configs: &Configs) -> Resul
             }
             differs = true;
             let mut parts: Vec<String> = Vec::new();
-            parts.extend(rule.keys.iter().filter(|k| !keys.contains(k)).map(|k| format!("+ {k}")));
+            parts.extend(
+                rule.keys
+                    .iter()
+                    .filter(|k| !keys.contains(k))
+                    .map(|k| format!("+ {k}")),
+            );
             let removed: Vec<&KeyId> = keys.iter().filter(|k| !rule.keys.contains(k)).collect();
             parts.extend(removed.iter().map(|k| format!("- {k}")));
             if footer.clear != rule.clear {
-                let name = |c: ClearSections| if c.is_empty() { "none".to_owned() } else { c.names() };
+                let name = |c: ClearSections| {
+                    if c.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        c.names()
+                    }
+                };
                 parts.push(format!(
                     "clear sections {} → {}",
                     name(footer.clear),
@@ -123,7 +134,12 @@ pub fn run(plan: &UpdatekeysPlan, keyring: &Keyring, configs: &Configs) -> Resul
     // Open every affected file's data keys in one batch, prepare every
     // file, make every wrap in one batch, then seal and verify all.
     let mut progress = Progress::new(todo.len());
-    batch::unwrap_everything(keyring, todo.iter().map(|(f, _, _)| *f), false, &mut progress);
+    batch::unwrap_everything(
+        keyring,
+        todo.iter().map(|(f, _, _)| *f),
+        false,
+        &mut progress,
+    );
     let now = super::now();
     let changes: Vec<KeyChange> = todo
         .iter()
@@ -144,9 +160,18 @@ pub fn run(plan: &UpdatekeysPlan, keyring: &Keyring, configs: &Configs) -> Resul
     let default_key = OnceCell::new();
     let mut prepared: Vec<Prepared<'_>> = Vec::with_capacity(todo.len());
     for (((f, _, _), o), change) in todo.iter().zip(&opts).zip(&changes) {
-        prepared.push(prepare(&f.name, &f.text, &f.docs, o, Some(change), keyring, &default_key)?);
+        prepared.push(prepare(
+            &f.name,
+            &f.text,
+            &f.docs,
+            o,
+            Some(change),
+            keyring,
+            &default_key,
+        )?);
     }
-    let requests: Vec<(KeyId, DataKey)> = prepared.iter().flat_map(Prepared::wrap_requests).collect();
+    let requests: Vec<(KeyId, DataKey)> =
+        prepared.iter().flat_map(Prepared::wrap_requests).collect();
     progress.step(&format!("wrapping {} data keys", requests.len()));
     keyring
         .wrap_all(&requests)
@@ -159,7 +184,9 @@ pub fn run(plan: &UpdatekeysPlan, keyring: &Keyring, configs: &Configs) -> Resul
     let mut written = 0;
     for ((f, _, _), out) in todo.iter().zip(&results) {
         if *out != f.text {
-            Output::InPlaceEach.for_source(&f.source)?.write(&f.text, out)?;
+            Output::InPlaceEach
+                .for_source(&f.source)?
+                .write(&f.text, out)?;
             note(&format!("updated {}", f.name));
             written += 1;
         }
@@ -171,4 +198,3 @@ pub fn run(plan: &UpdatekeysPlan, keyring: &Keyring, configs: &Configs) -> Resul
     ));
     Ok(())
 }
-

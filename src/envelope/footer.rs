@@ -559,16 +559,28 @@ mod tests {
         assert!(!f.kubesec_compatible());
         let again = Footer::parse(f.render_lines().iter().map(String::as_str)).unwrap();
         assert_eq!(again, f);
-        assert_eq!(ClearSections::parse("data,stringData").unwrap().names(), "data,stringData");
+        assert_eq!(
+            ClearSections::parse("data,stringData").unwrap().names(),
+            "data,stringData"
+        );
         assert!(ClearSections::parse("data,data").is_none());
         assert!(ClearSections::parse("").is_none());
         let e = |lines: &[&str]| Footer::parse(lines.iter().copied()).unwrap_err();
         assert!(matches!(
-            e(&["# kubesec:v:3", "# kubesec:age:a:AQID", "# ksec:clear:metadata"]),
+            e(&[
+                "# kubesec:v:3",
+                "# kubesec:age:a:AQID",
+                "# ksec:clear:metadata"
+            ]),
             FooterError::UnknownKsecLine { .. }
         ));
         assert!(matches!(
-            e(&["# kubesec:v:3", "# kubesec:age:a:AQID", "# ksec:clear:data", "# ksec:clear:data"]),
+            e(&[
+                "# kubesec:v:3",
+                "# kubesec:age:a:AQID",
+                "# ksec:clear:data",
+                "# ksec:clear:data"
+            ]),
             FooterError::DuplicateClear
         ));
     }

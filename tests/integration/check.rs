@@ -30,7 +30,10 @@ fn a_clean_tree_passes_and_the_default_is_the_current_directory() {
     let env = TestEnv::new();
     fs::create_dir_all(env.path("k8s")).unwrap();
     env.write("k8s/db.yaml", env.encrypt(SECRET));
-    env.write("k8s/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  a: b\n");
+    env.write(
+        "k8s/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  a: b\n",
+    );
     let out = env.ksec().arg("check").output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(out.stdout.is_empty());
@@ -52,7 +55,10 @@ fn issue_571_injected_clear_values_are_reported() {
     let (code, out) = check(&env, &["db.yaml"]);
     assert_eq!(code, 8);
     assert!(out.contains("db.yaml:8: document 1 (Secret prod/db), data.injected: clear-text value in an encrypted Secret"), "{out}");
-    assert!(out.contains("db.yaml:9: document 1 (Secret prod/db), data.also:"), "{out}");
+    assert!(
+        out.contains("db.yaml:9: document 1 (Secret prod/db), data.also:"),
+        "{out}"
+    );
     assert_eq!(out.lines().count(), 2, "{out}");
 }
 
@@ -66,21 +72,31 @@ fn every_kind_of_problem_is_listed_with_its_line() {
     let token_line = enc.lines().find(|l| l.starts_with("  password: ")).unwrap();
     let cut = &token_line[..token_line.len() - 10];
     env.write("t/damaged.yaml", enc.replace(token_line, cut));
-    env.write("t/footer.yaml", enc.replace("# kubesec:v:3", "# kubesec:v:9"));
+    env.write(
+        "t/footer.yaml",
+        enc.replace("# kubesec:v:3", "# kubesec:v:9"),
+    );
     env.write(
         "t/applied.yaml",
-        env.encrypt(&SECRET.replace(
-            "  namespace: prod\n",
-            "  namespace: prod\n",
-        ))
+        env.encrypt(SECRET)
         .replace(
             "  namespace: prod\n",
             "  namespace: prod\n  annotations:\n    kubectl.kubernetes.io/last-applied-configuration: '{}'\n",
         ),
     );
-    env.write("t/configmap.yaml", enc.replace("kind: Secret", "kind: ConfigMap"));
+    env.write(
+        "t/configmap.yaml",
+        enc.replace("kind: Secret", "kind: ConfigMap"),
+    );
     env.write("t/invalid.yaml", "a: [b\n");
-    env.write("t/nomac.yaml", enc.lines().filter(|l| !l.starts_with("# kubesec:mac:")).collect::<Vec<_>>().join("\n") + "\n");
+    env.write(
+        "t/nomac.yaml",
+        enc.lines()
+            .filter(|l| !l.starts_with("# kubesec:mac:"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n",
+    );
     let (code, out) = check(&env, &["t"]);
     assert_eq!(code, 8, "{out}");
     for needle in [
@@ -96,7 +112,11 @@ fn every_kind_of_problem_is_listed_with_its_line() {
         assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
     }
     // JSON for machines: the same problems with codes.
-    let json = env.ksec().args(["check", "--format", "json", "t"]).output().unwrap();
+    let json = env
+        .ksec()
+        .args(["check", "--format", "json", "t"])
+        .output()
+        .unwrap();
     assert_eq!(json.status.code(), Some(8));
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v["files_checked"], 7);
@@ -127,7 +147,12 @@ fn verify_opens_everything_and_without_it_no_key_is_needed() {
     let enc = env.encrypt(SECRET);
     // A MAC from another encryption of the same values: well-formed, wrong.
     let other = env.encrypt(SECRET);
-    let mac = |t: &str| t.lines().find(|l| l.starts_with("# kubesec:mac:")).unwrap().to_owned();
+    let mac = |t: &str| {
+        t.lines()
+            .find(|l| l.starts_with("# kubesec:mac:"))
+            .unwrap()
+            .to_owned()
+    };
     env.write("good.yaml", &enc);
     env.write("badmac.yaml", enc.replace(&mac(&enc), &mac(&other)));
     // An AWS key line against an endpoint nobody listens on.
@@ -146,21 +171,34 @@ fn verify_opens_everything_and_without_it_no_key_is_needed() {
     };
     let mut c = env.ksec();
     offline(&mut c);
-    let out = c.args(["check", "-v", "good.yaml", "badmac.yaml", "aws.yaml"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = c
+        .args(["check", "-v", "good.yaml", "badmac.yaml", "aws.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(
         !String::from_utf8_lossy(&out.stderr).contains("aws:"),
         "no KMS client without --verify"
     );
     let (code, out) = check(&env, &["--verify", "good.yaml", "badmac.yaml"]);
     assert_eq!(code, 8);
-    assert!(out.contains("badmac.yaml:9: document 1 (Secret prod/db): the MAC does not verify"), "{out}");
+    assert!(
+        out.contains("badmac.yaml:9: document 1 (Secret prod/db): the MAC does not verify"),
+        "{out}"
+    );
     assert!(!out.contains("good.yaml"), "{out}");
     let mut c = env.ksec();
     offline(&mut c);
     let out = c.args(["check", "--verify", "good.yaml"]).output().unwrap();
     assert_eq!(out.status.code(), Some(8));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("no available key can open the data key"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("no available key can open the data key")
+    );
 }
 
 #[test]
@@ -180,7 +218,10 @@ fn rules_are_checked_and_unused_rules_reported() {
     assert_eq!(code, 8);
     assert!(out.contains(&format!("k8s/prod/db.yaml:9: document 1 (Secret prod/db): keys differ from .ksec.yaml: missing key age:{other}; key not in the rule age:{me}")), "{out}");
     assert!(out.contains("ksec updatekeys k8s/prod/db.yaml"), "{out}");
-    assert!(out.contains("k8s/.ksec.yaml:4: rule `staging/**` matches no checked file"), "{out}");
+    assert!(
+        out.contains("k8s/.ksec.yaml:4: rule `staging/**` matches no checked file"),
+        "{out}"
+    );
     // Checking part of the tree says nothing about rules for other parts.
     let (_, out) = check(&env, &["k8s/prod"]);
     assert!(!out.contains("staging"), "{out}");
@@ -189,5 +230,9 @@ fn rules_are_checked_and_unused_rules_reported() {
     env.write("k8s/prod/second.yaml", env.encrypt(SECRET));
     let (code, out) = check(&env, &["k8s"]);
     assert_eq!(code, 8);
-    assert_eq!(out.matches(".ksec.yaml:3: unknown field `kees`").count(), 1, "{out}");
+    assert_eq!(
+        out.matches(".ksec.yaml:3: unknown field `kees`").count(),
+        1,
+        "{out}"
+    );
 }

@@ -35,7 +35,11 @@ impl Repo {
         repo.git(&["init", "-q", "-b", "main"]);
         let ksec = ksec_path().display().to_string();
         repo.git(&["config", "merge.ksec.name", "ksec"]);
-        repo.git(&["config", "merge.ksec.driver", &format!("{ksec} merge-driver %O %A %B %P")]);
+        repo.git(&[
+            "config",
+            "merge.ksec.driver",
+            &format!("{ksec} merge-driver %O %A %B %P"),
+        ]);
         repo.git(&["config", "diff.ksec.textconv", &format!("{ksec} textconv")]);
         repo.write(".gitattributes", "*.yaml diff=ksec merge=ksec\n");
         repo
@@ -79,7 +83,11 @@ impl Repo {
 
     fn ksec(&self, args: &[&str]) -> String {
         let out = self.run(self.command(ksec_path()).args(args));
-        assert!(out.status.success(), "ksec {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "ksec {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -100,29 +108,62 @@ impl Repo {
     fn with_secret() -> Repo {
         let repo = Repo::new();
         repo.write("db.yaml", SECRET);
-        repo.ksec(&["encrypt", "-i", "-k", &format!("age:{}", repo.env.recipient), "db.yaml"]);
+        repo.ksec(&[
+            "encrypt",
+            "-i",
+            "-k",
+            &format!("age:{}", repo.env.recipient),
+            "db.yaml",
+        ]);
         repo.commit("init");
         repo
     }
 }
 
 fn value_lines(text: &str) -> Vec<&str> {
-    text.lines().filter(|l| l.starts_with("  ") && !l.starts_with("    ")).collect()
+    text.lines()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("    "))
+        .collect()
 }
 
 #[test]
 fn branches_changing_different_keys_merge_cleanly() {
     let repo = Repo::with_secret();
     repo.git(&["checkout", "-q", "-b", "feature"]);
-    repo.ksec(&["patch", "-i", "db.yaml", "-d", "password=from-feature", "-s", "added=by-feature"]);
+    repo.ksec(&[
+        "patch",
+        "-i",
+        "db.yaml",
+        "-d",
+        "password=from-feature",
+        "-s",
+        "added=by-feature",
+    ]);
     repo.commit("feature: password, added");
     repo.git(&["checkout", "-q", "main"]);
-    repo.ksec(&["patch", "-i", "db.yaml", "-s", "note=from-main", "-d", "~username", "-l", "tier=backend"]);
+    repo.ksec(&[
+        "patch",
+        "-i",
+        "db.yaml",
+        "-s",
+        "note=from-main",
+        "-d",
+        "~username",
+        "-l",
+        "tier=backend",
+    ]);
     repo.commit("main: note, username removed, label");
     let ours = repo.read("db.yaml");
     // A plain text merge would conflict on the MAC line at least.
-    let out = repo.run(repo.command("git").args(["merge", "-q", "--no-edit", "feature"]));
-    assert!(out.status.success(), "merge failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let out = repo.run(
+        repo.command("git")
+            .args(["merge", "-q", "--no-edit", "feature"]),
+    );
+    assert!(
+        out.status.success(),
+        "merge failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let merged = repo.read("db.yaml");
     assert!(!merged.contains("<<<<<<<"));
     // The MAC verifies and both sides' changes are there.
@@ -133,7 +174,10 @@ fn branches_changing_different_keys_merge_cleanly() {
     assert!(!clear.contains("username"), "{clear}");
     assert!(clear.contains("    tier: backend\n"), "{clear}");
     // Our unchanged value kept its exact ciphertext.
-    let note_line = value_lines(&ours).into_iter().find(|l| l.starts_with("  note:")).unwrap();
+    let note_line = value_lines(&ours)
+        .into_iter()
+        .find(|l| l.starts_with("  note:"))
+        .unwrap();
     assert!(merged.contains(note_line));
     // Nothing clear in the work tree, and git sees a finished merge.
     assert!(!merged.contains("from-feature") && !merged.contains("from-main"));
@@ -144,7 +188,15 @@ fn branches_changing_different_keys_merge_cleanly() {
 fn a_real_conflict_leaves_our_encrypted_file_and_names_the_key() {
     let repo = Repo::with_secret();
     repo.git(&["checkout", "-q", "-b", "feature"]);
-    repo.ksec(&["patch", "-i", "db.yaml", "-d", "password=theirs-value", "-s", "note=fine"]);
+    repo.ksec(&[
+        "patch",
+        "-i",
+        "db.yaml",
+        "-d",
+        "password=theirs-value",
+        "-s",
+        "note=fine",
+    ]);
     repo.commit("feature");
     repo.git(&["checkout", "-q", "main"]);
     repo.ksec(&["patch", "-i", "db.yaml", "-d", "password=ours-value"]);
@@ -153,8 +205,14 @@ fn a_real_conflict_leaves_our_encrypted_file_and_names_the_key() {
     let out = repo.run(repo.command("git").args(["merge", "--no-edit", "feature"]));
     assert!(!out.status.success(), "the merge must stop on the conflict");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("data.password: changed differently on both sides"), "{stderr}");
-    assert!(!stderr.contains("note"), "only the conflicting key is named: {stderr}");
+    assert!(
+        stderr.contains("data.password: changed differently on both sides"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("note"),
+        "only the conflicting key is named: {stderr}"
+    );
     assert_eq!(repo.read("db.yaml"), ours, "ours, encrypted, untouched");
     assert!(repo.git(&["status", "--porcelain"]).contains("UU db.yaml"));
     let clear = repo.ksec(&["decrypt", "-q", "-x", "db.yaml"]);
@@ -172,11 +230,24 @@ fn keys_changed_on_one_branch_merge_with_values_changed_on_the_other() {
     repo.git(&["checkout", "-q", "main"]);
     repo.ksec(&["patch", "-i", "db.yaml", "-s", "note=changed"]);
     repo.commit("value");
-    let out = repo.run(repo.command("git").args(["merge", "-q", "--no-edit", "keys"]));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = repo.run(
+        repo.command("git")
+            .args(["merge", "-q", "--no-edit", "keys"]),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let merged = repo.read("db.yaml");
-    assert!(merged.contains(&format!("# kubesec:age:{other}:")), "{merged}");
-    assert!(repo.ksec(&["decrypt", "-q", "db.yaml"]).contains("note: changed"));
+    assert!(
+        merged.contains(&format!("# kubesec:age:{other}:")),
+        "{merged}"
+    );
+    assert!(
+        repo.ksec(&["decrypt", "-q", "db.yaml"])
+            .contains("note: changed")
+    );
 }
 
 #[test]
@@ -193,7 +264,10 @@ fn files_without_ksec_secrets_merge_as_text() {
     let out = repo.run(repo.command("git").args(["merge", "--no-edit", "f"]));
     assert!(!out.status.success());
     let text = repo.read("cm.yaml");
-    assert!(text.contains("<<<<<<< ours\nb: ours\n=======\nb: theirs\n>>>>>>> theirs\n"), "{text}");
+    assert!(
+        text.contains("<<<<<<< ours\nb: ours\n=======\nb: theirs\n>>>>>>> theirs\n"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -201,13 +275,30 @@ fn git_diff_shows_decrypted_changes_or_fingerprints() {
     let repo = Repo::with_secret();
     repo.write("plain.yaml", "not: [a, secret]\n");
     repo.commit("plain");
-    repo.ksec(&["patch", "-i", "db.yaml", "-d", "password=new-password", "-s", "extra=x"]);
+    repo.ksec(&[
+        "patch",
+        "-i",
+        "db.yaml",
+        "-d",
+        "password=new-password",
+        "-s",
+        "extra=x",
+    ]);
     repo.write("plain.yaml", "not: [a, secret, still]\n");
     let diff = repo.git(&["diff", "--no-color"]);
-    assert!(diff.contains("-  password: czNjcjN0\n+  password: bmV3LXBhc3N3b3Jk\n"), "{diff}");
+    assert!(
+        diff.contains("-  password: czNjcjN0\n+  password: bmV3LXBhc3N3b3Jk\n"),
+        "{diff}"
+    );
     assert!(diff.contains("+  extra: x\n"), "{diff}");
-    assert!(diff.contains("-not: [a, secret]\n+not: [a, secret, still]\n"), "{diff}");
-    assert!(!diff.contains("-  username"), "unchanged values are unchanged: {diff}");
+    assert!(
+        diff.contains("-not: [a, secret]\n+not: [a, secret, still]\n"),
+        "{diff}"
+    );
+    assert!(
+        !diff.contains("-  username"),
+        "unchanged values are unchanged: {diff}"
+    );
     // Without a key: fingerprints of the ciphertext tokens.
     let out = repo.run(
         repo.command("git")
@@ -215,12 +306,33 @@ fn git_diff_shows_decrypted_changes_or_fingerprints() {
             .args(["diff", "--no-color"]),
     );
     let diff = String::from_utf8(out.stdout).unwrap();
-    assert!(!diff.contains("czNjcjN0") && !diff.contains("new-password"), "{diff}");
-    let changed: Vec<&str> = diff.lines().filter(|l| l.starts_with("-  ") || l.starts_with("+  ")).collect();
-    assert_eq!(changed.len(), 3, "password changed (2 lines) and extra added: {diff}");
-    assert!(changed.iter().all(|l| l.contains(": <encrypted:")), "{diff}");
-    assert!(changed.iter().any(|l| l.starts_with("+  extra: <encrypted:")), "{diff}");
-    assert!(diff.contains("\n   username: <encrypted:"), "unchanged keep their fingerprint: {diff}");
+    assert!(
+        !diff.contains("czNjcjN0") && !diff.contains("new-password"),
+        "{diff}"
+    );
+    let changed: Vec<&str> = diff
+        .lines()
+        .filter(|l| l.starts_with("-  ") || l.starts_with("+  "))
+        .collect();
+    assert_eq!(
+        changed.len(),
+        3,
+        "password changed (2 lines) and extra added: {diff}"
+    );
+    assert!(
+        changed.iter().all(|l| l.contains(": <encrypted:")),
+        "{diff}"
+    );
+    assert!(
+        changed
+            .iter()
+            .any(|l| l.starts_with("+  extra: <encrypted:")),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("\n   username: <encrypted:"),
+        "unchanged keep their fingerprint: {diff}"
+    );
     // textconv itself never fails on what it is given.
     for (name, text) in [("bad.yaml", "a: [b\n"), ("bin.yaml", "\u{0}\u{1}")] {
         fs::write(repo.dir().join(name), text).unwrap();

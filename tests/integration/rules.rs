@@ -59,12 +59,22 @@ fn rules_apply_from_the_files_directory_upward_first_match_wins() {
         .args(["encrypt", "-i", "../prod/db/s.yaml", "s.yaml"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         age_lines(&env.read("prod/db/s.yaml")),
-        [format!("# kubesec:age:{other}"), format!("# kubesec:age:{me}")]
+        [
+            format!("# kubesec:age:{other}"),
+            format!("# kubesec:age:{me}")
+        ]
     );
-    assert_eq!(age_lines(&env.read("dev/s.yaml")), [format!("# kubesec:age:{me}")]);
+    assert_eq!(
+        age_lines(&env.read("dev/s.yaml")),
+        [format!("# kubesec:age:{me}")]
+    );
     // The other identity opens the prod file: both keys are really there.
     let out = env
         .ksec()
@@ -76,7 +86,12 @@ fn rules_apply_from_the_files_directory_upward_first_match_wins() {
     // Decrypt never needs the configuration: a broken one does not matter.
     env.write(".ksec.yaml", "rules: [oops\n");
     assert_eq!(
-        ok_stdout(&env.ksec().args(["decrypt", "-q", "dev/s.yaml"]).output().unwrap()),
+        ok_stdout(
+            &env.ksec()
+                .args(["decrypt", "-q", "dev/s.yaml"])
+                .output()
+                .unwrap()
+        ),
         SECRET
     );
 }
@@ -86,7 +101,10 @@ fn key_on_the_command_line_and_explicit_config_win() {
     let env = TestEnv::new();
     let other = other_identity(&env);
     let me = env.recipient.clone();
-    env.write(".ksec.yaml", format!("rules:\n  - path: \"*.yaml\"\n    keys: [age:{other}]\n"));
+    env.write(
+        ".ksec.yaml",
+        format!("rules:\n  - path: \"*.yaml\"\n    keys: [age:{other}]\n"),
+    );
     env.write("a.yaml", SECRET);
     let out = ok_stdout(
         &env.ksec()
@@ -94,14 +112,21 @@ fn key_on_the_command_line_and_explicit_config_win() {
             .output()
             .unwrap(),
     );
-    assert_eq!(age_lines(&out), [format!("# kubesec:age:{me}")], "--key overrides the rule");
+    assert_eq!(
+        age_lines(&out),
+        [format!("# kubesec:age:{me}")],
+        "--key overrides the rule"
+    );
     let out = ok_stdout(&env.ksec().args(["encrypt", "a.yaml"]).output().unwrap());
     assert_eq!(age_lines(&out), [format!("# kubesec:age:{other}")]);
     // --config and KSEC_CONFIG replace the lookup; patterns are relative to
     // that file's directory, and a file outside it matches no rule.
     fs::create_dir_all(env.path("conf")).unwrap();
     env.write("conf/b.yaml", SECRET);
-    env.write("conf/rules.yaml", format!("rules:\n  - path: \"**\"\n    keys: [age:{me}]\n"));
+    env.write(
+        "conf/rules.yaml",
+        format!("rules:\n  - path: \"**\"\n    keys: [age:{me}]\n"),
+    );
     for args in [
         vec!["--config", "conf/rules.yaml", "encrypt", "conf/b.yaml"],
         vec!["encrypt", "conf/b.yaml"],
@@ -141,18 +166,29 @@ fn malformed_config_is_a_positioned_error() {
     let env = TestEnv::new();
     env.write("a.yaml", SECRET);
     for (config, line, needle) in [
-        ("rules:\n  - path: a\n    path: b\n    keys: [age:x]\n", 3, "duplicate"),
+        (
+            "rules:\n  - path: a\n    path: b\n    keys: [age:x]\n",
+            3,
+            "duplicate",
+        ),
         ("rules:\n  - path: a\n    keys: [age:nope]\n", 3, "age1"),
         ("rules:\n  - path: a\n    keyz: []\n", 3, "keyz"),
         ("rules:\n  - path: '[a'\n    keys: [pgp:alice]\n", 2, "path"),
-        ("rules:\n  - path: a\n    keys: [pgp:alice@example.com]\n", 3, "fingerprint"),
+        (
+            "rules:\n  - path: a\n    keys: [pgp:alice@example.com]\n",
+            3,
+            "fingerprint",
+        ),
     ] {
         env.write(".ksec.yaml", config);
         let out = env.ksec().args(["encrypt", "a.yaml"]).output().unwrap();
         assert_eq!(out.status.code(), Some(3), "{config}");
         assert!(out.stdout.is_empty());
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(&format!(".ksec.yaml:{line}:")), "{config}: {err}");
+        assert!(
+            err.contains(&format!(".ksec.yaml:{line}:")),
+            "{config}: {err}"
+        );
         assert!(err.contains(needle), "{config}: {err}");
     }
 }
@@ -166,9 +202,15 @@ fn sections_kept_in_clear_text() {
         format!("rules:\n  - path: \"*.yaml\"\n    keys: [age:{me}]\n    sections: [data]\n"),
     );
     env.write("a.yaml", SECRET);
-    env.ksec().args(["encrypt", "-i", "a.yaml"]).assert().success();
+    env.ksec()
+        .args(["encrypt", "-i", "a.yaml"])
+        .assert()
+        .success();
     let enc = env.read("a.yaml");
-    assert!(enc.contains("  note: not secret\n"), "stringData stays clear:\n{enc}");
+    assert!(
+        enc.contains("  note: not secret\n"),
+        "stringData stays clear:\n{enc}"
+    );
     assert!(!enc.contains("czNjcjN0"), "data is encrypted:\n{enc}");
     assert!(enc.contains("# ksec:clear:stringData\n"));
     // Decrypt needs no configuration; the result is the input.
@@ -189,7 +231,10 @@ fn sections_kept_in_clear_text() {
     assert!(listing.contains("a.yaml:6:"), "{listing}");
     // Re-encrypting keeps everything, and edit-style re-encryption works.
     fs::write(env.path("a.yaml"), &enc).unwrap();
-    env.ksec().args(["encrypt", "-i", "a.yaml"]).assert().success();
+    env.ksec()
+        .args(["encrypt", "-i", "a.yaml"])
+        .assert()
+        .success();
     assert_eq!(env.read("a.yaml"), enc);
     env.ksec()
         .args(["patch", "-i", "a.yaml", "-s", "note=yes"])
@@ -197,7 +242,10 @@ fn sections_kept_in_clear_text() {
         .success();
     let patched = env.read("a.yaml");
     assert!(patched.contains("  note: \"yes\"\n"), "{patched}");
-    assert_eq!(env.decrypt(&patched), SECRET.replace("not secret", "\"yes\""));
+    assert_eq!(
+        env.decrypt(&patched),
+        SECRET.replace("not secret", "\"yes\"")
+    );
 }
 
 #[test]
@@ -208,7 +256,10 @@ fn updatekeys_adds_keeping_the_data_key_and_removes_rotating_it() {
     fs::create_dir_all(env.path("k8s/sub")).unwrap();
     env.write("k8s/a.yaml", env.encrypt(SECRET));
     env.write("k8s/sub/b.yaml", env.encrypt(SECRET));
-    env.write("k8s/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n");
+    env.write(
+        "k8s/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n",
+    );
     env.write("k8s/plain.yaml", SECRET);
     let a_before = env.read("k8s/a.yaml");
     env.write(
@@ -218,7 +269,10 @@ fn updatekeys_adds_keeping_the_data_key_and_removes_rotating_it() {
     // check reports the difference.
     let out = env.ksec().args(["check", "k8s"]).output().unwrap();
     let listing = String::from_utf8_lossy(&out.stdout);
-    assert!(listing.contains("k8s/a.yaml:") && listing.contains("missing key age:"), "{listing}");
+    assert!(
+        listing.contains("k8s/a.yaml:") && listing.contains("missing key age:"),
+        "{listing}"
+    );
     // Without a terminal and without --yes: refused, nothing written.
     let out = env.ksec().args(["updatekeys", "k8s"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -227,14 +281,26 @@ fn updatekeys_adds_keeping_the_data_key_and_removes_rotating_it() {
     assert!(stderr.contains("data key kept"), "{stderr}");
     assert_eq!(env.read("k8s/a.yaml"), a_before);
     // --yes: both files get the new key; values keep their ciphertext.
-    let out = env.ksec().args(["updatekeys", "--yes", "k8s"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = env
+        .ksec()
+        .args(["updatekeys", "--yes", "k8s"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let a_after = env.read("k8s/a.yaml");
     for line in a_before.lines().filter(|l| l.starts_with("  ")) {
         assert!(a_after.contains(line), "value line changed: {line}");
     }
     assert_eq!(age_lines(&a_after).len(), 2);
-    assert_eq!(env.read("k8s/plain.yaml"), SECRET, "clear Secrets are encrypt's job");
+    assert_eq!(
+        env.read("k8s/plain.yaml"),
+        SECRET,
+        "clear Secrets are encrypt's job"
+    );
     let out = env
         .ksec()
         .env("KSEC_AGE_KEY_FILE", env.path("other-key.txt"))
@@ -243,16 +309,34 @@ fn updatekeys_adds_keeping_the_data_key_and_removes_rotating_it() {
         .unwrap();
     assert_eq!(ok_stdout(&out), SECRET);
     // Again: nothing to do.
-    let out = env.ksec().args(["updatekeys", "--yes", "k8s"]).output().unwrap();
+    let out = env
+        .ksec()
+        .args(["updatekeys", "--yes", "k8s"])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("agrees with its rule"));
     assert_eq!(env.read("k8s/a.yaml"), a_after);
     // Removing a key rotates the data key: every value is re-encrypted.
-    env.write("k8s/.ksec.yaml", format!("rules:\n  - path: \"**\"\n    keys: [age:{other}]\n"));
-    let out = env.ksec().args(["updatekeys", "-y", "k8s/a.yaml"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    env.write(
+        "k8s/.ksec.yaml",
+        format!("rules:\n  - path: \"**\"\n    keys: [age:{other}]\n"),
+    );
+    let out = env
+        .ksec()
+        .args(["updatekeys", "-y", "k8s/a.yaml"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("data key rotated"));
     let rotated = env.read("k8s/a.yaml");
-    for line in a_after.lines().filter(|l| l.starts_with("  password:") || l.starts_with("  note:")) {
+    for line in a_after
+        .lines()
+        .filter(|l| l.starts_with("  password:") || l.starts_with("  note:"))
+    {
         assert!(!rotated.contains(line), "value kept its ciphertext: {line}");
     }
     assert_eq!(age_lines(&rotated), [format!("# kubesec:age:{other}")]);
@@ -269,10 +353,16 @@ fn updatekeys_adds_keeping_the_data_key_and_removes_rotating_it() {
 fn create_and_edit_of_a_new_file_use_the_rule() {
     let env = TestEnv::new();
     let other = other_identity(&env);
-    env.write(".ksec.yaml", format!("rules:\n  - path: \"**\"\n    keys: [age:{other}]\n"));
+    env.write(
+        ".ksec.yaml",
+        format!("rules:\n  - path: \"**\"\n    keys: [age:{other}]\n"),
+    );
     env.ksec()
         .args(["create", "db", "-s", "a=b", "-o", "new.yaml"])
         .assert()
         .success();
-    assert_eq!(age_lines(&env.read("new.yaml")), [format!("# kubesec:age:{other}")]);
+    assert_eq!(
+        age_lines(&env.read("new.yaml")),
+        [format!("# kubesec:age:{other}")]
+    );
 }

@@ -77,7 +77,10 @@ fn decrypt_dir_prints_one_kubectl_ready_stream() {
     env.ksec().args(["decrypt", "-i", "k8s"]).assert().success();
     assert_eq!(env.read("k8s/a.yaml"), secret("one", "1"));
     assert_eq!(env.read("k8s/b/two.yaml"), secret("two", "2"));
-    assert!(env.read("k8s/.hidden.yaml").contains("kubesec:v"), "hidden files are skipped");
+    assert!(
+        env.read("k8s/.hidden.yaml").contains("kubesec:v"),
+        "hidden files are skipped"
+    );
 }
 
 #[test]
@@ -85,10 +88,15 @@ fn decrypt_dir_with_one_bad_file_prints_nothing() {
     let env = TestEnv::new();
     tree(
         &env,
-        &[("k8s/a.yaml", &secret("one", "1")), ("k8s/b.yaml", &secret("two", "2"))],
+        &[
+            ("k8s/a.yaml", &secret("one", "1")),
+            ("k8s/b.yaml", &secret("two", "2")),
+        ],
         true,
     );
-    let tampered = env.read("k8s/b.yaml").replace("# kubesec:mac:", "# kubesec:mac:AA");
+    let tampered = env
+        .read("k8s/b.yaml")
+        .replace("# kubesec:mac:", "# kubesec:mac:AA");
     fs::write(env.path("k8s/b.yaml"), tampered).unwrap();
     let out = env.ksec().args(["decrypt", "k8s"]).output().unwrap();
     assert_ne!(out.status.code(), Some(0));
@@ -124,18 +132,38 @@ fn encrypt_in_place_over_a_tree_reports_and_keeps_unchanged_files() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("-i"));
     let out = env
         .ksec()
-        .args(["encrypt", "-i", "-k", &format!("age:{}", env.recipient), "k8s"])
+        .args([
+            "encrypt",
+            "-i",
+            "-k",
+            &format!("age:{}", env.recipient),
+            "k8s",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("wrote k8s/new.yaml (1 Secret encrypted)"), "{stderr}");
+    assert!(
+        stderr.contains("wrote k8s/new.yaml (1 Secret encrypted)"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("done.yaml"), "{stderr}");
     assert!(!stderr.contains("cm.yaml"), "{stderr}");
-    assert!(stderr.contains("1 of 3 files changed, 1 Secret newly encrypted"), "{stderr}");
+    assert!(
+        stderr.contains("1 of 3 files changed, 1 Secret newly encrypted"),
+        "{stderr}"
+    );
     assert_eq!(env.read("k8s/done.yaml"), done);
     let after = fs::metadata(env.path("k8s/done.yaml")).unwrap();
-    assert_eq!(before.ino(), after.ino(), "an unchanged file is not rewritten");
+    assert_eq!(
+        before.ino(),
+        after.ino(),
+        "an unchanged file is not rewritten"
+    );
     assert_eq!(env.read("k8s/sub/cm.yaml"), CONFIGMAP);
     assert!(env.read("k8s/new.yaml").contains("# kubesec:age:"));
     assert_eq!(env.decrypt(&env.read("k8s/new.yaml")), secret("new", "n"));
@@ -146,7 +174,11 @@ fn encrypt_in_place_over_a_tree_reports_and_keeps_unchanged_files() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let out = env.ksec().args(["encrypt", "-i", "-", "k8s"]).output().unwrap();
+    let out = env
+        .ksec()
+        .args(["encrypt", "-i", "-", "k8s"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -157,7 +189,10 @@ fn a_failing_file_stops_encrypt_before_anything_is_written() {
         &env,
         &[
             ("k8s/a.yaml", &secret("a", "1")),
-            ("k8s/b.yaml", "apiVersion: v1\nkind: Secret\ndata:\n  x: [not a string]\n"),
+            (
+                "k8s/b.yaml",
+                "apiVersion: v1\nkind: Secret\ndata:\n  x: [not a string]\n",
+            ),
         ],
         false,
     );
@@ -170,13 +205,21 @@ fn a_failing_file_stops_encrypt_before_anything_is_written() {
 fn walk_does_not_leave_the_tree() {
     let env = TestEnv::new();
     tree(&env, &[("k8s/a.yaml", &secret("a", "1"))], true);
-    tree(&env, &[("outside/secret.yaml", &secret("outside", "o"))], true);
+    tree(
+        &env,
+        &[("outside/secret.yaml", &secret("outside", "o"))],
+        true,
+    );
     std::os::unix::fs::symlink(env.path("outside/secret.yaml"), env.path("k8s/link.yaml")).unwrap();
     std::os::unix::fs::symlink(env.path("outside"), env.path("k8s/dirlink")).unwrap();
     std::os::unix::fs::symlink(env.path("k8s/a.yaml"), env.path("k8s/inside.yaml")).unwrap();
     let out = ok_stdout(&env.ksec().args(["decrypt", "-q", "k8s"]).output().unwrap());
     assert!(!out.contains("outside"), "{out}");
-    assert_eq!(out.matches("name: a").count(), 2, "a link inside the tree is followed");
+    assert_eq!(
+        out.matches("name: a").count(),
+        2,
+        "a link inside the tree is followed"
+    );
 }
 
 #[test]
@@ -191,7 +234,12 @@ fn introspect_and_recompute_mac_take_trees() {
         ],
         true,
     );
-    let out = ok_stdout(&env.ksec().args(["introspect", "--json", "k8s"]).output().unwrap());
+    let out = ok_stdout(
+        &env.ksec()
+            .args(["introspect", "--json", "k8s"])
+            .output()
+            .unwrap(),
+    );
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let files: Vec<&str> = v
         .as_array()
@@ -202,7 +250,10 @@ fn introspect_and_recompute_mac_take_trees() {
     assert_eq!(files, ["k8s/a.yaml", "k8s/b.yaml", "k8s/cm.yaml"]);
     // One file keeps its one-object shape.
     let one: serde_json::Value = serde_json::from_str(&ok_stdout(
-        &env.ksec().args(["introspect", "--json", "k8s/a.yaml"]).output().unwrap(),
+        &env.ksec()
+            .args(["introspect", "--json", "k8s/a.yaml"])
+            .output()
+            .unwrap(),
     ))
     .unwrap();
     assert_eq!(one["file"], "k8s/a.yaml");
@@ -212,9 +263,20 @@ fn introspect_and_recompute_mac_take_trees() {
     // recompute-mac over the tree: asks once (refused without a terminal), --yes signs all.
     let out = env.ksec().args(["recompute-mac", "k8s"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let out = env.ksec().args(["recompute-mac", "--yes", "k8s"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = env
+        .ksec()
+        .args(["recompute-mac", "--yes", "k8s"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("k8s/a.yaml:") && stderr.contains("k8s/b.yaml:"), "{stderr}");
+    assert!(
+        stderr.contains("k8s/a.yaml:") && stderr.contains("k8s/b.yaml:"),
+        "{stderr}"
+    );
     assert_eq!(env.decrypt(&env.read("k8s/a.yaml")), secret("a", "1"));
 }
