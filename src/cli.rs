@@ -27,7 +27,7 @@ use crate::manifest::Section;
 #[command(
     after_help = "Exit codes: 0 ok, 1 internal error, 2 usage, 3 invalid input, 4 wrong state \
 (not encrypted, partly encrypted, exists), 5 integrity (MAC or value does not verify), \
-6 no key could open or wrap the data key, 7 I/O error."
+6 no key could open or wrap the data key, 7 I/O error, 8 `check` found problems."
 )]
 pub struct Cli {
     /// Refuse inputs larger than this (e.g. 64MiB, 1GiB).
