@@ -213,7 +213,7 @@ pub fn run(plan: &MergePlan, keyring: &Keyring) -> Result<()> {
     for f in &files {
         let (view, opened) = decrypt_docs(&f.name, &f.text, &f.docs, false, false, keyring, false)
             .map_err(|e| conflict(format!("cannot open {}: {}", f.name, e.message)))?;
-        views.push((view, opened));
+        views.push((Zeroizing::new(view), opened));
     }
 
     // 1. Values, key by key.
