@@ -365,4 +365,32 @@ fn create_and_edit_of_a_new_file_use_the_rule() {
         age_lines(&env.read("new.yaml")),
         [format!("# kubesec:age:{other}")]
     );
+    // edit -f of a new file: the template, changed by the "editor", gets
+    // the rule's keys.
+    use std::os::unix::fs::PermissionsExt as _;
+    let editor = env.write(
+        "ed.sh",
+        "#!/bin/sh\nsed -i 's/^\\(  *\\)[A-Za-z_]*: value$/\\1token: changed/' \"$1\"\n",
+    );
+    fs::set_permissions(&editor, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::create_dir(env.path("run")).unwrap();
+    fs::set_permissions(env.path("run"), fs::Permissions::from_mode(0o700)).unwrap();
+    let out = env
+        .ksec()
+        .env("EDITOR", &editor)
+        .env("XDG_RUNTIME_DIR", env.path("run"))
+        .args(["edit", "-f", "edited.yaml"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let edited = env.read("edited.yaml");
+    assert_eq!(
+        age_lines(&edited),
+        [format!("# kubesec:age:{other}")],
+        "{edited}"
+    );
 }
