@@ -29,6 +29,17 @@ fn other_identity(env: &TestEnv) -> String {
     r
 }
 
+/// `ksec decrypt FILE` with the identity of [`other_identity`] only.
+fn decrypt_as_other(env: &TestEnv, file: &str) -> String {
+    ok_stdout(
+        &env.ksec()
+            .env("KSEC_AGE_KEY_FILE", env.path("other-key.txt"))
+            .args(["decrypt", "-q", file])
+            .output()
+            .unwrap(),
+    )
+}
+
 fn age_lines(text: &str) -> Vec<&str> {
     text.lines()
         .filter(|l| l.starts_with("# kubesec:age:"))
@@ -76,13 +87,7 @@ fn rules_apply_from_the_files_directory_upward_first_match_wins() {
         [format!("# kubesec:age:{me}")]
     );
     // The other identity opens the prod file: both keys are really there.
-    let out = env
-        .ksec()
-        .env("KSEC_AGE_KEY_FILE", env.path("other-key.txt"))
-        .args(["decrypt", "-q", "prod/db/s.yaml"])
-        .output()
-        .unwrap();
-    assert_eq!(ok_stdout(&out), SECRET);
+    assert_eq!(decrypt_as_other(&env, "prod/db/s.yaml"), SECRET);
     // Decrypt never needs the configuration: a broken one does not matter.
     env.write(".ksec.yaml", "rules: [oops\n");
     assert_eq!(
@@ -301,13 +306,7 @@ fn updatekeys_adds_keeping_the_data_key_and_removes_rotating_it() {
         SECRET,
         "clear Secrets are encrypt's job"
     );
-    let out = env
-        .ksec()
-        .env("KSEC_AGE_KEY_FILE", env.path("other-key.txt"))
-        .args(["decrypt", "-q", "k8s/sub/b.yaml"])
-        .output()
-        .unwrap();
-    assert_eq!(ok_stdout(&out), SECRET);
+    assert_eq!(decrypt_as_other(&env, "k8s/sub/b.yaml"), SECRET);
     // Again: nothing to do.
     let out = env
         .ksec()
@@ -340,13 +339,7 @@ fn updatekeys_adds_keeping_the_data_key_and_removes_rotating_it() {
         assert!(!rotated.contains(line), "value kept its ciphertext: {line}");
     }
     assert_eq!(age_lines(&rotated), [format!("# kubesec:age:{other}")]);
-    let out = env
-        .ksec()
-        .env("KSEC_AGE_KEY_FILE", env.path("other-key.txt"))
-        .args(["decrypt", "-q", "k8s/a.yaml"])
-        .output()
-        .unwrap();
-    assert_eq!(ok_stdout(&out), SECRET);
+    assert_eq!(decrypt_as_other(&env, "k8s/a.yaml"), SECRET);
 }
 
 #[test]
