@@ -27,7 +27,7 @@ use crate::manifest::Section;
 #[command(
     after_help = "Exit codes: 0 ok, 1 internal error, 2 usage, 3 invalid input, 4 wrong state \
 (not encrypted, partly encrypted, exists), 5 integrity (MAC or value does not verify), \
-6 no key could open or wrap the data key, 7 I/O error."
+6 no key could open or wrap the data key, 7 I/O error, 8 `check` found problems."
 )]
 pub struct Cli {
     /// Refuse inputs larger than this (e.g. 64MiB, 1GiB).
@@ -37,6 +37,11 @@ pub struct Cli {
     /// Show what ksec does on stderr (e.g. the gpg command lines; never key material).
     #[arg(short, long, global = true)]
     pub verbose: bool,
+
+    /// Key rules to use for every file, instead of the nearest .ksec.yaml
+    /// above each file.
+    #[arg(long, global = true, value_name = "FILE", env = "KSEC_CONFIG")]
+    pub config: Option<PathBuf>,
 
     /// Sign PGP-wrapped data keys with this key (default: gpg's default key).
     #[arg(long, global = true, value_name = "FPR", help_heading = "PGP")]
@@ -117,6 +122,32 @@ pub enum Command {
     /// Show, per document, its name, format version, the keys that can open
     /// it and whether it has a MAC. Needs no keys.
     Introspect(IntrospectArgs),
+    /// Check files for pre-commit and CI: clear-text values, partly
+    /// encrypted or damaged Secrets, keys that differ from .ksec.yaml, …
+    ///
+    /// Lists `path:line: problem` and exits 8 when there is any. Without
+    /// --verify it needs no keys and makes no network calls.
+    Check(CheckArgs),
+    /// Bring files' keys (and encrypted sections) in line with their
+    /// .ksec.yaml rules.
+    ///
+    /// Shows what changes and asks (--yes in CI). Adding a key keeps the
+    /// data key; removing one rotates it.
+    Updatekeys(UpdatekeysArgs),
+    /// Print a file for `git diff` (diff.ksec.textconv): decrypted when a
+    /// key opens it, else each encrypted value as a short fingerprint.
+    Textconv(TextconvArgs),
+    /// The git merge driver (merge.ksec.driver "ksec merge-driver %O %A %B %P"):
+    /// merges encrypted Secrets key by key.
+    ///
+    /// Writes the merged, re-encrypted file to OURS and exits 0; on a conflict
+    /// leaves OURS as it was (encrypted), names the conflicting keys on stderr
+    /// and exits 1.
+    MergeDriver(MergeDriverArgs),
+    /// Print a shell completion script (bash, zsh, fish).
+    Completion(CompletionArgs),
+    /// Print the man page (roff), e.g. `ksec man > ksec.1`.
+    Man,
     /// Create the local age identity and print its public recipient.
     ///
     /// Written to $KSEC_AGE_KEY_FILE, else $XDG_CONFIG_HOME/ksec/age/keys.txt
@@ -161,9 +192,10 @@ pub struct OutputArgs {
 /// `encrypt` arguments.
 #[derive(Debug, Args)]
 pub struct EncryptArgs {
-    /// The manifest to encrypt; `-` or nothing reads stdin.
-    #[arg(value_name = "FILE")]
-    pub file: Option<PathBuf>,
+    /// Manifests to encrypt; `-` or nothing reads stdin. Directories are
+    /// walked (*.yaml, *.yml, *.json); several inputs need -i.
+    #[arg(value_name = "PATH")]
+    pub files: Vec<PathBuf>,
     /// Where the result goes.
     #[command(flatten)]
     pub out: OutputArgs,
@@ -190,9 +222,10 @@ pub struct EncryptArgs {
 /// `decrypt` arguments.
 #[derive(Debug, Args)]
 pub struct DecryptArgs {
-    /// The manifest to decrypt; `-` or nothing reads stdin.
-    #[arg(value_name = "FILE")]
-    pub file: Option<PathBuf>,
+    /// Manifests to decrypt; `-` or nothing reads stdin. Directories are
+    /// walked (*.yaml, *.yml, *.json); several inputs print one stream.
+    #[arg(value_name = "PATH")]
+    pub files: Vec<PathBuf>,
     /// Where the result goes.
     #[command(flatten)]
     pub out: OutputArgs,
@@ -309,9 +342,9 @@ pub struct EditArgs {
 /// `introspect` arguments.
 #[derive(Debug, Args)]
 pub struct IntrospectArgs {
-    /// The manifest to inspect; `-` reads stdin.
-    #[arg(value_name = "FILE")]
-    pub file: Option<PathBuf>,
+    /// Manifests to inspect; `-` or nothing reads stdin. Directories are walked.
+    #[arg(value_name = "PATH")]
+    pub files: Vec<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -332,12 +365,80 @@ pub struct KustomizePluginArgs {
 /// `recompute-mac` arguments.
 #[derive(Debug, Args)]
 pub struct RecomputeArgs {
-    /// The encrypted manifest, rewritten in place.
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
+    /// Encrypted manifests (or directories), rewritten in place.
+    #[arg(value_name = "PATH", required = true)]
+    pub files: Vec<PathBuf>,
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub yes: bool,
+}
+
+/// `check` arguments.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Files and directories to check (default: the current directory).
+    #[arg(value_name = "PATH")]
+    pub files: Vec<PathBuf>,
+    /// Also open every Secret: each MAC and value must verify and an
+    /// available key must open each data key (needs keys; may call KMS).
+    #[arg(long)]
+    pub verify: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: CheckFormat,
+}
+
+/// `check --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckFormat {
+    /// `path:line: problem`, one per line.
+    Text,
+    /// One JSON object: the problems and counts.
+    Json,
+}
+
+/// `updatekeys` arguments.
+#[derive(Debug, Args)]
+pub struct UpdatekeysArgs {
+    /// Files and directories to bring in line with their rules.
+    #[arg(value_name = "PATH", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+}
+
+/// `textconv` arguments.
+#[derive(Debug, Args)]
+pub struct TextconvArgs {
+    /// The file git wants to show.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+/// `merge-driver` arguments (git's %O %A %B %P).
+#[derive(Debug, Args)]
+pub struct MergeDriverArgs {
+    /// The common ancestor's version (%O).
+    #[arg(value_name = "BASE")]
+    pub base: PathBuf,
+    /// Our version (%A); the result is written here.
+    #[arg(value_name = "OURS")]
+    pub ours: PathBuf,
+    /// Their version (%B).
+    #[arg(value_name = "THEIRS")]
+    pub theirs: PathBuf,
+    /// The path in the repository (%P), for messages.
+    #[arg(value_name = "PATH")]
+    pub path: Option<String>,
+}
+
+/// `completion` arguments.
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: crate::commands::shell::Shell,
 }
 
 /// A validated plan: the command and how to reach keys.
@@ -346,6 +447,8 @@ pub struct Run {
     pub plan: Plan,
     /// Key provider settings.
     pub keys: crate::keys::KeyringOptions,
+    /// `--config` / `KSEC_CONFIG`.
+    pub config: Option<PathBuf>,
 }
 
 /// A validated command.
@@ -368,6 +471,18 @@ pub enum Plan {
     RecomputeMac(RecomputePlan),
     /// `kustomize-plugin`: the configuration file.
     KustomizePlugin(PathBuf),
+    /// `check`.
+    Check(crate::commands::check::CheckPlan),
+    /// `updatekeys`.
+    Updatekeys(crate::commands::updatekeys::UpdatekeysPlan),
+    /// `textconv`: the file.
+    Textconv(PathBuf, u64),
+    /// `merge-driver`.
+    MergeDriver(crate::commands::merge::MergePlan),
+    /// `completion`.
+    Completion(crate::commands::shell::Shell),
+    /// `man`.
+    Man,
     /// `krm-function`, with the input size limit.
     KrmFunction(u64),
 }
@@ -397,6 +512,20 @@ fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
 
 /// Installed under this name (in PATH), ksec is the kubectl plugin `kubectl ksec`.
 pub const KUBECTL_PLUGIN_NAME: &str = "kubectl-ksec";
+
+/// `-o`/`-i` of a command that takes several inputs: `-i` rewrites each.
+fn outputs(files: &[PathBuf], out: &OutputArgs) -> Result<Output> {
+    if out.in_place {
+        if files.is_empty() || files.iter().any(|f| f.as_os_str() == "-") {
+            return Err(Failure::new(
+                Exit::Usage,
+                "--in-place needs a FILE argument, not stdin",
+            ));
+        }
+        return Ok(Output::InPlaceEach);
+    }
+    output(&Source::Stdin, out)
+}
 
 fn output(source: &Source, out: &OutputArgs) -> Result<Output> {
     if out.in_place {
@@ -489,11 +618,10 @@ impl Cli {
         };
         let plan = match self.command {
             Command::Encrypt(a) => {
-                let source = Source::from_arg(a.file.as_deref());
                 let keys = KeyChange::parse(&a.keys).map_err(|m| Failure::new(Exit::Usage, m))?;
                 Plan::Encrypt(EncryptPlan {
-                    output: output(&source, &a.out)?,
-                    source,
+                    output: outputs(&a.files, &a.out)?,
+                    paths: a.files,
                     keys,
                     cleartext: a.cleartext,
                     rotate: a.rotate,
@@ -502,7 +630,6 @@ impl Cli {
                 })
             }
             Command::Decrypt(a) => {
-                let source = Source::from_arg(a.file.as_deref());
                 let template = match (a.template, &a.template_file) {
                     (Some(t), _) => Some(t),
                     (None, Some(f)) => Some(std::fs::read_to_string(f).map_err(|e| {
@@ -520,8 +647,8 @@ impl Cli {
                     ));
                 }
                 Plan::Decrypt(DecryptPlan {
-                    output: output(&source, &a.out)?,
-                    source,
+                    output: outputs(&a.files, &a.out)?,
+                    paths: a.files,
                     cleartext: a.cleartext,
                     allow_missing_mac: a.allow_missing_mac,
                     template,
@@ -588,7 +715,7 @@ impl Cli {
                 max_input,
             }),
             Command::Introspect(a) => Plan::Introspect(IntrospectPlan {
-                source: Source::from_arg(a.file.as_deref()),
+                paths: a.files,
                 json: a.json,
                 max_input,
             }),
@@ -605,11 +732,38 @@ impl Cli {
             }
             Command::KrmFunction => Plan::KrmFunction(max_input),
             Command::RecomputeMac(a) => Plan::RecomputeMac(RecomputePlan {
-                path: a.file,
+                paths: a.files,
                 yes: a.yes,
                 max_input,
             }),
+            Command::Check(a) => Plan::Check(crate::commands::check::CheckPlan {
+                paths: a.files,
+                verify: a.verify,
+                json: a.format == CheckFormat::Json,
+                max_input,
+            }),
+            Command::Updatekeys(a) => {
+                Plan::Updatekeys(crate::commands::updatekeys::UpdatekeysPlan {
+                    paths: a.files,
+                    yes: a.yes,
+                    max_input,
+                })
+            }
+            Command::Textconv(a) => Plan::Textconv(a.file, max_input),
+            Command::MergeDriver(a) => Plan::MergeDriver(crate::commands::merge::MergePlan {
+                base: a.base,
+                ours: a.ours,
+                theirs: a.theirs,
+                name: a.path,
+                max_input,
+            }),
+            Command::Completion(a) => Plan::Completion(a.shell),
+            Command::Man => Plan::Man,
         };
-        Ok(Run { plan, keys })
+        Ok(Run {
+            plan,
+            keys,
+            config: self.config,
+        })
     }
 }

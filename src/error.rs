@@ -24,6 +24,8 @@ pub enum Exit {
     Key = 6,
     /// 7: reading or writing a file failed.
     Io = 7,
+    /// 8: `check` found problems (listed on stdout).
+    Findings = 8,
 }
 
 /// A failure to show the user: one line, an optional hint, an exit code.

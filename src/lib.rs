@@ -10,11 +10,14 @@
 
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod envelope;
 pub mod error;
 pub mod generator;
 pub mod io;
 pub mod keys;
 pub mod manifest;
+pub mod paths;
+pub mod progress;
 pub mod secret;
 pub mod template;

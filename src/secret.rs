@@ -7,7 +7,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use zeroize::Zeroizing;
 
 use crate::envelope::codec::{self, CodecError};
-use crate::envelope::footer::{Footer, FooterError, KeyId, WrappedKey, kubesec_order};
+use crate::envelope::footer::{
+    ClearSections, Footer, FooterError, KeyId, WrappedKey, kubesec_order,
+};
 use crate::envelope::{DataKey, mac};
 use crate::keys::{KeyError, Keyring, UnwrapFailure};
 use crate::manifest::{Document, Section, ValueSite};
@@ -59,6 +61,7 @@ pub enum DocError {
 }
 
 /// A clear value with its current token, in file order.
+#[derive(Clone)]
 pub struct ClearValue {
     /// Section of the value.
     pub section: Section,
@@ -66,11 +69,13 @@ pub struct ClearValue {
     pub key: String,
     /// The clear text (base64 text for `data`).
     pub clear: Zeroizing<String>,
-    /// The token it was read from (empty for a v1 empty value).
+    /// The token it was read from (empty for a v1 empty value and for a
+    /// value of a section kept in clear text).
     pub token: String,
 }
 
 /// An opened document.
+#[derive(Clone)]
 pub struct Opened {
     /// The data key.
     pub dek: DataKey,
@@ -82,7 +87,7 @@ pub struct Opened {
 
 /// A token shape check loose enough to tell a damaged token from clear text:
 /// base64 characters in two or three dot-separated parts.
-fn token_shaped(s: &str) -> bool {
+pub fn token_shaped(s: &str) -> bool {
     let parts = s.split('.').count();
     (2..=3).contains(&parts)
         && s.len() >= 20
@@ -107,9 +112,15 @@ pub fn classify(doc: &Document) -> Result<State, DocError> {
         None => None,
     };
     let v1 = footer.as_ref().is_some_and(|f| f.version == 1);
+    let clear = footer
+        .as_ref()
+        .map_or_else(ClearSections::default, |f| f.clear);
     let is_token = |s: &ValueSite| codec::looks_encrypted(&s.value) || (v1 && s.value.is_empty());
-    let first_clear = doc.sites.iter().find(|s| !is_token(s));
-    let first_token = doc.sites.iter().find(|s| is_token(s));
+    // Values of sections kept clear on purpose are neither tokens nor clear
+    // text that should have been encrypted.
+    let sealed = || doc.sites.iter().filter(|s| !is_clear(clear, s.section));
+    let first_clear = sealed().find(|s| !is_token(s));
+    let first_token = sealed().find(|s| is_token(s));
     match (footer, first_clear, first_token) {
         (None, None, None) | (None, Some(_), None) => Ok(State::Plain),
         (None, _, Some(t)) => Err(DocError::NoFooter { line: t.line }),
@@ -128,6 +139,11 @@ pub fn classify(doc: &Document) -> Result<State, DocError> {
             line: doc.footer.as_ref().map_or(doc.line, |b| b.line),
         }),
     }
+}
+
+/// Whether `section` is one that `clear` keeps in clear text.
+pub fn is_clear(clear: ClearSections, section: Section) -> bool {
+    clear.contains(section.as_str())
 }
 
 /// `section.key`.
@@ -170,6 +186,16 @@ pub fn open_with_key(
     let mut values = Vec::with_capacity(doc.sites.len());
     let cipher = codec::ValueCipher::new(&dek);
     for s in &doc.sites {
+        if is_clear(footer.clear, s.section) {
+            // Kept in clear text on purpose; the MAC below still covers it.
+            values.push(ClearValue {
+                section: s.section,
+                key: s.key.clone(),
+                clear: Zeroizing::new(s.value.clone()),
+                token: String::new(),
+            });
+            continue;
+        }
         let clear = if footer.version == 1 && s.value.is_empty() {
             Zeroizing::new(String::new())
         } else {
@@ -256,7 +282,8 @@ pub fn sealing_key(previous: Option<&Opened>, rotate: bool) -> DataKey {
 /// bytes), existing key lines keep their blobs, and the MAC line is kept when
 /// it still verifies; changed values always get a fresh IV. A new data key is
 /// recorded in the footer as generated at `now` (`# ksec:rotated:`); a kept
-/// one keeps its record.
+/// one keeps its record. Values of the sections in `clear` are not
+/// encrypted: their "token" is the clear value itself.
 pub fn seal(
     values: &[Plain],
     keys: &[KeyId],
@@ -264,6 +291,7 @@ pub fn seal(
     dek: DataKey,
     keyring: &Keyring,
     now: &str,
+    clear: ClearSections,
 ) -> Result<Sealed, DocError> {
     let previous = previous.filter(|p| p.dek == dek);
     let mut tokens = Vec::with_capacity(values.len());
@@ -277,6 +305,10 @@ pub fn seal(
         })
         .unwrap_or_default();
     for v in values {
+        if is_clear(clear, v.section) {
+            tokens.push(v.clear.to_string());
+            continue;
+        }
         let reused = before
             .get(&(v.section, v.key.as_str()))
             .filter(|o| *o.clear == *v.clear && codec::looks_encrypted(&o.token))
@@ -308,7 +340,7 @@ pub fn seal(
         wrapped.push(WrappedKey { key, blob });
     }
     let ids: Vec<KeyId> = wrapped.iter().map(|w| w.key.clone()).collect();
-    let clear: Vec<ClearValue> = values
+    let sealed_values: Vec<ClearValue> = values
         .iter()
         .zip(&tokens)
         .map(|(v, t)| ClearValue {
@@ -318,7 +350,7 @@ pub fn seal(
             token: t.clone(),
         })
         .collect();
-    let aad = mac_aad(&clear, &ids);
+    let aad = mac_aad(&sealed_values, &ids);
     let kept_mac = previous
         .and_then(|p| p.footer.mac.as_ref())
         .filter(|m| mac::verify(&dek, &aad, m).is_ok())
@@ -341,6 +373,7 @@ pub fn seal(
             keys: wrapped,
             mac: Some(mac),
             rotated,
+            clear,
         },
     })
 }

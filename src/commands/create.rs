@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use super::encrypt::{EncryptOptions, encrypt_with};
 use super::spec::{MetaSpec, ValueSpec, read_values, stored};
+use crate::config::Configs;
 use crate::error::{Exit, Failure, Result};
 use crate::keys::{KeyChange, Keyring};
 use crate::manifest::Section;
@@ -37,7 +38,7 @@ pub struct CreatePlan {
 }
 
 /// Runs `create`.
-pub fn run(plan: &CreatePlan, keyring: &Keyring) -> Result<()> {
+pub fn run(plan: &CreatePlan, keyring: &Keyring, configs: &Configs) -> Result<()> {
     if let Some(out) = &plan.output
         && out.exists()
         && !plan.force
@@ -66,14 +67,19 @@ pub fn run(plan: &CreatePlan, keyring: &Keyring) -> Result<()> {
         |p| p.display().to_string(),
     );
     let now = super::now();
+    // A `.ksec.yaml` rule for the output file gives its keys (unless --key).
+    let rule = match &plan.output {
+        Some(p) => configs.rule(&crate::io::Source::File(p.clone()))?,
+        None => None,
+    };
     let opts = EncryptOptions {
-        keys: &plan.keys,
-        cleartext: false,
-        rotate: false,
-        parents: None,
         strict_keys: true,
-        fallback_keys: &[],
-        now: &now,
+        fallback_keys: rule.as_ref().map_or(&[], |(c, i)| &c.rules[*i].keys),
+        new_clear: rule
+            .as_ref()
+            .map(|(c, i)| c.rules[*i].clear)
+            .unwrap_or_default(),
+        ..EncryptOptions::new(&plan.keys, &now)
     };
     let out = encrypt_with(&name, &text, &opts, keyring)?;
     match &plan.output {

@@ -27,11 +27,12 @@
 use std::io::IsTerminal as _;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use zeroize::Zeroizing;
 
 use super::parent::ParentDoc;
-use super::{Output, check_problems, doc_failure, place, warn};
+use super::{Output, batch, check_problems, doc_failure, place, warn};
 use crate::envelope::codec;
 use crate::error::{Exit, Failure, Result};
 use crate::io::Source;
@@ -39,13 +40,15 @@ use crate::keys::Keyring;
 use crate::manifest::amend;
 use crate::manifest::scalar::{self, Context};
 use crate::manifest::{self, Document, Edit, Section, ValueSite, tree};
+use crate::paths;
+use crate::progress::Progress;
 use crate::secret::{self, OpenOptions, State};
 use crate::template::{Template, Value};
 
 /// What `decrypt` was asked to do.
 pub struct DecryptPlan {
-    /// Input.
-    pub source: Source,
+    /// Files and directories (`-` or nothing: stdin).
+    pub paths: Vec<PathBuf>,
     /// Where the result goes.
     pub output: Output,
     /// Write `data` values base64-decoded (non-UTF-8 as `!!binary`).
@@ -60,10 +63,12 @@ pub struct DecryptPlan {
     pub quiet: bool,
 }
 
-/// Runs `decrypt`.
+/// Runs `decrypt`: every input is decrypted (the data keys of all of them
+/// in one batch) before anything is written. One file gives exactly its
+/// decrypted bytes; several give one stream (see [`join_streams`]), or with
+/// `-i` each file is rewritten.
 pub fn run(plan: &DecryptPlan, keyring: &Keyring) -> Result<()> {
-    let file = plan.source.display();
-    let text = crate::io::read_text(&plan.source, plan.max_input)?;
+    let inputs = paths::expand_some(&plan.paths, Source::Stdin)?;
     let template = match &plan.template {
         Some(t) => Some(
             Template::parse(t)
@@ -71,29 +76,117 @@ pub fn run(plan: &DecryptPlan, keyring: &Keyring) -> Result<()> {
         ),
         None => None,
     };
-    let out = decrypt_stream(
-        &file,
-        &text,
-        plan.cleartext,
-        plan.allow_missing_mac,
-        keyring,
-    )?;
+    if plan.output.is_in_place() && inputs.sources.contains(&Source::Stdin) {
+        plan.output.for_source(&Source::Stdin)?;
+    }
+    let mut progress = Progress::new(inputs.sources.len());
+    let files = batch::load_all(&inputs.sources, plan.max_input, &mut progress)?;
+    batch::unwrap_everything(keyring, &files, plan.allow_missing_mac, &mut progress);
+    let mut outs = Vec::with_capacity(files.len());
+    for (i, f) in files.iter().enumerate() {
+        progress.files("decrypting", i);
+        let (out, _) = decrypt_docs(
+            &f.name,
+            &f.text,
+            &f.docs,
+            plan.cleartext,
+            plan.allow_missing_mac,
+            keyring,
+            inputs.single,
+        )?;
+        outs.push(out);
+    }
+    progress.clear();
     if let Some(t) = template {
-        let rendered = render_template(&file, &out, &t)?;
-        return plan.output.write(&text, &rendered);
+        let mut rendered = Zeroizing::new(String::new());
+        for (f, out) in files.iter().zip(&outs) {
+            rendered.push_str(&render_template(&f.name, out, &t)?);
+        }
+        let original = if inputs.single {
+            files[0].text.as_str()
+        } else {
+            ""
+        };
+        return plan.output.write(original, &rendered);
     }
-    if !matches!(plan.output, Output::InPlace(_)) {
-        check_kubectl_split(&file, &out)?;
+    if plan.output.is_in_place() {
+        for (f, out) in files.iter().zip(&outs) {
+            plan.output.for_source(&f.source)?.write(&f.text, out)?;
+        }
+        return Ok(());
     }
+    let (name, original, out) = if inputs.single {
+        (
+            files[0].name.clone(),
+            files[0].text.as_str(),
+            Zeroizing::new(outs.remove(0)),
+        )
+    } else {
+        let parts: Vec<&str> = outs.iter().map(String::as_str).collect();
+        ("<joined stream>".to_owned(), "", join_streams(&parts))
+    };
+    check_kubectl_split(&name, &out)?;
     if plan.output == Output::Stdout && !plan.quiet && !std::io::stdout().is_terminal() {
-        advise(&text, plan.cleartext);
+        advise(
+            files.iter().any(|f| f.docs.iter().any(|d| d.is_secret)),
+            plan.cleartext,
+        );
     }
-    plan.output.write(&text, &out)
+    plan.output.write(original, &out)
+}
+
+/// Joins decrypted files into one stream for `kubectl apply -f -`: a byte
+/// order mark only where the stream starts, every part ending with a line
+/// break, and exactly one `---` line between parts (none added before a
+/// part that starts with one, after comments and blank lines). Parts without
+/// any document (empty files, only comments) are left out.
+pub fn join_streams(parts: &[&str]) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(String::with_capacity(
+        parts.iter().map(|p| p.len() + 5).sum(),
+    ));
+    for part in parts {
+        let body = if out.is_empty() {
+            *part
+        } else {
+            part.strip_prefix('\u{feff}').unwrap_or(part)
+        };
+        if !has_document(body) {
+            continue;
+        }
+        if !out.is_empty() {
+            if !out.ends_with('\n') {
+                out.push('\n');
+            }
+            if !starts_with_separator(body) {
+                out.push_str("---\n");
+            }
+        }
+        out.push_str(body);
+    }
+    if !out.is_empty() && !out.ends_with('\n') && parts.len() > 1 {
+        out.push('\n');
+    }
+    out
+}
+
+/// Whether a part has anything besides comments, blank lines and markers.
+fn has_document(text: &str) -> bool {
+    text.lines().any(|l| {
+        let t = l.trim_start_matches('\u{feff}').trim();
+        !(t.is_empty() || t.starts_with('#') || t == "---" || t == "...")
+    })
+}
+
+/// Whether the first line that is not blank or a comment is a `---` line.
+fn starts_with_separator(text: &str) -> bool {
+    text.lines()
+        .map(str::trim_end)
+        .find(|l| !(l.trim().is_empty() || l.starts_with('#')))
+        .is_some_and(is_kubectl_separator)
 }
 
 /// The advice for output that is probably on its way to kubectl.
-fn advise(text: &str, cleartext: bool) {
-    let has_secret = manifest::locate(text).is_ok_and(|d| d.iter().any(|d| d.is_secret));
+fn advise(has_secret: bool, cleartext: bool) {
     if !has_secret {
         return;
     }
@@ -136,6 +229,28 @@ pub fn decrypt_opened(
     keyring: &Keyring,
 ) -> Result<(String, Vec<ParentDoc>)> {
     let docs = manifest::locate(text).map_err(|e| super::locate_failure(file, &e))?;
+    decrypt_docs(
+        file,
+        text,
+        &docs,
+        cleartext,
+        allow_missing_mac,
+        keyring,
+        true,
+    )
+}
+
+/// [`decrypt_opened`] on a stream located already. `warn_empty`: say so on
+/// stderr when the stream has no Secret (not for each file of a tree).
+pub fn decrypt_docs(
+    file: &str,
+    text: &str,
+    docs: &[Document],
+    cleartext: bool,
+    allow_missing_mac: bool,
+    keyring: &Keyring,
+    warn_empty: bool,
+) -> Result<(String, Vec<ParentDoc>)> {
     let opts = OpenOptions {
         allow_missing_mac,
         skip_mac: false,
@@ -182,6 +297,12 @@ pub fn decrypt_opened(
             secret::open(doc, footer, keyring, opts).map_err(|e| doc_failure(file, doc, e))?;
         let mut intended = Vec::with_capacity(doc.sites.len());
         for (site, value) in doc.sites.iter().zip(&opened.values) {
+            let kept_clear = secret::is_clear(opened.footer.clear, site.section);
+            if kept_clear && !(cleartext && site.section == Section::Data) {
+                // A section kept in clear text: its bytes stay as they are.
+                intended.push(value.clear.clone());
+                continue;
+            }
             let ctx = Context {
                 flow: site.flow,
                 indent: site.indent,
@@ -201,7 +322,7 @@ pub fn decrypt_opened(
         expected.push((doc.index, intended));
         opened_docs.push(ParentDoc::new(doc, opened));
     }
-    if expected.is_empty() {
+    if expected.is_empty() && warn_empty {
         warn(&format!(
             "{file}: no Secret documents; the input is passed through unchanged"
         ));
@@ -323,7 +444,7 @@ fn to_value(node: &amend::Node) -> Value {
 }
 
 /// The text to write for a clear value, and the string it parses back to.
-fn render_clear(
+pub(super) fn render_clear(
     site: &ValueSite,
     clear: &str,
     cleartext: bool,

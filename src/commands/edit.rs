@@ -24,6 +24,7 @@ use super::encrypt::{EncryptOptions, encrypt_with};
 use super::parent::Parents;
 use super::scratch::{EditorEnd, Interrupts, Scratch, editor_command, run_editor};
 use super::{note, place};
+use crate::config::Configs;
 use crate::error::{Exit, Failure, Result};
 use crate::io::{self, Source};
 use crate::keys::{KeyChange, Keyring};
@@ -52,7 +53,7 @@ const ERROR_TAIL: &str =
     "# Fix it and save to try again; save it unchanged, or empty, to give up.\n#\n";
 
 /// Runs `edit`.
-pub fn run(plan: &EditPlan, keyring: &Keyring) -> Result<()> {
+pub fn run(plan: &EditPlan, keyring: &Keyring, configs: &Configs) -> Result<()> {
     let file = plan.path.display().to_string();
     let original = read_original(plan)?;
     let (view, parents) = match &original {
@@ -87,19 +88,33 @@ pub fn run(plan: &EditPlan, keyring: &Keyring) -> Result<()> {
     let mut interrupts = Interrupts::catch()?;
     let mut scratch = Scratch::create(&scratch_name(&plan.path), &view)?;
     let now = super::now();
-    let fallback: Vec<_> = parents
-        .docs
-        .first()
-        .map(|d| d.opened.footer.keys.iter().map(|w| w.key.clone()).collect())
-        .unwrap_or_default();
+    // New Secrets get the keys of the file's first Secret; in a new file,
+    // those of its `.ksec.yaml` rule (unless --key).
+    let rule = configs.rule(&Source::File(plan.path.clone()))?;
+    let fallback: Vec<_> = parents.docs.first().map_or_else(
+        || {
+            rule.as_ref()
+                .map(|(c, i)| c.rules[*i].keys.clone())
+                .unwrap_or_default()
+        },
+        |d| d.opened.footer.keys.iter().map(|w| w.key.clone()).collect(),
+    );
+    let new_clear = parents.docs.first().map_or_else(
+        || {
+            rule.as_ref()
+                .map(|(c, i)| c.rules[*i].clear)
+                .unwrap_or_default()
+        },
+        |d| d.opened.footer.clear,
+    );
     let opts = EncryptOptions {
-        keys: &plan.keys,
+        new_clear,
         cleartext: !plan.base64,
         rotate: plan.rotate,
         parents: Some(&parents),
         strict_keys: true,
         fallback_keys: &fallback,
-        now: &now,
+        ..EncryptOptions::new(&plan.keys, &now)
     };
     // The text the user last saw without an error header, when re-opened.
     let mut retry: Option<(Zeroizing<String>, Failure)> = None;

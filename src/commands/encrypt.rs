@@ -7,19 +7,22 @@ use zeroize::Zeroizing;
 use std::path::PathBuf;
 
 use super::parent::{ParentDoc, Parents};
-use super::{Output, check_problems, doc_failure, key_failure, note, place, warn};
+use super::{Output, batch, check_problems, doc_failure, key_failure, note, place, warn};
+use crate::config::Configs;
 use crate::envelope::DataKey;
-use crate::envelope::footer::{Footer, KeyId, KeyType, WrappedKey};
+use crate::envelope::footer::{ClearSections, Footer, KeyId, KeyType, WrappedKey};
 use crate::error::{Exit, Failure, Result};
 use crate::io::Source;
 use crate::keys::{KeyChange, Keyring};
 use crate::manifest::{self, Document, Edit, Section, ValueSite};
+use crate::paths;
+use crate::progress::Progress;
 use crate::secret::{self, DocError, OpenOptions, Plain, State};
 
 /// What `encrypt` was asked to do.
 pub struct EncryptPlan {
-    /// Input.
-    pub source: Source,
+    /// Files and directories (`-` or nothing: stdin).
+    pub paths: Vec<PathBuf>,
     /// Where the result goes.
     pub output: Output,
     /// `--key` changes.
@@ -41,10 +44,32 @@ pub(super) struct Expected {
     pub(super) values: Vec<(Section, String, Zeroizing<String>)>,
 }
 
-/// Runs `encrypt`.
-pub fn run(plan: &EncryptPlan, keyring: &Keyring) -> Result<()> {
-    let file = plan.source.display();
-    let text = crate::io::read_text(&plan.source, plan.max_input)?;
+/// Runs `encrypt`. Several inputs (or a directory) need `-i`: every file is
+/// prepared, the wraps of all of them are made in one batch, every result
+/// is verified, and only then are the changed files written (one line each
+/// on stderr, then a summary); unchanged files are not touched.
+pub fn run(plan: &EncryptPlan, keyring: &Keyring, configs: &Configs) -> Result<()> {
+    let inputs = paths::expand_some(&plan.paths, Source::Stdin)?;
+    if !inputs.single {
+        if !plan.output.is_in_place() {
+            return Err(Failure::new(
+                Exit::Usage,
+                "encrypt: several files or a directory are encrypted in place only (-i)",
+            )
+            .hint("pass -i to rewrite each file, or encrypt one file at a time to print it"));
+        }
+        if plan.parent.is_some() {
+            return Err(Failure::new(
+                Exit::Usage,
+                "--parent takes one input file (the new version of that parent)",
+            ));
+        }
+    }
+    if plan.output.is_in_place() && inputs.sources.contains(&Source::Stdin) {
+        plan.output.for_source(&Source::Stdin)?;
+    }
+    let mut progress = Progress::new(inputs.sources.len());
+    let files = batch::load_all(&inputs.sources, plan.max_input, &mut progress)?;
     let parents = match &plan.parent {
         Some(p) => {
             let source = Source::File(p.clone());
@@ -53,21 +78,104 @@ pub fn run(plan: &EncryptPlan, keyring: &Keyring) -> Result<()> {
         }
         None => None,
     };
+    let rules = files
+        .iter()
+        .map(|f| configs.rule(&f.source))
+        .collect::<Result<Vec<_>>>()?;
+    batch::unwrap_everything(keyring, &files, false, &mut progress);
     let now = super::now();
-    let opts = EncryptOptions {
-        keys: &plan.keys,
+    let base = EncryptOptions {
         cleartext: plan.cleartext,
         rotate: plan.rotate,
         parents: parents.as_ref(),
-        strict_keys: false,
-        fallback_keys: &[],
-        now: &now,
+        ..EncryptOptions::new(&plan.keys, &now)
     };
-    let out = encrypt_with(&file, &text, &opts, keyring)?;
-    plan.output.write(&text, &out)
+    let opts: Vec<EncryptOptions<'_>> = rules
+        .iter()
+        .map(|r| match r {
+            Some((config, i)) => EncryptOptions {
+                fallback_keys: &config.rules[*i].keys,
+                new_clear: config.rules[*i].clear,
+                ..base
+            },
+            None => base,
+        })
+        .collect();
+    let change = resolve_opts_change(&base, keyring)?;
+    let default_key = OnceCell::new();
+    let mut prepared = Vec::with_capacity(files.len());
+    for (i, (f, o)) in files.iter().zip(&opts).enumerate() {
+        progress.files("preparing", i);
+        prepared.push(prepare(
+            &f.name,
+            &f.text,
+            &f.docs,
+            o,
+            change.as_ref(),
+            keyring,
+            &default_key,
+        )?);
+    }
+    let requests: Vec<(KeyId, DataKey)> =
+        prepared.iter().flat_map(Prepared::wrap_requests).collect();
+    if !requests.is_empty() {
+        progress.step(&format!("wrapping {} data keys", requests.len()));
+    }
+    keyring
+        .wrap_all(&requests)
+        .map_err(|(k, e)| key_failure(&format!("key {k}"), &e))?;
+    let mut results = Vec::with_capacity(files.len());
+    for (i, (p, o)) in prepared.into_iter().zip(&opts).enumerate() {
+        progress.files("encrypting", i);
+        let sealed = p.secret_count();
+        let fresh = p.new_count();
+        results.push((p.finish(o, keyring)?, sealed, fresh));
+    }
+    progress.clear();
+    if inputs.single {
+        let (out, sealed, _) = &results[0];
+        if *sealed == 0 {
+            warn(&format!(
+                "{}: no Secret documents (apiVersion: v1, kind: Secret); nothing to encrypt",
+                files[0].name
+            ));
+        }
+        return plan
+            .output
+            .for_source(&files[0].source)?
+            .write(&files[0].text, out);
+    }
+    let (mut changed, mut encrypted) = (0usize, 0usize);
+    for (f, (out, _, fresh)) in files.iter().zip(&results) {
+        if *out == f.text {
+            continue;
+        }
+        plan.output.for_source(&f.source)?.write(&f.text, out)?;
+        changed += 1;
+        encrypted += fresh;
+        let what = if *fresh > 0 {
+            format!("{fresh} Secret{} encrypted", plural(*fresh))
+        } else {
+            "keys or values re-sealed".to_owned()
+        };
+        note(&format!("wrote {} ({what})", f.name));
+    }
+    note(&format!(
+        "{changed} of {} file{} changed, {encrypted} Secret{} newly encrypted",
+        files.len(),
+        plural(files.len()),
+        plural(encrypted)
+    ));
+    Ok(())
+}
+
+/// `s` for counts other than one.
+pub(super) fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
 
 /// How to encrypt a stream.
+#[derive(Clone, Copy)]
 pub struct EncryptOptions<'a> {
     /// `--key` changes.
     pub keys: &'a KeyChange,
@@ -81,10 +189,36 @@ pub struct EncryptOptions<'a> {
     /// Refuse map keys that Kubernetes would refuse (`[-._a-zA-Z0-9]+`).
     pub strict_keys: bool,
     /// Keys for a clear Secret without a parent when no `--key` is given
-    /// (empty: the local age identity).
+    /// (empty: the local age identity). A `.ksec.yaml` rule's keys.
     pub fallback_keys: &'a [KeyId],
     /// The time recorded for a new data key (`# ksec:rotated:`).
     pub now: &'a str,
+    /// Sections kept in clear text in a Secret that has no footer (of its
+    /// own or of its parent) yet: a `.ksec.yaml` rule's `sections`.
+    pub new_clear: ClearSections,
+    /// Sections kept in clear text in every Secret, whatever its footer
+    /// says (`updatekeys` bringing a file in line with its rule).
+    pub force_clear: Option<ClearSections>,
+    /// Leave Secrets that are not encrypted yet as they are (`updatekeys`).
+    pub skip_plain: bool,
+}
+
+impl<'a> EncryptOptions<'a> {
+    /// Plain `encrypt` with these key changes: no parent, no rule.
+    pub fn new(keys: &'a KeyChange, now: &'a str) -> Self {
+        EncryptOptions {
+            keys,
+            cleartext: false,
+            rotate: false,
+            parents: None,
+            strict_keys: false,
+            fallback_keys: &[],
+            now,
+            new_clear: ClearSections::default(),
+            force_clear: None,
+            skip_plain: false,
+        }
+    }
 }
 
 /// Encrypts every Secret document of a stream and returns the verified
@@ -102,13 +236,8 @@ pub fn encrypt_stream(
 ) -> Result<String> {
     let now = super::now();
     let opts = EncryptOptions {
-        keys,
         cleartext,
-        rotate: false,
-        parents: None,
-        strict_keys: false,
-        fallback_keys: &[],
-        now: &now,
+        ..EncryptOptions::new(keys, &now)
     };
     encrypt_with(file, text, &opts, keyring)
 }
@@ -122,12 +251,64 @@ pub fn encrypt_with(
     keyring: &Keyring,
 ) -> Result<String> {
     let docs = manifest::locate(text).map_err(|e| super::locate_failure(file, &e))?;
-    // Key ids are checked and normalised once per run, not per document.
-    let change = if opts.keys.is_empty() {
-        None
+    let change = resolve_opts_change(opts, keyring)?;
+    let default_key = OnceCell::new();
+    let prepared = prepare(
+        file,
+        text,
+        &docs,
+        opts,
+        change.as_ref(),
+        keyring,
+        &default_key,
+    )?;
+    if prepared.secret_count() == 0 && !opts.skip_plain {
+        warn(&format!(
+            "{file}: no Secret documents (apiVersion: v1, kind: Secret); nothing to encrypt"
+        ));
+    }
+    keyring
+        .wrap_all(&prepared.wrap_requests())
+        .map_err(|(k, e)| key_failure(&format!("{file}: key {k}"), &e))?;
+    prepared.finish(opts, keyring)
+}
+
+/// The `--key` change of `opts`, its key ids checked and normalised (once
+/// per run, not per document or file).
+pub fn resolve_opts_change(
+    opts: &EncryptOptions<'_>,
+    keyring: &Keyring,
+) -> Result<Option<KeyChange>> {
+    if opts.keys.is_empty() {
+        Ok(None)
     } else {
-        Some(resolve_change(opts.keys, keyring)?)
-    };
+        resolve_change(opts.keys, keyring).map(Some)
+    }
+}
+
+/// A stream whose documents have their values, keys and data keys decided,
+/// waiting for its wraps (see [`Prepared::wrap_requests`]) and sealing.
+/// Several files are prepared first so that the wraps of all of them go to
+/// the key services in one batch.
+pub struct Prepared<'a> {
+    file: &'a str,
+    text: &'a str,
+    doc_count: usize,
+    plans: Vec<DocPlan<'a>>,
+}
+
+/// Checks every Secret of a located stream, opens the encrypted ones (their
+/// data keys come from the keyring's memory when a batch unwrapped them
+/// already) and decides each one's values, keys and data key.
+pub fn prepare<'a>(
+    file: &'a str,
+    text: &'a str,
+    docs: &'a [Document],
+    opts: &EncryptOptions<'a>,
+    change: Option<&KeyChange>,
+    keyring: &Keyring,
+    default_key: &OnceCell<KeyId>,
+) -> Result<Prepared<'a>> {
     let secrets: Vec<&Document> = docs.iter().filter(|d| d.is_secret).collect();
     let assigned = opts
         .parents
@@ -150,11 +331,11 @@ pub fn encrypt_with(
     );
 
     // Decide values, keys and data key of every document.
-    let default_key: OnceCell<KeyId> = OnceCell::new();
     let mut plans = Vec::with_capacity(secrets.len());
     for ((doc, state), parent) in secrets.into_iter().zip(states).zip(assigned) {
         let parent = parent.and_then(|j| opts.parents.map(|p| &p.docs[j]));
         let (values, own) = match state {
+            State::Plain if opts.skip_plain => continue,
             State::Plain => (plain_values(file, doc, opts.cleartext, parent)?, None),
             State::Encrypted(footer) => {
                 let opened = secret::open(doc, footer, keyring, OpenOptions::default())
@@ -166,16 +347,20 @@ pub fn encrypt_with(
         let current_keys: Vec<KeyId> = previous.map_or_else(Vec::new, |p| {
             p.footer.keys.iter().map(|w| w.key.clone()).collect()
         });
-        let wanted = match &change {
+        let wanted = match change {
             Some(change) => change.apply(&current_keys).map_err(|m| {
                 Failure::new(Exit::Usage, format!("{}: {m}", place(file, doc, doc.line)))
             })?,
             None if current_keys.is_empty() && !opts.fallback_keys.is_empty() => {
                 opts.fallback_keys.to_vec()
             }
-            None if current_keys.is_empty() => vec![local_key(&default_key)?.clone()],
+            None if current_keys.is_empty() => vec![local_key(default_key)?.clone()],
             None => current_keys.clone(),
         };
+        let clear = opts
+            .force_clear
+            .or(previous.map(|p| p.footer.clear))
+            .unwrap_or(opts.new_clear);
         let rotate = opts.rotate || current_keys.iter().any(|k| !wanted.contains(k));
         let dek = secret::sealing_key(previous, rotate);
         plans.push(DocPlan {
@@ -185,39 +370,74 @@ pub fn encrypt_with(
             parent,
             wanted,
             dek,
+            clear,
         });
     }
-    warm_wraps(file, keyring, &plans)?;
+    Ok(Prepared {
+        file,
+        text,
+        doc_count: docs.len(),
+        plans,
+    })
+}
 
-    let mut edits = Vec::new();
-    let mut expected = Vec::new();
-    for plan in plans {
-        let (doc, dek) = (plan.doc, plan.dek.clone());
-        let sealed = secret::seal(
-            &plan.values,
-            &plan.wanted,
-            plan.previous(),
-            dek,
-            keyring,
-            opts.now,
-        )
-        .map_err(|e| doc_failure(file, doc, e))?;
-        edits.extend(sealed_edits(text, doc, &sealed));
-        expected.push(Expected::new(doc, sealed.dek, plan.values));
+impl Prepared<'_> {
+    /// Every wrap the documents will need: each wanted key that does not
+    /// hold the data key already.
+    pub fn wrap_requests(&self) -> Vec<(KeyId, DataKey)> {
+        let mut requests = Vec::new();
+        for plan in &self.plans {
+            let (dek, wanted) = (&plan.dek, &plan.wanted);
+            let kept = plan.previous().filter(|p| p.dek == *dek);
+            for k in wanted {
+                if !kept.is_some_and(|p| p.footer.keys.iter().any(|w| w.key == *k)) {
+                    requests.push((k.clone(), dek.clone()));
+                }
+            }
+        }
+        requests
     }
-    if expected.is_empty() {
-        warn(&format!(
-            "{file}: no Secret documents (apiVersion: v1, kind: Secret); nothing to encrypt"
-        ));
+
+    /// How many Secret documents will be sealed.
+    pub fn secret_count(&self) -> usize {
+        self.plans.len()
     }
-    let out = manifest::splice(text, &mut edits);
-    verify(&out, docs.len(), &expected).map_err(|why| {
-        Failure::new(
-            Exit::Other,
-            format!("{file}: internal error: the encrypted result did not verify ({why}); nothing was written"),
-        )
-    })?;
-    Ok(out)
+
+    /// How many of them were clear text (encrypted for the first time).
+    pub fn new_count(&self) -> usize {
+        self.plans.iter().filter(|p| p.own.is_none()).count()
+    }
+
+    /// Seals every document (wraps come from the keyring's memory when
+    /// [`Keyring::wrap_all`] made them) and returns the verified result.
+    pub fn finish(self, opts: &EncryptOptions<'_>, keyring: &Keyring) -> Result<String> {
+        let (file, text) = (self.file, self.text);
+        let mut edits = Vec::new();
+        let mut expected = Vec::new();
+        for plan in self.plans {
+            let (doc, dek) = (plan.doc, plan.dek.clone());
+            let sealed = secret::seal(
+                &plan.values,
+                &plan.wanted,
+                plan.previous(),
+                dek,
+                keyring,
+                opts.now,
+                plan.clear,
+            )
+            .map_err(|e| doc_failure(file, doc, e))?;
+            edits.extend(sealed_edits(text, doc, &sealed));
+            expected.push(Expected::new(doc, sealed.dek, plan.values));
+        }
+        let out = manifest::splice(text, &mut edits);
+        verify(&out, self.doc_count, &expected).map_err(|why| {
+            Failure::new(
+                Exit::Other,
+                format!("{file}: internal error: the encrypted result did not verify ({why}); nothing was written"),
+            )
+        })?;
+        Ok(out)
+    }
 }
 
 /// What one document will be sealed with.
@@ -230,6 +450,8 @@ struct DocPlan<'a> {
     parent: Option<&'a ParentDoc>,
     wanted: Vec<KeyId>,
     dek: DataKey,
+    /// Sections kept in clear text.
+    clear: ClearSections,
 }
 
 impl DocPlan<'_> {
@@ -247,23 +469,6 @@ pub(super) fn warm_unwraps<'a>(keyring: &Keyring, footers: impl Iterator<Item = 
     if !footers.is_empty() {
         keyring.unwrap_all(&footers);
     }
-}
-
-/// Makes every wrap the documents will need in one batch.
-fn warm_wraps(file: &str, keyring: &Keyring, plans: &[DocPlan<'_>]) -> Result<()> {
-    let mut requests = Vec::new();
-    for plan in plans {
-        let (dek, wanted) = (&plan.dek, &plan.wanted);
-        let kept = plan.previous().filter(|p| p.dek == *dek);
-        for k in wanted {
-            if !kept.is_some_and(|p| p.footer.keys.iter().any(|w| w.key == *k)) {
-                requests.push((k.clone(), dek.clone()));
-            }
-        }
-    }
-    keyring
-        .wrap_all(&requests)
-        .map_err(|(k, e)| key_failure(&format!("{file}: key {k}"), &e))
 }
 
 /// Refuses a Secret that carries client-side apply's clear copy of itself:
@@ -338,7 +543,7 @@ pub(super) fn sealed_edits(text: &str, doc: &Document, sealed: &secret::Sealed) 
         .sites
         .iter()
         .zip(&sealed.tokens)
-        .map(|(site, token)| token_edit(site, token))
+        .filter_map(|(site, token)| site_edit(doc, site, token, sealed.footer.clear))
         .collect();
     edits.push(manifest::write_footer(
         text,
@@ -346,6 +551,34 @@ pub(super) fn sealed_edits(text: &str, doc: &Document, sealed: &secret::Sealed) 
         &sealed.footer.render_lines(),
     ));
     edits
+}
+
+/// The edit that writes a sealed value at its site: [`token_edit`] for an
+/// encrypted one; for a value of a section kept in clear text, nothing when
+/// the site holds it already, else the clear value rendered as `decrypt`
+/// would (the section was encrypted before).
+pub(super) fn site_edit(
+    doc: &Document,
+    site: &ValueSite,
+    token: &str,
+    clear: ClearSections,
+) -> Option<Edit> {
+    if !secret::is_clear(clear, site.section) {
+        return Some(token_edit(site, token));
+    }
+    if site.value == token {
+        return None;
+    }
+    let ctx = manifest::scalar::Context {
+        flow: site.flow,
+        indent: site.indent,
+        newline: doc.newline,
+        line_rest_empty: site.line_rest_empty,
+    };
+    Some(Edit {
+        range: site.range.clone(),
+        text: manifest::scalar::render(token, &ctx),
+    })
 }
 
 /// The edit that writes `token` at a value's site: double-quoted in flow

@@ -5,13 +5,15 @@ use serde::Serialize;
 use super::{check_problems, doc_failure, load};
 use crate::error::Result;
 use crate::io::{self, Source};
-use crate::manifest::Section;
+use crate::manifest::{Document, Section};
+use crate::paths;
 use crate::secret::{self, State};
+use std::path::PathBuf;
 
 /// What `introspect` was asked to do.
 pub struct IntrospectPlan {
-    /// Input.
-    pub source: Source,
+    /// Files and directories (`-` or nothing: stdin).
+    pub paths: Vec<PathBuf>,
     /// Machine-readable output.
     pub json: bool,
     /// Input size limit.
@@ -44,12 +46,38 @@ struct DocInfo {
     string_data_keys: Vec<String>,
 }
 
-/// Runs `introspect`.
+/// Runs `introspect`. One input prints as it always did; several print
+/// one block per file (text), or a JSON array of the one-file objects.
 pub fn run(plan: &IntrospectPlan) -> Result<()> {
-    let file = plan.source.display();
-    let (_, docs) = load(&plan.source, plan.max_input)?;
+    let inputs = paths::expand_some(&plan.paths, Source::Stdin)?;
+    let mut text = String::new();
+    let mut objects = Vec::new();
+    for source in &inputs.sources {
+        let file = source.display();
+        let (_, docs) = load(source, plan.max_input)?;
+        let infos = describe(&file, &docs)?;
+        if plan.json {
+            objects.push(serde_json::json!({ "file": file, "documents": infos }));
+        } else {
+            text.push_str(&render_text(&file, &infos));
+        }
+    }
+    if !plan.json {
+        return io::write_stdout(text.as_bytes());
+    }
+    let value = if inputs.single {
+        objects.remove(0)
+    } else {
+        serde_json::Value::Array(objects)
+    };
+    let mut s = serde_json::to_string_pretty(&value).expect("introspect JSON serialises");
+    s.push('\n');
+    io::write_stdout(s.as_bytes())
+}
+
+fn describe(file: &str, docs: &[Document]) -> Result<Vec<DocInfo>> {
     let mut infos = Vec::with_capacity(docs.len());
-    for doc in &docs {
+    for doc in docs {
         let mut info = DocInfo {
             document: doc.index,
             line: doc.line,
@@ -66,14 +94,14 @@ pub fn run(plan: &IntrospectPlan) -> Result<()> {
             string_data_keys: Vec::new(),
         };
         if doc.is_secret {
-            check_problems(&file, doc)?;
+            check_problems(file, doc)?;
             for s in &doc.sites {
                 match s.section {
                     Section::Data => info.data_keys.push(s.key.clone()),
                     Section::StringData => info.string_data_keys.push(s.key.clone()),
                 }
             }
-            match secret::classify(doc).map_err(|e| doc_failure(&file, doc, e))? {
+            match secret::classify(doc).map_err(|e| doc_failure(file, doc, e))? {
                 State::Plain => info.state = "plain",
                 State::Encrypted(f) => {
                     info.state = "encrypted";
@@ -94,16 +122,7 @@ pub fn run(plan: &IntrospectPlan) -> Result<()> {
         }
         infos.push(info);
     }
-    let out = if plan.json {
-        let mut s =
-            serde_json::to_string_pretty(&serde_json::json!({ "file": file, "documents": infos }))
-                .expect("introspect JSON serialises");
-        s.push('\n');
-        s
-    } else {
-        render_text(&file, &infos)
-    };
-    io::write_stdout(out.as_bytes())
+    Ok(infos)
 }
 
 fn render_text(file: &str, infos: &[DocInfo]) -> String {

@@ -1,18 +1,24 @@
 //! One module per subcommand. Commands orchestrate: read, locate values,
 //! unwrap or generate data keys, transform, verify, and only then write.
 
+pub mod batch;
+pub mod check;
 pub mod create;
 pub mod decrypt;
 pub mod edit;
 pub mod encrypt;
 pub mod introspect;
 pub mod keygen;
+pub mod merge;
 pub mod parent;
 pub mod patch;
 pub mod plugin;
 pub mod recompute_mac;
 pub mod scratch;
+pub mod shell;
 pub mod spec;
+pub mod textconv;
+pub mod updatekeys;
 
 use std::path::PathBuf;
 
@@ -31,9 +37,29 @@ pub enum Output {
     File(PathBuf),
     /// Back into the input file, atomically; not written when unchanged.
     InPlace(PathBuf),
+    /// `-i` of a command that takes several inputs: each input file is
+    /// written back ([`Output::for_source`] gives its [`Output::InPlace`]).
+    InPlaceEach,
 }
 
 impl Output {
+    /// Where the result for one input goes: for `-i`, that input file.
+    pub fn for_source(&self, source: &Source) -> Result<Output> {
+        match (self, source) {
+            (Output::InPlaceEach, Source::File(p)) => Ok(Output::InPlace(p.clone())),
+            (Output::InPlaceEach, Source::Stdin) => Err(Failure::new(
+                Exit::Usage,
+                "--in-place needs a FILE argument, not stdin",
+            )),
+            (other, _) => Ok(other.clone()),
+        }
+    }
+
+    /// Whether each input is written back to itself.
+    pub fn is_in_place(&self) -> bool {
+        matches!(self, Output::InPlace(_) | Output::InPlaceEach)
+    }
+
     /// Writes the result. Nothing reaches stdout or disk before this call,
     /// and this call happens only after the result has been verified.
     pub fn write(&self, original: &str, result: &str) -> Result<()> {
@@ -45,6 +71,10 @@ impl Output {
                 Ok(())
             }
             Output::InPlace(p) => io::write_atomic(p, result.as_bytes()),
+            Output::InPlaceEach => Err(Failure::new(
+                Exit::Other,
+                "internal error: in-place output without its file",
+            )),
         }
     }
 }
@@ -217,4 +247,38 @@ pub fn warn(message: &str) {
 /// A one-line note on stderr.
 pub fn note(message: &str) {
     eprintln!("ksec: {message}");
+}
+
+/// Asks `question` on the terminal; refuses without one (`--yes` is the
+/// answer for scripts). `command` names the refusing command.
+pub fn confirm(command: &str, question: &str) -> Result<()> {
+    use std::io::{BufRead as _, IsTerminal as _, Write as _};
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        let what = if command == "recompute-mac" {
+            "sign"
+        } else {
+            "change keys"
+        };
+        return Err(Failure::new(
+            Exit::Usage,
+            format!("{command}: refusing to {what} without confirmation"),
+        )
+        .hint("pass --yes in scripts"));
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    stdin
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Failure::new(Exit::Io, format!("cannot read the answer: {e}")))?;
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err(Failure::new(
+            Exit::State,
+            format!("{command}: not confirmed; nothing was written"),
+        ))
+    }
 }

@@ -21,6 +21,7 @@ use crate::manifest::{self, Document, Section};
 use crate::secret::{self, OpenOptions, Opened, State};
 
 /// One opened Secret of a previous version.
+#[derive(Clone)]
 pub struct ParentDoc {
     /// 1-based position in the parent stream.
     pub index: usize,
@@ -151,6 +152,7 @@ mod tests {
                         keys: Vec::new(),
                         mac: None,
                         rotated: None,
+                        clear: Default::default(),
                     },
                     values: Vec::new(),
                 },

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use zeroize::Zeroizing;
 
-use super::encrypt::{local_key, resolve_change, token_edit};
+use super::encrypt::{local_key, resolve_change, site_edit};
 use super::spec::{MetaSpec, ValueSpec, read_values, stored};
 use super::{Output, check_problems, doc_failure, place};
 use crate::envelope::footer::KeyId;
@@ -147,6 +147,10 @@ pub fn run(plan: &PatchPlan, keyring: &Keyring) -> Result<()> {
         secret::sealing_key(previous.as_ref(), rotate),
         keyring,
         &super::now(),
+        previous
+            .as_ref()
+            .map(|p| p.footer.clear)
+            .unwrap_or_default(),
     )
     .map_err(|e| doc_failure(&file, doc, e))?;
     let token_of = |section: Section, key: &str| -> &str {
@@ -165,7 +169,7 @@ pub fn run(plan: &PatchPlan, keyring: &Keyring) -> Result<()> {
         if still {
             let token = token_of(site.section, &site.key);
             if token != site.value {
-                edits.push(token_edit(site, token));
+                edits.extend(site_edit(doc, site, token, sealed.footer.clear));
             }
         }
     }

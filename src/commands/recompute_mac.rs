@@ -4,51 +4,103 @@
 //! verifies after a change made outside ksec. It shows what it is about to
 //! sign (keys and value sizes, never values) and asks first.
 
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::PathBuf;
 
+use super::batch::{self, Loaded};
 use super::encrypt::{Expected, reopened_values, sealed_edits, verify};
-use super::{Output, check_problems, doc_failure, load, place};
+use super::{Output, check_problems, doc_failure, place};
 use crate::error::{Exit, Failure, Result};
 use crate::io::Source;
 use crate::keys::Keyring;
 use crate::manifest;
+use crate::paths;
+use crate::progress::Progress;
 use crate::secret::{self, OpenOptions, State};
 
 /// What `recompute-mac` was asked to do.
 pub struct RecomputePlan {
-    /// The file, rewritten in place.
-    pub path: PathBuf,
+    /// Files and directories, each rewritten in place.
+    pub paths: Vec<PathBuf>,
     /// Do not ask.
     pub yes: bool,
     /// Input size limit.
     pub max_input: u64,
 }
 
-/// Runs `recompute-mac`.
+/// Runs `recompute-mac`: one summary for every file, one question, then
+/// every file is written. In a tree, files without encrypted Secrets are
+/// skipped; a single such file is an error.
 pub fn run(plan: &RecomputePlan, keyring: &Keyring) -> Result<()> {
-    let source = Source::File(plan.path.clone());
-    let file = source.display();
-    let (text, docs) = load(&source, plan.max_input)?;
+    let inputs = paths::expand_some(&plan.paths, Source::Stdin)?;
+    if inputs.sources.contains(&Source::Stdin) {
+        return Err(Failure::new(
+            Exit::Usage,
+            "recompute-mac rewrites files in place; it cannot read stdin",
+        ));
+    }
+    let mut progress = Progress::new(inputs.sources.len());
+    let files = batch::load_all(&inputs.sources, plan.max_input, &mut progress)?;
+    batch::unwrap_everything(keyring, &files, true, &mut progress);
+    progress.clear();
+    let mut summary = Vec::new();
+    let mut results = Vec::new();
+    for f in &files {
+        let before = summary.len();
+        let out = sign(f, keyring, &mut summary)?;
+        if summary.len() == before {
+            if inputs.single {
+                return Err(Failure::new(
+                    Exit::State,
+                    format!("{}: no encrypted Secret documents to sign", f.name),
+                ));
+            }
+            continue;
+        }
+        results.push((f, out));
+    }
+    if results.is_empty() {
+        return Err(Failure::new(
+            Exit::State,
+            "no encrypted Secret documents to sign in these files",
+        ));
+    }
+    eprintln!("ksec: about to sign these values as they decrypt now:");
+    for line in &summary {
+        eprintln!("  {line}");
+    }
+    if !plan.yes {
+        super::confirm("recompute-mac", "Sign them?")?;
+    }
+    for (f, out) in results {
+        Output::InPlaceEach
+            .for_source(&f.source)?
+            .write(&f.text, &out)?;
+    }
+    Ok(())
+}
+
+/// Re-signs every encrypted Secret of one file; appends what it signs to
+/// `summary` and returns the verified result.
+fn sign(f: &Loaded, keyring: &Keyring, summary: &mut Vec<String>) -> Result<String> {
+    let (file, text, docs) = (&f.name, &f.text, &f.docs);
     let opts = OpenOptions {
         allow_missing_mac: true,
         skip_mac: true,
     };
     let mut edits = Vec::new();
-    let mut summary = Vec::new();
     let mut expected = Vec::new();
     for doc in docs.iter().filter(|d| d.is_secret) {
-        check_problems(&file, doc)?;
+        check_problems(file, doc)?;
         let State::Encrypted(footer) =
-            secret::classify(doc).map_err(|e| doc_failure(&file, doc, e))?
+            secret::classify(doc).map_err(|e| doc_failure(file, doc, e))?
         else {
             continue;
         };
         let opened =
-            secret::open(doc, footer, keyring, opts).map_err(|e| doc_failure(&file, doc, e))?;
+            secret::open(doc, footer, keyring, opts).map_err(|e| doc_failure(file, doc, e))?;
         summary.push(format!(
             "{}: format v{} → v{}, keys: {}",
-            place(&file, doc, doc.line),
+            place(file, doc, doc.line),
             opened.footer.version,
             if doc
                 .sites
@@ -84,53 +136,15 @@ pub fn run(plan: &RecomputePlan, keyring: &Keyring) -> Result<()> {
             opened.dek.clone(),
             keyring,
             &super::now(),
+            opened.footer.clear,
         )
-        .map_err(|e| doc_failure(&file, doc, e))?;
-        edits.extend(sealed_edits(&text, doc, &sealed));
+        .map_err(|e| doc_failure(file, doc, e))?;
+        edits.extend(sealed_edits(text, doc, &sealed));
         expected.push(Expected::new(doc, sealed.dek, values));
     }
-    if summary.is_empty() {
-        return Err(Failure::new(
-            Exit::State,
-            format!("{file}: no encrypted Secret documents to sign"),
-        ));
-    }
-    eprintln!("ksec: about to sign these values as they decrypt now:");
-    for line in &summary {
-        eprintln!("  {line}");
-    }
-    if !plan.yes {
-        confirm()?;
-    }
-    let out = manifest::splice(&text, &mut edits);
+    let out = manifest::splice(text, &mut edits);
     verify(&out, docs.len(), &expected).map_err(|why| {
         Failure::new(Exit::Other, format!("{file}: internal error: the signed result did not verify ({why}); nothing was written"))
     })?;
-    Output::InPlace(plan.path.clone()).write(&text, &out)
-}
-
-fn confirm() -> Result<()> {
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        return Err(Failure::new(
-            Exit::Usage,
-            "recompute-mac: refusing to sign without confirmation",
-        )
-        .hint("pass --yes in scripts"));
-    }
-    eprint!("Sign them? [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    stdin
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|e| Failure::new(Exit::Io, format!("cannot read the answer: {e}")))?;
-    if matches!(answer.trim(), "y" | "Y" | "yes") {
-        Ok(())
-    } else {
-        Err(Failure::new(
-            Exit::State,
-            "recompute-mac: not confirmed; nothing was written",
-        ))
-    }
+    Ok(out)
 }

@@ -20,6 +20,18 @@
 //! encryption, `--rotate`, removing a key) and kept while the data key is
 //! kept. The MAC does not cover it (kubesec's MAC has no room for it), so it
 //! is information, not evidence.
+//!
+//! ```text
+//! # ksec:clear:stringData               sections kept in clear text on purpose
+//! ```
+//!
+//! written when a `.ksec.yaml` rule encrypts only some sections. The values
+//! of such a section stay as they are, and the MAC still covers them (it is
+//! computed over clear values anyway), so changing one is detected. A
+//! missing or edited line cannot hide anything either: a clear value in a
+//! section the footer does not name is a partly encrypted document, and a
+//! token in a section it names is not decrypted. kubesec cannot read such
+//! files (it would try to decrypt the clear values).
 
 use std::fmt;
 
@@ -32,6 +44,59 @@ pub const KUBESEC_PREFIX: &str = "# kubesec:";
 pub const KSEC_PREFIX: &str = "# ksec:";
 /// The ksec line that records when the data key was generated.
 const ROTATED: &str = "rotated:";
+/// The ksec line that names the sections kept in clear text.
+const CLEAR: &str = "clear:";
+
+/// The sections (`data`, `stringData`) whose values a document keeps in
+/// clear text on purpose. Default: none, every value is encrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct ClearSections {
+    /// `data` values stay clear.
+    pub data: bool,
+    /// `stringData` values stay clear.
+    pub string_data: bool,
+}
+
+impl ClearSections {
+    /// Whether no section is kept clear.
+    pub fn is_empty(self) -> bool {
+        !self.data && !self.string_data
+    }
+
+    /// Whether the section named `name` (`data` or `stringData`) is kept clear.
+    pub fn contains(self, name: &str) -> bool {
+        match name {
+            "data" => self.data,
+            "stringData" => self.string_data,
+            _ => false,
+        }
+    }
+
+    /// `data`, `stringData` or `data,stringData`; empty when none.
+    pub fn names(self) -> String {
+        let mut v = Vec::new();
+        if self.data {
+            v.push("data");
+        }
+        if self.string_data {
+            v.push("stringData");
+        }
+        v.join(",")
+    }
+
+    /// Parses the list written by [`ClearSections::names`].
+    pub fn parse(s: &str) -> Option<ClearSections> {
+        let mut c = ClearSections::default();
+        for name in s.split(',') {
+            match name {
+                "data" if !c.data => c.data = true,
+                "stringData" if !c.string_data => c.string_data = true,
+                _ => return None,
+            }
+        }
+        Some(c)
+    }
+}
 
 /// The kind of key that wraps a data key. The declaration order is the
 /// footer and MAC order: kubesec's `pgp < gcp < aws`, then ours.
@@ -117,6 +182,8 @@ pub struct Footer {
     /// When ksec generated the data key (`# ksec:rotated:`), UTC, RFC 3339
     /// (`2025-06-01T12:00:00Z`). Absent in files kubesec wrote.
     pub rotated: Option<String>,
+    /// Sections kept in clear text on purpose (`# ksec:clear:`).
+    pub clear: ClearSections,
 }
 
 /// Why a footer could not be read. Each carries the 0-based index of the
@@ -156,6 +223,9 @@ pub enum FooterError {
     /// Two `# ksec:rotated:` lines.
     #[error("more than one `# ksec:rotated:` line")]
     DuplicateRotated,
+    /// Two `# ksec:clear:` lines.
+    #[error("more than one `# ksec:clear:` line")]
+    DuplicateClear,
     /// The same key listed twice.
     #[error("key {0} is listed twice")]
     DuplicateKey(String),
@@ -186,6 +256,7 @@ impl Footer {
         let mut keys: Vec<WrappedKey> = Vec::new();
         let mut mac = None;
         let mut rotated = None;
+        let mut clear = None;
         for (i, raw) in lines.into_iter().enumerate() {
             let line = raw
                 .strip_suffix('\r')
@@ -203,6 +274,13 @@ impl Footer {
                         return Err(FooterError::DuplicateRotated);
                     }
                     rotated = Some(ts.to_owned());
+                    continue;
+                }
+                if let Some(c) = rest.strip_prefix(CLEAR).and_then(ClearSections::parse) {
+                    if clear.is_some() {
+                        return Err(FooterError::DuplicateClear);
+                    }
+                    clear = Some(c);
                     continue;
                 }
                 // Refuse what we do not understand rather than drop it silently.
@@ -266,6 +344,7 @@ impl Footer {
             keys,
             mac,
             rotated,
+            clear: clear.unwrap_or_default(),
         })
     }
 
@@ -285,15 +364,19 @@ impl Footer {
         if let Some(mac) = &self.mac {
             out.push(format!("{KUBESEC_PREFIX}mac:{mac}"));
         }
+        if !self.clear.is_empty() {
+            out.push(format!("{KSEC_PREFIX}{CLEAR}{}", self.clear.names()));
+        }
         if let Some(ts) = &self.rotated {
             out.push(format!("{KSEC_PREFIX}{ROTATED}{ts}"));
         }
         out
     }
 
-    /// Whether kubesec can read this footer (only kubesec key types).
+    /// Whether kubesec can read this footer: only kubesec key types, and
+    /// no section kept in clear text (kubesec would try to decrypt it).
     pub fn kubesec_compatible(&self) -> bool {
-        self.keys.iter().all(|k| k.key.kind.kubesec_compatible())
+        self.clear.is_empty() && self.keys.iter().all(|k| k.key.kind.kubesec_compatible())
     }
 }
 
@@ -461,6 +544,45 @@ mod tests {
         assert_eq!(utc_timestamp(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(utc_timestamp(1_748_779_200), "2025-06-01T12:00:00Z");
         assert!(is_timestamp(&utc_timestamp(4_102_444_799)));
+    }
+
+    #[test]
+    fn clear_sections_line() {
+        let f = Footer::parse([
+            "# kubesec:v:4",
+            "# kubesec:age:a:AQID",
+            "# kubesec:mac:X4VfM/AvTmvsgb7G.mNaSLQoWJ5ITMbe9OAUbKA==",
+            "# ksec:clear:stringData",
+        ])
+        .unwrap();
+        assert!(f.clear.string_data && !f.clear.data);
+        assert!(!f.kubesec_compatible());
+        let again = Footer::parse(f.render_lines().iter().map(String::as_str)).unwrap();
+        assert_eq!(again, f);
+        assert_eq!(
+            ClearSections::parse("data,stringData").unwrap().names(),
+            "data,stringData"
+        );
+        assert!(ClearSections::parse("data,data").is_none());
+        assert!(ClearSections::parse("").is_none());
+        let e = |lines: &[&str]| Footer::parse(lines.iter().copied()).unwrap_err();
+        assert!(matches!(
+            e(&[
+                "# kubesec:v:3",
+                "# kubesec:age:a:AQID",
+                "# ksec:clear:metadata"
+            ]),
+            FooterError::UnknownKsecLine { .. }
+        ));
+        assert!(matches!(
+            e(&[
+                "# kubesec:v:3",
+                "# kubesec:age:a:AQID",
+                "# ksec:clear:data",
+                "# ksec:clear:data"
+            ]),
+            FooterError::DuplicateClear
+        ));
     }
 
     #[test]

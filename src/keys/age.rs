@@ -187,6 +187,13 @@ pub struct AgeProvider {
 }
 
 impl AgeProvider {
+    /// Checks an age X25519 recipient and returns it as it is written.
+    pub fn parse_recipient(id: &str) -> Result<String, String> {
+        x25519::Recipient::from_str(id)
+            .map(|r| r.to_string())
+            .map_err(|_| format!("`{id}` is not an age X25519 recipient (age1…)"))
+    }
+
     /// A provider reading identities from the environment and default file.
     pub fn from_env() -> Self {
         AgeProvider {
@@ -245,11 +252,7 @@ impl Provider for AgeProvider {
     }
 
     fn resolve(&self, id: &str) -> Result<String, KeyError> {
-        x25519::Recipient::from_str(id)
-            .map(|r| r.to_string())
-            .map_err(|_| {
-                KeyError::InvalidId(format!("`{id}` is not an age X25519 recipient (age1…)"))
-            })
+        AgeProvider::parse_recipient(id).map_err(KeyError::InvalidId)
     }
 
     fn wrap(&self, id: &str, dek: &DataKey) -> Result<Vec<u8>, KeyError> {

@@ -113,6 +113,11 @@ fn parse_id(id: &str) -> Result<KmsKey, KeyError> {
     )))
 }
 
+/// Checks the shape of a KMS key id (no network).
+pub fn check_id(id: &str) -> Result<(), KeyError> {
+    parse_id(id).map(|_| ())
+}
+
 impl AwsProvider {
     /// A provider; nothing is loaded until the first AWS call.
     pub fn new(options: AwsOptions) -> Self {
@@ -456,6 +461,12 @@ impl Provider for AwsProvider {
     }
 
     fn wrap_many(&self, requests: &[(&str, &DataKey)]) -> Vec<Result<Vec<u8>, KeyError>> {
+        self.log(&format!(
+            "wrapping {} data key{} in one batch, at most {} at a time",
+            requests.len(),
+            if requests.len() == 1 { "" } else { "s" },
+            self.options.jobs.max(1)
+        ));
         let prepared: Vec<Result<(Client, String), KeyError>> =
             requests.iter().map(|(id, _)| self.client(id)).collect();
         let mut futures = Vec::new();
@@ -471,6 +482,12 @@ impl Provider for AwsProvider {
     }
 
     fn unwrap_many(&self, requests: &[(&str, &[u8])]) -> Vec<Result<DataKey, KeyError>> {
+        self.log(&format!(
+            "unwrapping {} data key{} in one batch, at most {} at a time",
+            requests.len(),
+            if requests.len() == 1 { "" } else { "s" },
+            self.options.jobs.max(1)
+        ));
         let prepared: Vec<Result<(Client, String), KeyError>> =
             requests.iter().map(|(id, _)| self.client(id)).collect();
         let mut futures = Vec::new();

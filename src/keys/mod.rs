@@ -102,7 +102,13 @@ impl KeyChange {
     /// given (existing keys first, then added ones).
     pub fn apply(&self, current: &[KeyId]) -> Result<Vec<KeyId>, String> {
         if !self.set.is_empty() {
-            return Ok(dedup(self.set.clone()));
+            let set = dedup(self.set.clone());
+            // The same keys in another order: keep the file's order, so
+            // that nothing (footer order, MAC) changes.
+            if set.len() == current.len() && set.iter().all(|k| current.contains(k)) {
+                return Ok(current.to_vec());
+            }
+            return Ok(set);
         }
         for r in &self.remove {
             if !current.contains(r) {
@@ -157,6 +163,33 @@ pub fn parse_key(spec: &str) -> Result<KeyId, String> {
         kind,
         id: id.to_owned(),
     })
+}
+
+/// Checks and normalises a key named in `.ksec.yaml` without asking any
+/// provider (so that `check` needs no gpg and no network): age recipients
+/// are parsed, PGP keys must be full fingerprints (spaces allowed, any
+/// case; written upper case as in footers), AWS ids are checked for shape.
+pub fn normalise_config_key(key: &KeyId) -> Result<KeyId, String> {
+    let id = match key.kind {
+        KeyType::Age => age::AgeProvider::parse_recipient(&key.id)?,
+        KeyType::Pgp => {
+            let compact: String = key.id.chars().filter(|c| !c.is_whitespace()).collect();
+            if compact.len() != 40 || !compact.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "`pgp:{}`: name PGP keys in .ksec.yaml by their full 40-hex fingerprint",
+                    key.id
+                ));
+            }
+            compact.to_ascii_uppercase()
+        }
+        #[cfg(feature = "aws")]
+        KeyType::Aws => {
+            aws::check_id(&key.id).map_err(|e| e.to_string())?;
+            key.id.clone()
+        }
+        _ => key.id.clone(),
+    };
+    Ok(KeyId { kind: key.kind, id })
 }
 
 /// Why no key opened a document's data key: every attempt and its reason.

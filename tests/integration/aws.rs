@@ -758,3 +758,46 @@ fn fifty_documents_cost_one_call_each_and_unchanged_ones_none() {
     assert_eq!(log.matches("aws: Decrypt").count(), 50);
     assert_eq!(log.matches("aws: Encrypt").count(), 0);
 }
+
+/// A tree of files in one process: one client, and the data keys of every
+/// file go to KMS in one concurrent batch (wraps likewise).
+#[test]
+fn a_tree_shares_one_client_and_one_batch() {
+    let aws = Aws::new();
+    let arn = create_key("us-east-1");
+    std::fs::create_dir_all(aws.env.path("k8s/sub")).unwrap();
+    for i in 0..4 {
+        aws.env.write(
+            &format!("k8s/sub/plain-{i}.yaml"),
+            SECRET.replace("aws-test", &format!("plain-{i}")),
+        );
+    }
+    let out = aws
+        .ksec()
+        .args(["-v", "encrypt", "-i", "-k", &format!("aws:{arn}"), "k8s"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert_eq!(
+        log.matches("wrapping 4 data keys in one batch").count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(log.matches("aws: Encrypt").count(), 4, "{log}");
+    let out = aws
+        .ksec()
+        .args(["-v", "decrypt", "-q", "k8s"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    let stream = ok_stdout(&out);
+    assert_eq!(stream.matches("kind: Secret").count(), 4);
+    assert_eq!(
+        log.matches("unwrapping 4 data keys in one batch").count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(log.matches("aws: Decrypt").count(), 4, "{log}");
+    assert_eq!(log.matches("new KMS client").count(), 1, "{log}");
+}

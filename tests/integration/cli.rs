@@ -595,7 +595,13 @@ fn input_refusals() {
         &["missing.yaml", "cannot read"],
     );
     fs::create_dir(env.path("dir")).unwrap();
-    refuses(&env, &["decrypt", "dir"], "", 7, &["is a directory"]);
+    refuses(
+        &env,
+        &["decrypt", "dir"],
+        "",
+        3,
+        &["dir: no manifests found"],
+    );
     let stderr = refuses(
         &env,
         &["encrypt", "--max-input-size", "100"],

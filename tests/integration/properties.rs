@@ -219,14 +219,11 @@ proptest! {
         let enc = encrypt_stream("gen.yaml", &m.render(), &k.change, false, &k.keyring).expect("encrypts");
         let (view, opened) = decrypt_opened("gen.yaml", &enc, decoded, false, &k.keyring).expect("decrypts");
         let parents = Parents { file: "gen.yaml".into(), docs: opened };
+        let keys = KeyChange::default();
         let opts = EncryptOptions {
-            keys: &KeyChange::default(),
             cleartext: decoded,
-            rotate: false,
             parents: Some(&parents),
-            strict_keys: false,
-            fallback_keys: &[],
-            now: "2000-01-01T00:00:00Z",
+            ..EncryptOptions::new(&keys, "2000-01-01T00:00:00Z")
         };
         let again = encrypt_with("gen.yaml", &view, &opts, &k.keyring).expect("re-encrypts");
         prop_assert_eq!(&again, &enc, "the view did not reseal to the same bytes");

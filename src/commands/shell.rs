@@ -1,0 +1,44 @@
+//! `ksec completion SHELL` and `ksec man`: generated from the same clap
+//! definitions as the parser (clap_complete, clap_mangen), so they cannot
+//! drift from the real command line.
+
+use clap::CommandFactory as _;
+
+use crate::cli::Cli;
+use crate::error::{Exit, Failure, Result};
+use crate::io;
+
+/// The shells `completion` writes scripts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shell {
+    /// bash: `source <(ksec completion bash)`, or save it to
+    /// /usr/share/bash-completion/completions/ksec.
+    Bash,
+    /// zsh: save as `_ksec` in a directory of `$fpath`.
+    Zsh,
+    /// fish: save to ~/.config/fish/completions/ksec.fish.
+    Fish,
+}
+
+/// Prints the completion script for `shell`.
+pub fn completion(shell: Shell) -> Result<()> {
+    let mut command = Cli::command();
+    let mut out = Vec::new();
+    let generator = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    clap_complete::generate(generator, &mut command, "ksec", &mut out);
+    io::write_stdout(&out)
+}
+
+/// Prints the man page, section 1, in roff.
+pub fn man() -> Result<()> {
+    let command = Cli::command();
+    let mut out = Vec::new();
+    clap_mangen::Man::new(command)
+        .render(&mut out)
+        .map_err(|e| Failure::new(Exit::Other, format!("cannot render the man page: {e}")))?;
+    io::write_stdout(&out)
+}
