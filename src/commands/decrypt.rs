@@ -39,7 +39,7 @@ use crate::io::Source;
 use crate::keys::Keyring;
 use crate::manifest::amend;
 use crate::manifest::scalar::{self, Context};
-use crate::manifest::{self, Document, Edit, Section, ValueSite, tree};
+use crate::manifest::{self, Document, Edit, Section, ValueSite};
 use crate::paths;
 use crate::progress::Progress;
 use crate::secret::{self, OpenOptions, State};
@@ -93,6 +93,7 @@ pub fn run(plan: &DecryptPlan, keyring: &Keyring) -> Result<()> {
             plan.allow_missing_mac,
             keyring,
             inputs.single,
+            false,
         )?;
         outs.push(out);
     }
@@ -237,11 +238,15 @@ pub fn decrypt_opened(
         allow_missing_mac,
         keyring,
         true,
+        true,
     )
 }
 
 /// [`decrypt_opened`] on a stream located already. `warn_empty`: say so on
 /// stderr when the stream has no Secret (not for each file of a tree).
+/// `keep_opened`: return the opened Secrets (otherwise each one's clear
+/// values are dropped as soon as they are written out).
+#[allow(clippy::too_many_arguments)]
 pub fn decrypt_docs(
     file: &str,
     text: &str,
@@ -250,6 +255,7 @@ pub fn decrypt_docs(
     allow_missing_mac: bool,
     keyring: &Keyring,
     warn_empty: bool,
+    keep_opened: bool,
 ) -> Result<(String, Vec<ParentDoc>)> {
     let opts = OpenOptions {
         allow_missing_mac,
@@ -283,7 +289,8 @@ pub fn decrypt_docs(
             .filter(|f| f.version >= 3 || allow_missing_mac),
     );
     let mut edits = Vec::new();
-    let mut expected: Vec<(usize, Vec<Zeroizing<String>>)> = Vec::new();
+    // What each value must read back as, by digest (not a second copy).
+    let mut expected: Vec<(usize, Vec<u64>)> = Vec::new();
     let mut opened_docs = Vec::new();
     for (doc, footer) in secrets.into_iter().zip(footers) {
         if footer.version < 3 && allow_missing_mac {
@@ -300,7 +307,7 @@ pub fn decrypt_docs(
             let kept_clear = secret::is_clear(opened.footer.clear, site.section);
             if kept_clear && !(cleartext && site.section == Section::Data) {
                 // A section kept in clear text: its bytes stay as they are.
-                intended.push(value.clear.clone());
+                intended.push(super::digest(&value.clear));
                 continue;
             }
             let ctx = Context {
@@ -314,13 +321,15 @@ pub fn decrypt_docs(
                 range: site.range.clone(),
                 text,
             });
-            intended.push(parsed);
+            intended.push(super::digest(&parsed));
         }
         if let Some(f) = &doc.footer {
             edits.push(manifest::remove_footer(text, f));
         }
         expected.push((doc.index, intended));
-        opened_docs.push(ParentDoc::new(doc, opened));
+        if keep_opened {
+            opened_docs.push(ParentDoc::new(doc, opened));
+        }
     }
     if expected.is_empty() && warn_empty {
         warn(&format!(
@@ -328,6 +337,7 @@ pub fn decrypt_docs(
         ));
     }
     let out = manifest::splice(text, &mut edits);
+    drop(edits);
     verify(&out, docs.len(), &expected).map_err(|why| {
         Failure::new(Exit::Other, format!("{file}: internal error: the decrypted result did not verify ({why}); nothing was written"))
     })?;
@@ -379,14 +389,13 @@ but is not an `apiVersion: v1` `kind: Secret`; kubectl would store the ciphertex
 pub fn check_kubectl_split(file: &str, text: &str) -> Result<()> {
     let mut seen = 0usize;
     for chunk in kubectl_chunks(text) {
-        let docs = tree::parse_stream_lenient(chunk).map_err(|e| {
+        let objects = manifest::count_documents(chunk).map_err(|e| {
             Failure::new(
                 Exit::Input,
                 format!("{file}: after document {seen}, kubectl would read a part of the stream that is not a YAML document of its own ({e})"),
             )
             .hint("start each document with a line of its own that is `---`")
         })?;
-        let objects = docs.iter().filter(|d| !d.is_empty_document()).count();
         if objects > 1 {
             return Err(Failure::new(
                 Exit::Input,
@@ -474,7 +483,7 @@ pub(super) fn render_clear(
 fn verify(
     out: &str,
     doc_count: usize,
-    expected: &[(usize, Vec<Zeroizing<String>>)],
+    expected: &[(usize, Vec<u64>)],
 ) -> std::result::Result<(), String> {
     let docs = manifest::locate(out).map_err(|e| e.to_string())?;
     if docs.len() != doc_count {
@@ -486,7 +495,7 @@ fn verify(
             return Err(format!("document {index} changed shape"));
         }
         for (site, v) in doc.sites.iter().zip(values) {
-            if site.value != **v {
+            if super::digest(&site.value) != *v {
                 return Err(format!(
                     "document {index}, {} does not read back",
                     secret::label(site)

@@ -211,8 +211,10 @@ pub fn run(plan: &MergePlan, keyring: &Keyring) -> Result<()> {
     super::batch::unwrap_everything(keyring, &files, false, &mut progress);
     let mut views = Vec::with_capacity(3);
     for f in &files {
-        let (view, opened) = decrypt_docs(&f.name, &f.text, &f.docs, false, false, keyring, false)
-            .map_err(|e| conflict(format!("cannot open {}: {}", f.name, e.message)))?;
+        let (view, opened) = decrypt_docs(
+            &f.name, &f.text, &f.docs, false, false, keyring, false, true,
+        )
+        .map_err(|e| conflict(format!("cannot open {}: {}", f.name, e.message)))?;
         views.push((Zeroizing::new(view), opened));
     }
 

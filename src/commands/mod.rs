@@ -282,3 +282,13 @@ pub fn confirm(command: &str, question: &str) -> Result<()> {
         ))
     }
 }
+
+/// A 64-bit digest of a value, for checking that a result reads back as
+/// intended without keeping a second copy of every value in memory. Never
+/// written anywhere.
+pub fn digest(value: &str) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::hash::DefaultHasher::new();
+    value.hash(&mut h);
+    h.finish()
+}

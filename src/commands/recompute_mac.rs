@@ -140,7 +140,7 @@ fn sign(f: &Loaded, keyring: &Keyring, summary: &mut Vec<String>) -> Result<Stri
         )
         .map_err(|e| doc_failure(file, doc, e))?;
         edits.extend(sealed_edits(text, doc, &sealed));
-        expected.push(Expected::new(doc, sealed.dek, values));
+        expected.push(Expected::new(doc, &sealed, &values));
     }
     let out = manifest::splice(text, &mut edits);
     verify(&out, docs.len(), &expected).map_err(|why| {

@@ -69,6 +69,34 @@ fn unreachable_event(span: &Span) -> Result<(), LocateError> {
     })
 }
 
+/// How many documents with content a stream has (empty ones, `---` alone or
+/// only comments, do not count). A full parse, but nothing is built.
+pub fn count_documents(text: &str) -> Result<usize, LocateError> {
+    let mut p = parser(text);
+    let mut count = 0;
+    let mut after_start = false;
+    loop {
+        let (ev, span) = next_event(&mut p)?;
+        match ev {
+            Event::StreamEnd => return Ok(count),
+            Event::Comment(..) => continue,
+            Event::DocumentStart(..) => after_start = true,
+            Event::DocumentEnd => after_start = false,
+            // An empty document is an empty plain scalar with no bytes.
+            Event::Scalar(_, ScalarStyle::Plain, 0, None)
+                if after_start && span_range(&span).is_empty() =>
+            {
+                after_start = false;
+            }
+            _ if after_start => {
+                count += 1;
+                after_start = false;
+            }
+            _ => {}
+        }
+    }
+}
+
 /// The event parser of every walk over a stream, with our nesting limits.
 pub(super) fn parser(text: &str) -> Parser<'_, StrInput<'_>> {
     let mut options = Options::default();
@@ -612,5 +640,20 @@ fn newline_of(text: &str, from: usize) -> &'static str {
     match text[from..].find('\n') {
         Some(i) if i > 0 && text.as_bytes()[from + i - 1] == b'\r' => "\r\n",
         _ => "\n",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_documents;
+
+    #[test]
+    fn counts_documents_with_content() {
+        assert_eq!(count_documents("").unwrap(), 0);
+        assert_eq!(count_documents("# only a comment\n").unwrap(), 0);
+        assert_eq!(count_documents("---\n---\na: 1\n").unwrap(), 1);
+        assert_eq!(count_documents("a: 1\n...\nb: 2\n").unwrap(), 2);
+        assert_eq!(count_documents("--- x\n--- [1]\n---\n# c\n").unwrap(), 2);
+        assert!(count_documents("a: [\n").is_err());
     }
 }

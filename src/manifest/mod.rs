@@ -17,7 +17,7 @@ pub mod tree;
 
 use std::ops::Range;
 
-pub use locate::{LAST_APPLIED, locate};
+pub use locate::{LAST_APPLIED, count_documents, locate};
 
 /// Which map a secret value lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
