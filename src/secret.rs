@@ -158,6 +158,9 @@ pub struct OpenOptions {
     pub allow_missing_mac: bool,
     /// Do not check the MAC at all (repair: `recompute-mac`).
     pub skip_mac: bool,
+    /// Do not keep each value's token in the result (for output that will
+    /// not be sealed again; saves a copy of every ciphertext).
+    pub drop_tokens: bool,
 }
 
 /// Unwraps the data key and decrypts and verifies every value.
@@ -216,7 +219,11 @@ pub fn open_with_key(
             section: s.section,
             key: s.key.clone(),
             clear,
-            token: s.value.clone(),
+            token: if opts.drop_tokens {
+                String::new()
+            } else {
+                s.value.clone()
+            },
         });
     }
     let footer_line = doc.footer.as_ref().map_or(doc.line, |b| b.line);

@@ -260,6 +260,7 @@ pub fn decrypt_docs(
     let opts = OpenOptions {
         allow_missing_mac,
         skip_mac: false,
+        drop_tokens: !keep_opened,
     };
     for doc in docs.iter().filter(|d| !d.is_secret) {
         refuse_hidden_ciphertext(file, doc)?;

@@ -436,6 +436,7 @@ impl Prepared<'_> {
             expected.push(Expected::new(doc, &sealed, &plan.values));
         }
         let out = manifest::splice(text, &mut edits);
+        drop(edits);
         verify(&out, self.doc_count, &expected).map_err(|why| {
             Failure::new(
                 Exit::Other,

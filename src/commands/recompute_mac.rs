@@ -86,6 +86,7 @@ fn sign(f: &Loaded, keyring: &Keyring, summary: &mut Vec<String>) -> Result<Stri
     let opts = OpenOptions {
         allow_missing_mac: true,
         skip_mac: true,
+        drop_tokens: false,
     };
     let mut edits = Vec::new();
     let mut expected = Vec::new();
