@@ -37,7 +37,7 @@ export AWS_CONFIG_FILE="$work/none" AWS_SHARED_CREDENTIALS_FILE="$work/none"
 export HOME="$work/home"
 mkdir -p "$HOME"
 
-arn=$(python3 -c "import boto3; print(boto3.client('kms', endpoint_url='$AWS_ENDPOINT_URL').create_key()['KeyMetadata']['Arn'])")
+arn=$(python3 -c "import boto3; print(boto3.client('kms', region_name='us-east-1', endpoint_url='$AWS_ENDPOINT_URL').create_key()['KeyMetadata']['Arn'])")
 
 for i in $(seq 1 "$DOCS"); do
     [[ $i -gt 1 ]] && echo "---"
