@@ -311,12 +311,7 @@ pub fn decrypt_docs(
                 intended.push(super::digest(&value.clear));
                 continue;
             }
-            let ctx = Context {
-                flow: site.flow,
-                indent: site.indent,
-                newline: doc.newline,
-                line_rest_empty: site.line_rest_empty,
-            };
+            let ctx = site.context(doc.newline);
             let (text, parsed) = render_clear(site, &value.clear, cleartext, &ctx);
             edits.push(Edit {
                 range: site.range.clone(),

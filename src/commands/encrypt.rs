@@ -578,12 +578,7 @@ pub(super) fn site_edit(
     if site.value == token {
         return None;
     }
-    let ctx = manifest::scalar::Context {
-        flow: site.flow,
-        indent: site.indent,
-        newline: doc.newline,
-        line_rest_empty: site.line_rest_empty,
-    };
+    let ctx = site.context(doc.newline);
     Some(Edit {
         range: site.range.clone(),
         text: manifest::scalar::render(token, &ctx),

@@ -30,7 +30,6 @@ use crate::envelope::footer::{Footer, KSEC_PREFIX, KUBESEC_PREFIX};
 use crate::error::Result;
 use crate::io::{self, Source};
 use crate::keys::Keyring;
-use crate::manifest::scalar::Context;
 use crate::manifest::{self, Edit};
 use crate::secret::{self, OpenOptions, State};
 
@@ -92,12 +91,7 @@ pub fn textconv(text: &str, keyring: &Keyring) -> String {
                     if secret::is_clear(clear, site.section) {
                         continue;
                     }
-                    let ctx = Context {
-                        flow: site.flow,
-                        indent: site.indent,
-                        newline: doc.newline,
-                        line_rest_empty: site.line_rest_empty,
-                    };
+                    let ctx = site.context(doc.newline);
                     let (shown, _) = render_clear(site, &value.clear, false, &ctx);
                     edits.push(Edit {
                         range: site.range.clone(),

@@ -63,6 +63,19 @@ pub struct ValueSite {
     pub line_rest_empty: bool,
 }
 
+impl ValueSite {
+    /// How a clear value is written at this site, in a document whose line
+    /// break is `newline`.
+    pub fn context<'a>(&self, newline: &'a str) -> scalar::Context<'a> {
+        scalar::Context {
+            flow: self.flow,
+            indent: self.indent,
+            newline,
+            line_rest_empty: self.line_rest_empty,
+        }
+    }
+}
+
 /// Why a Secret document cannot be processed. Raised only for documents that
 /// turn out to be Secrets (`kind` may come after `data`).
 #[derive(Debug, Clone, PartialEq, Eq)]
