@@ -99,6 +99,7 @@ fn manifest_text(
         indent,
         newline: "\n",
         line_rest_empty: true,
+        header_comment: None,
     };
     let key = |k: &str| {
         if scalar::plain_safe(k) {

@@ -311,11 +311,21 @@ pub fn decrypt_docs(
                 intended.push(super::digest(&value.clear));
                 continue;
             }
-            let ctx = site.context(doc.newline);
-            let (text, parsed) = render_clear(site, &value.clear, cleartext, &ctx);
+            // A comment after the token can go back onto a literal block's
+            // header line, where encryption found it.
+            let comment = site.trailing_comment.clone();
+            let ctx = Context {
+                header_comment: comment.clone().map(|r| &text[r]),
+                ..site.context(doc.newline)
+            };
+            let (rendered, parsed) = render_clear(site, &value.clear, cleartext, &ctx);
+            let range = match comment {
+                Some(c) if rendered.starts_with('|') => site.range.start..c.end,
+                _ => site.range.clone(),
+            };
             edits.push(Edit {
-                range: site.range.clone(),
-                text,
+                range,
+                text: rendered,
             });
             intended.push(super::digest(&parsed));
         }
@@ -465,6 +475,7 @@ pub(super) fn render_clear(
                 let b64 = secret::encode_base64(&bytes);
                 let flat = Context {
                     line_rest_empty: false,
+                    header_comment: None,
                     ..*ctx
                 };
                 (format!("!!binary {}", scalar::render(&b64, &flat)), b64)

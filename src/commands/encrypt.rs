@@ -594,7 +594,7 @@ pub(super) fn token_edit(site: &ValueSite, token: &str) -> Edit {
         token.to_owned()
     };
     if let Some(c) = &site.header_comment {
-        t.push(' ');
+        // The block header's comment, white space before it included.
         t.push_str(c);
     }
     Edit {

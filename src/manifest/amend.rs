@@ -162,6 +162,7 @@ fn amend_path(
             indent: e.key_column + 2,
             newline,
             line_rest_empty: rest_of_line_empty(text, e.value.range.end),
+            header_comment: None,
         };
         scalar::render(v, &ctx)
     };
@@ -262,6 +263,7 @@ fn entry_text(key: &str, value: &str, column: usize, flow: bool, newline: &str) 
         indent: column + 2,
         newline,
         line_rest_empty: true,
+        header_comment: None,
     };
     let v = scalar::render(value, &ctx);
     if flow {

@@ -488,6 +488,7 @@ impl<'a> Walker<'a> {
                         _ => range,
                     };
                     let line_rest_empty = rest_of_line_empty(self.text, range.end);
+                    let trailing_comment = trailing_comment(self.text, range.end);
                     doc.sites.push(ValueSite {
                         section,
                         key: name.into_owned(),
@@ -499,6 +500,7 @@ impl<'a> Walker<'a> {
                         header_comment,
                         indent: key.span.start.col() + step,
                         line_rest_empty,
+                        trailing_comment,
                     });
                 }
                 Event::Alias(_) => doc.problems.push(problem(
@@ -537,8 +539,15 @@ impl<'a> Walker<'a> {
         }
         let header_end = self.text[i..].find('\n').map_or(self.text.len(), |n| i + n);
         let header = &self.text[i..header_end];
+        // The comment keeps the white space before it, so that writing it
+        // back after a token (and later after a block header) is exact.
         let (indicator, comment) = match header.find(" #").or_else(|| header.find("\t#")) {
-            Some(c) => (&header[..c], Some(header[c..].trim().to_owned())),
+            Some(c) => {
+                let start = header[..c].trim_end_matches([' ', '\t']).len();
+                let comment = &header[start..];
+                let comment = comment.strip_suffix('\r').unwrap_or(comment);
+                (&header[..start], Some(comment.to_owned()))
+            }
             None => (header.trim_end_matches(['\r', ' ', '\t']), None),
         };
         let end = content.start + trim_block_end(&self.text[content.clone()]);
@@ -550,6 +559,17 @@ impl<'a> Walker<'a> {
 /// Length of a block scalar's span without trailing whitespace and line breaks.
 pub(super) fn trim_block_end(s: &str) -> usize {
     s.trim_end_matches([' ', '\t', '\r', '\n']).len()
+}
+
+/// A comment that is all that follows `at` on its line: its bytes, with the
+/// white space before it, without the line break.
+fn trailing_comment(text: &str, at: usize) -> Option<Range<usize>> {
+    let rest = &text[at..];
+    let line = &rest[..rest.find('\n').unwrap_or(rest.len())];
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    let body = line.trim_start_matches([' ', '\t']);
+    let spaced = body.len() < line.len();
+    (spaced && body.starts_with('#')).then(|| at..at + line.len())
 }
 
 fn rest_of_line_empty(text: &str, at: usize) -> bool {

@@ -57,6 +57,10 @@ pub struct ValueSite {
     pub binary: bool,
     /// A comment on a block scalar's header line, kept after the token.
     pub header_comment: Option<String>,
+    /// A comment that is all that follows the value on its line (with the
+    /// white space before it): a literal block written here carries it on
+    /// its header line.
+    pub trailing_comment: Option<Range<usize>>,
     /// Indentation for literal block content written at this site.
     pub indent: usize,
     /// Only whitespace follows the value on its line.
@@ -72,6 +76,7 @@ impl ValueSite {
             indent: self.indent,
             newline,
             line_rest_empty: self.line_rest_empty,
+            header_comment: None,
         }
     }
 }

@@ -25,6 +25,9 @@ pub struct Context<'a> {
     /// Nothing but whitespace follows the value on its line, so a block
     /// scalar can end there and the existing line break closes it.
     pub line_rest_empty: bool,
+    /// A comment (with the white space before it) that may go on a literal
+    /// block's header line, when only it follows the value.
+    pub header_comment: Option<&'a str>,
 }
 
 fn is_null(s: &str) -> bool {
@@ -234,7 +237,7 @@ pub fn double_quoted(s: &str) -> String {
 /// A literal block (`|` or `|-`) for multi-line text, when one can hold the
 /// value exactly; `None` when only double quotes can.
 fn literal_block(s: &str, ctx: &Context<'_>) -> Option<String> {
-    if !ctx.line_rest_empty || ctx.flow {
+    if !(ctx.line_rest_empty || ctx.header_comment.is_some()) || ctx.flow {
         return None;
     }
     let (body, chomp) = match s.strip_suffix('\n') {
@@ -254,6 +257,9 @@ fn literal_block(s: &str, ctx: &Context<'_>) -> Option<String> {
     let mut out = String::with_capacity(s.len() + lines.len() * (ctx.indent + 2) + 4);
     out.push('|');
     out.push_str(chomp);
+    if !ctx.line_rest_empty {
+        out.push_str(ctx.header_comment.unwrap_or_default());
+    }
     for l in &lines {
         out.push_str(ctx.newline);
         if !l.is_empty() {
@@ -352,6 +358,7 @@ mod tests {
             indent: 4,
             newline: "\n",
             line_rest_empty: true,
+            header_comment: None,
         };
         assert_eq!(render("s3cr3t-p@ssw0rd!", &ctx), "s3cr3t-p@ssw0rd!");
         assert_eq!(render("YWRtaW4=", &ctx), "YWRtaW4=");

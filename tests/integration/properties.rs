@@ -126,16 +126,25 @@ impl Manifest {
                     1 => format!("\"{}\"", e.key),
                     _ => format!("'{}'", e.key),
                 };
+                let trailing = e
+                    .comment
+                    .as_ref()
+                    .filter(|_| e.trailing)
+                    .map(|c| format!(" # {c}"));
                 let ctx = scalar::Context {
                     flow: false,
                     indent: self.indent * 2,
                     newline: nl,
-                    line_rest_empty: !(e.trailing && e.comment.is_some()),
+                    line_rest_empty: trailing.is_none(),
+                    header_comment: trailing.as_deref(),
                 };
                 let value = scalar::render(&e.value, &ctx);
-                // A trailing comment rules out a literal block (its header line must end
-                // there), so such values are written double-quoted, as ksec does.
+                // A trailing comment goes on a literal block's header line, as ksec
+                // writes it; after any other value it follows on the same line.
                 match &e.comment {
+                    Some(_) if e.trailing && value.starts_with('|') => {
+                        s.push_str(&format!("{pad}{key}: {value}{nl}"))
+                    }
                     Some(c) if e.trailing => s.push_str(&format!("{pad}{key}: {value} # {c}{nl}")),
                     Some(c) => s.push_str(&format!("{pad}# {c}{nl}{pad}{key}: {value}{nl}")),
                     None => s.push_str(&format!("{pad}{key}: {value}{nl}")),
@@ -177,14 +186,16 @@ fn keys() -> Keys {
     }
 }
 
-/// The text with every value replaced by a marker and footers removed:
-/// what encryption must never change.
+/// The text with every value (and a comment trailing it) replaced by a
+/// marker and footers removed: what encryption must never change.
 fn skeleton(text: &str) -> String {
     let docs = manifest::locate(text).expect("parses");
     let mut edits = Vec::new();
     for d in &docs {
+        // A comment that trails a value belongs with it: encryption moves a
+        // block header's comment behind the token, decryption moves it back.
         edits.extend(d.sites.iter().map(|s| manifest::Edit {
-            range: s.range.clone(),
+            range: s.range.start..s.trailing_comment.as_ref().map_or(s.range.end, |c| c.end),
             text: "\u{0}".into(),
         }));
         if let Some(f) = &d.footer {
