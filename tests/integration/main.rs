@@ -5,6 +5,7 @@
 mod support;
 
 mod apiserver;
+#[cfg(feature = "aws")]
 mod aws;
 mod check;
 mod cli;
