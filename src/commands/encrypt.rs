@@ -315,6 +315,11 @@ pub fn prepare<'a>(
     keyring: &Keyring,
     default_key: &OnceCell<KeyId>,
 ) -> Result<Prepared<'a>> {
+    // Ciphertext or a footer outside a v1 Secret is a damaged Secret (say,
+    // an edited `kind`); encrypting around it would hide the damage.
+    for doc in docs.iter().filter(|d| !d.is_secret) {
+        super::decrypt::refuse_hidden_ciphertext(file, doc)?;
+    }
     let secrets: Vec<&Document> = docs.iter().filter(|d| d.is_secret).collect();
     let assigned = opts
         .parents

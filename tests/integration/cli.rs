@@ -902,3 +902,25 @@ fn anchors_and_aliases_outside_secrets_pass_through() {
     assert!(enc.ends_with("  a: &shared value\n  b: *shared\n"));
     assert_eq!(env.decrypt(&enc), stream);
 }
+
+#[test]
+fn ciphertext_outside_a_secret_is_refused_by_encrypt_too() {
+    let env = TestEnv::new();
+    // A Secret whose kind was edited: ksec no longer sees a Secret, but the
+    // file still carries its ciphertext and footer.
+    let enc = env.encrypt(SECRET).replace("kind: Secret", "kind: Sekret");
+    refuses(
+        &env,
+        &["encrypt"],
+        &enc,
+        3,
+        &["is not an `apiVersion: v1` `kind: Secret`"],
+    );
+    refuses(
+        &env,
+        &["decrypt"],
+        &enc,
+        3,
+        &["is not an `apiVersion: v1` `kind: Secret`"],
+    );
+}

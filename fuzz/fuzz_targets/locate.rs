@@ -1,0 +1,23 @@
+//! The manifest locator and everything that reads its output without keys:
+//! any input gives documents or an error, never a panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    if let Ok(docs) = ksec::manifest::locate(text) {
+        for doc in &docs {
+            let _ = ksec::secret::classify(doc);
+            if let Some(f) = &doc.footer {
+                let _ = ksec::manifest::remove_footer(text, f);
+            }
+            for site in &doc.sites {
+                assert!(site.range.start <= site.range.end && site.range.end <= text.len());
+                assert!(text.is_char_boundary(site.range.start) && text.is_char_boundary(site.range.end));
+            }
+        }
+    }
+    let _ = ksec::manifest::count_documents(text);
+    let _ = ksec::manifest::tree::parse_stream_lenient(text);
+});

@@ -1,0 +1,38 @@
+//! Whole streams through encrypt and decrypt with a fixed age key: no
+//! panic, and whatever encrypts decrypts to the same values.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use ksec::keys::{KeyChange, Keyring};
+use libfuzzer_sys::fuzz_target;
+
+// A throwaway identity made for this fuzz target only.
+const IDENTITY: &str = "AGE-SECRET-KEY-1DGUHEDRWWT8WW0JJZU0RDA7CWFES5P475NVRNWMWLENL2KZ8706Q4P3P47";
+
+fn keys() -> &'static (String, KeyChange) {
+    static K: OnceLock<(String, KeyChange)> = OnceLock::new();
+    K.get_or_init(|| {
+        let id: age::x25519::Identity = IDENTITY.parse().expect("identity");
+        let recipient = id.to_public().to_string();
+        (IDENTITY.to_owned(), KeyChange::parse(&[format!("age:{recipient}")]).expect("key"))
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let (identity, change) = keys();
+    let keyring = Keyring::with_age_identities(identity).expect("keyring");
+    let Ok(enc) = ksec::commands::encrypt::encrypt_stream("fuzz", text, change, false, &keyring) else { return };
+    let dec = ksec::commands::decrypt::decrypt_stream("fuzz", &enc, false, false, &keyring)
+        .expect("what ksec encrypted, ksec decrypts");
+    let values = |t: &str| -> Vec<(String, String)> {
+        ksec::manifest::locate(t)
+            .expect("parses")
+            .iter()
+            .filter(|d| d.is_secret)
+            .flat_map(|d| d.sites.iter().map(|s| (s.key.clone(), s.value.clone())))
+            .collect()
+    };
+    assert_eq!(values(&dec), values(text));
+});
