@@ -386,17 +386,10 @@ fn rule_difference(rule: &config::Rule, keys: &[KeyId], clear: ClearSections) ->
         parts.push(format!("key not in the rule {}", extra.join(", ")));
     }
     if clear != rule.clear {
-        let name = |c: ClearSections| {
-            if c.is_empty() {
-                "none".to_owned()
-            } else {
-                c.names()
-            }
-        };
         parts.push(format!(
             "sections in clear text: {} (rule: {})",
-            name(clear),
-            name(rule.clear)
+            clear.describe(),
+            rule.clear.describe()
         ));
     }
     format!("keys differ from .ksec.yaml: {}", parts.join("; "))

@@ -66,10 +66,8 @@ impl Output {
         match self {
             Output::Stdout => io::write_stdout(result.as_bytes()),
             Output::File(p) => io::write_atomic(p, result.as_bytes()),
-            Output::InPlace(p) if original == result => {
-                let _ = p;
-                Ok(())
-            }
+            // An unchanged file is not rewritten (its mtime and inode stay).
+            Output::InPlace(_) if original == result => Ok(()),
             Output::InPlace(p) => io::write_atomic(p, result.as_bytes()),
             Output::InPlaceEach => Err(Failure::new(
                 Exit::Other,

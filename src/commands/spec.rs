@@ -220,7 +220,7 @@ pub fn read_values(specs: &[ValueSpec], limit: u64) -> Result<Vec<ReadValue>> {
                 Some(b)
             }
             Some(ValueSource::File(p)) => {
-                let f = std::fs::File::open(p).map_err(|e| {
+                let cannot_read = |e: std::io::Error| {
                     Failure::new(
                         Exit::Io,
                         format!(
@@ -229,18 +229,10 @@ pub fn read_values(specs: &[ValueSpec], limit: u64) -> Result<Vec<ReadValue>> {
                             crate::io::io_reason(&e)
                         ),
                     )
-                })?;
+                };
+                let f = std::fs::File::open(p).map_err(cannot_read)?;
                 let mut b = Zeroizing::new(Vec::new());
-                f.take(limit + 1).read_to_end(&mut b).map_err(|e| {
-                    Failure::new(
-                        Exit::Io,
-                        format!(
-                            "{label}: {}: cannot read: {}",
-                            p.display(),
-                            crate::io::io_reason(&e)
-                        ),
-                    )
-                })?;
+                f.take(limit + 1).read_to_end(&mut b).map_err(cannot_read)?;
                 Some(b)
             }
         };

@@ -82,17 +82,10 @@ pub fn run(plan: &UpdatekeysPlan, keyring: &Keyring, configs: &Configs) -> Resul
             let removed: Vec<&KeyId> = keys.iter().filter(|k| !rule.keys.contains(k)).collect();
             parts.extend(removed.iter().map(|k| format!("- {k}")));
             if footer.clear != rule.clear {
-                let name = |c: ClearSections| {
-                    if c.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        c.names()
-                    }
-                };
                 parts.push(format!(
                     "clear sections {} → {}",
-                    name(footer.clear),
-                    name(rule.clear)
+                    footer.clear.describe(),
+                    rule.clear.describe()
                 ));
             }
             let rotation = if removed.is_empty() {

@@ -289,21 +289,12 @@ mod tests {
             "..",
             ".AAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAA==",
             "YWJj",
-        ] {
-            assert_eq!(Token::parse(bad), Err(CodecError::Malformed), "{bad}");
-        }
-        assert!(looks_encrypted("X4VfM/AvTmvsgb7G.mNaSLQoWJ5ITMbe9OAUbKA=="));
-        for bad in [
-            "",
-            "abc",
-            "a.b",
-            "a.b.c.d",
-            "YWJj.YWJj",
-            "YWJj",
             "X4VfM/AvTmvsgb7G.mNaSLQoWJ5ITMbe9OAUbKA=",
         ] {
+            assert_eq!(Token::parse(bad), Err(CodecError::Malformed), "{bad}");
             assert!(!looks_encrypted(bad), "{bad}");
         }
+        assert!(looks_encrypted("X4VfM/AvTmvsgb7G.mNaSLQoWJ5ITMbe9OAUbKA=="));
         // The shape check agrees with the strict parser on real tokens.
         let t = encrypt_value(&key(4), "k", "some value", &random_iv()).unwrap();
         assert!(looks_encrypted(&t) && Token::parse(&t).is_ok());

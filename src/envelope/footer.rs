@@ -84,6 +84,15 @@ impl ClearSections {
         v.join(",")
     }
 
+    /// [`ClearSections::names`] for messages: `none` when no section is clear.
+    pub fn describe(self) -> String {
+        if self.is_empty() {
+            "none".to_owned()
+        } else {
+            self.names()
+        }
+    }
+
     /// Parses the list written by [`ClearSections::names`].
     pub fn parse(s: &str) -> Option<ClearSections> {
         let mut c = ClearSections::default();
