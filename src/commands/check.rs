@@ -219,16 +219,71 @@ fn check_file(
     };
     let rule = rule.map(|(c, i)| (c, &c.rules[*i]));
     let rule_clear = rule.map_or(ClearSections::default(), |(_, r)| r.clear);
+    if f.docs.iter().any(|d| d.is_secret)
+        && let Err(e) = super::decrypt::check_kubectl_split(file, &f.text)
+    {
+        push(
+            0,
+            "kubectl-split",
+            e.message
+                .trim_start_matches(&format!("{file}: "))
+                .to_owned(),
+        );
+    }
     for doc in &f.docs {
+        if let Err(e) = super::decrypt::refuse_stray_ciphertext(file, doc) {
+            let (_, line, m) = split_location(&e.message).unwrap_or((file, doc.line, &e.message));
+            push(line, "ciphertext-outside-secret", m.to_owned());
+        }
+        for stray in &doc.strays {
+            for v in stray
+                .values
+                .iter()
+                .filter(|v| !codec::looks_encrypted(&v.value))
+            {
+                let e = super::exposure::failure(
+                    file,
+                    &super::exposure::Exposure::Stray {
+                        doc,
+                        stray,
+                        value: v,
+                    },
+                    false,
+                );
+                let (_, line, m) = split_location(&e.message).unwrap_or((file, v.line, &e.message));
+                push(line, "clear-value", m.to_owned());
+            }
+        }
         if !doc.is_secret {
             if let Err(e) = super::decrypt::refuse_hidden_ciphertext(file, doc) {
                 let (_, line, m) =
                     split_location(&e.message).unwrap_or((file, doc.line, &e.message));
                 push(line, "ciphertext-outside-secret", m.to_owned());
+            } else if doc
+                .kind
+                .as_deref()
+                .is_some_and(|k| k.eq_ignore_ascii_case("secret"))
+            {
+                for site in doc
+                    .sites
+                    .iter()
+                    .filter(|s| !codec::looks_encrypted(&s.value))
+                {
+                    let e = super::exposure::failure(
+                        file,
+                        &super::exposure::Exposure::NotV1 { doc, site },
+                        false,
+                    );
+                    let (_, line, m) =
+                        split_location(&e.message).unwrap_or((file, site.line, &e.message));
+                    push(line, "clear-value", m.to_owned());
+                }
             }
             continue;
         }
-        let who = format!("document {} (Secret {})", doc.index, doc.display_name());
+        let who = super::place(file, doc, 0)
+            .trim_start_matches(&format!("{file}:0: "))
+            .to_owned();
         for p in &doc.problems {
             let key = p.key.as_ref().map(|k| format!(", {k}")).unwrap_or_default();
             push(

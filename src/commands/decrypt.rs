@@ -262,8 +262,11 @@ pub fn decrypt_docs(
         skip_mac: false,
         drop_tokens: !keep_opened,
     };
-    for doc in docs.iter().filter(|d| !d.is_secret) {
-        refuse_hidden_ciphertext(file, doc)?;
+    for doc in docs {
+        if !doc.is_secret {
+            refuse_hidden_ciphertext(file, doc)?;
+        }
+        refuse_stray_ciphertext(file, doc)?;
     }
     let secrets: Vec<&manifest::Document> = docs.iter().filter(|d| d.is_secret).collect();
     let mut footers = Vec::with_capacity(secrets.len());
@@ -332,7 +335,7 @@ pub fn decrypt_docs(
         if let Some(f) = &doc.footer {
             edits.push(manifest::remove_footer(text, f));
         }
-        expected.push((doc.index, intended));
+        expected.push((doc.position, intended));
         if keep_opened {
             opened_docs.push(ParentDoc::new(doc, opened));
         }
@@ -356,7 +359,16 @@ fn render_template(file: &str, clear: &str, template: &Template) -> Result<Zeroi
     let roots = amend::outline(clear).map_err(|e| super::locate_failure(file, &e))?;
     let mut out = Zeroizing::new(String::new());
     for doc in docs.iter().filter(|d| d.is_secret) {
-        let value = to_value(&roots[doc.index - 1]);
+        let node = manifest::outline::object(&roots, doc).ok_or_else(|| {
+            Failure::new(
+                Exit::Other,
+                format!(
+                    "{}: internal error: the decrypted document cannot be found again",
+                    place(file, doc, doc.line)
+                ),
+            )
+        })?;
+        let value = to_value(node);
         let text = template.render(&value).map_err(|e| {
             Failure::new(
                 Exit::Input,
@@ -378,16 +390,42 @@ pub fn refuse_hidden_ciphertext(file: &str, doc: &Document) -> Result<()> {
         (None, None) => return Ok(()),
     };
     let kind = doc.kind.as_deref().unwrap_or("no kind");
+    let item = match doc.item_path() {
+        p if p.is_empty() => p,
+        p => format!(", {p}"),
+    };
     Err(Failure::new(
         Exit::Input,
         format!(
-            "{file}:{line}: document {} ({kind} {}) carries encrypted values or a `# kubesec:` footer \
+            "{file}:{line}: document {}{item} ({kind} {}) carries encrypted values or a `# kubesec:` footer \
 but is not an `apiVersion: v1` `kind: Secret`; kubectl would store the ciphertext as data",
             doc.index,
             doc.display_name()
         ),
     )
     .hint("restore `apiVersion: v1` and `kind: Secret` (compare with version control)"))
+}
+
+/// A Secret-shaped mapping that ksec does not open (one nested in a
+/// Template or custom resource) but that holds what looks like ciphertext.
+pub fn refuse_stray_ciphertext(file: &str, doc: &Document) -> Result<()> {
+    let Some((stray, value)) = super::exposure::stray_ciphertext(doc) else {
+        return Ok(());
+    };
+    Err(Failure::new(
+        Exit::Input,
+        format!(
+            "{file}:{}: document {} ({} {}), {} (Secret {}), {}: encrypted value in a Secret that ksec does not open here; kubectl would store the ciphertext as data",
+            value.line,
+            doc.index,
+            doc.kind.as_deref().unwrap_or("no kind"),
+            doc.display_name(),
+            stray.path,
+            stray.name.as_deref().unwrap_or("(unnamed)"),
+            value.label
+        ),
+    )
+    .hint("ksec opens Secrets that are documents of their own or items of a `kind: List`"))
 }
 
 /// Checks that kubectl's reader will see every document where ksec does
@@ -496,8 +534,9 @@ fn verify(
     if docs.len() != doc_count {
         return Err(format!("{} documents instead of {doc_count}", docs.len()));
     }
-    for (index, values) in expected {
-        let doc = &docs[index - 1];
+    for (position, values) in expected {
+        let doc = &docs[*position];
+        let index = doc.index;
         if doc.footer.is_some() || doc.sites.len() != values.len() {
             return Err(format!("document {index} changed shape"));
         }

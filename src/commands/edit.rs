@@ -221,7 +221,7 @@ fn check_decodable(
     }
     let docs = manifest::locate(text).map_err(|e| super::locate_failure(file, &e))?;
     for p in opened {
-        let doc = &docs[p.index - 1];
+        let doc = &docs[p.position];
         for (v, site) in p.opened.values.iter().zip(&doc.sites) {
             if v.section == Section::Data && secret::decode_base64(&v.clear).is_none() {
                 return Err(Failure::new(
@@ -245,7 +245,9 @@ fn check_kept_secrets(file: &str, view: &str, saved: &str) -> Result<()> {
     let before = manifest::locate(view).map_err(|e| super::locate_failure(file, &e))?;
     let after = manifest::locate(saved).map_err(|e| super::locate_failure(file, &e))?;
     for doc in after.iter().filter(|d| !d.is_secret && !d.sites.is_empty()) {
-        let was_secret = before.get(doc.index - 1).is_some_and(|b| b.is_secret);
+        let was_secret = before
+            .iter()
+            .any(|b| b.index == doc.index && b.item == doc.item && b.is_secret);
         if was_secret || doc.kind.as_deref() == Some("Secret") {
             return Err(Failure::new(
                 Exit::Input,

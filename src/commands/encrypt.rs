@@ -40,7 +40,10 @@ pub struct EncryptPlan {
 /// What one sealed document must read back as; checked before anything is
 /// written. Values are kept as digests, not as a second clear copy.
 pub(super) struct Expected {
-    index: usize,
+    /// Where the document is in the located stream.
+    position: usize,
+    /// Its name in messages: `N` or `N, items[i]`.
+    label: String,
     dek: DataKey,
     /// Per value, in file order: section, digest of the key, digest of the clear text.
     values: Vec<(Section, u64, u64)>,
@@ -320,7 +323,15 @@ pub fn prepare<'a>(
     for doc in docs.iter().filter(|d| !d.is_secret) {
         super::decrypt::refuse_hidden_ciphertext(file, doc)?;
     }
+    // Secrets in shapes ksec cannot encrypt in place would pass through in
+    // clear text: refuse them with a hint (the final check would too).
+    super::exposure::refuse_unencryptable(file, docs)?;
     let secrets: Vec<&Document> = docs.iter().filter(|d| d.is_secret).collect();
+    // decrypt refuses what kubectl would split differently; so does encrypt,
+    // rather than write a file that cannot be deployed.
+    if !secrets.is_empty() {
+        super::decrypt::check_kubectl_split(file, text)?;
+    }
     let assigned = opts
         .parents
         .map_or_else(|| vec![None; secrets.len()], |p| p.assign(&secrets));
@@ -346,7 +357,8 @@ pub fn prepare<'a>(
     for ((doc, state), parent) in secrets.into_iter().zip(states).zip(assigned) {
         let parent = parent.and_then(|j| opts.parents.map(|p| &p.docs[j]));
         let (values, own) = match state {
-            State::Plain if opts.skip_plain => continue,
+            State::Plain if opts.skip_plain && doc.sites.is_empty() => continue,
+            State::Plain if opts.skip_plain => return Err(super::plain_secret_kept(file, doc)),
             State::Plain => (plain_values(file, doc, opts.cleartext, parent)?, None),
             State::Encrypted(footer) => {
                 let opened = secret::open(doc, footer, keyring, OpenOptions::default())
@@ -448,6 +460,7 @@ impl Prepared<'_> {
                 format!("{file}: internal error: the encrypted result did not verify ({why}); nothing was written"),
             )
         })?;
+        refuse_exposed_text(file, &out)?;
         Ok(out)
     }
 }
@@ -539,7 +552,11 @@ pub(super) fn reopened_values(doc: &Document, opened: &secret::Opened) -> Vec<Pl
 impl Expected {
     pub(super) fn new(doc: &Document, sealed: &secret::Sealed, values: &[Plain]) -> Self {
         Expected {
-            index: doc.index,
+            position: doc.position,
+            label: match doc.item_path() {
+                p if p.is_empty() => doc.index.to_string(),
+                p => format!("{}, {p}", doc.index),
+            },
             dek: sealed.dek.clone(),
             values: values
                 .iter()
@@ -706,6 +723,19 @@ fn plain_values(
     Ok(out)
 }
 
+/// The final check of every encrypting command, on the bytes about to be
+/// written: no Secret-shaped mapping holds a clear value
+/// ([`super::exposure`]).
+pub(super) fn refuse_exposed_text(file: &str, out: &str) -> Result<()> {
+    let docs = manifest::locate(out).map_err(|e| {
+        Failure::new(
+            Exit::Other,
+            format!("{file}: internal error: the result does not parse ({e}); nothing was written"),
+        )
+    })?;
+    super::exposure::refuse_exposed(file, &docs)
+}
+
 /// Re-reads the output and checks that no document was lost, that every
 /// sealed document carries the footer that was written, and that each of its
 /// values decrypts with its data key to exactly the intended value.
@@ -719,13 +749,13 @@ pub(super) fn verify(
         return Err(format!("{} documents instead of {doc_count}", docs.len()));
     }
     for e in expected {
-        let doc = &docs[e.index - 1];
+        let doc = &docs[e.position];
         let lines = doc.footer.as_ref().map(|f| &f.lines);
         if lines != Some(&e.footer) {
-            return Err(format!("document {} lost its footer", e.index));
+            return Err(format!("document {} lost its footer", e.label));
         }
         if doc.sites.len() != e.values.len() {
-            return Err(format!("document {} changed shape", e.index));
+            return Err(format!("document {} changed shape", e.label));
         }
         // Every value decrypts, under its own key name, to what was meant.
         let cipher = crate::envelope::codec::ValueCipher::new(&e.dek);
@@ -736,7 +766,7 @@ pub(super) fn verify(
                 cipher
                     .decrypt_value(&site.key, &site.value)
                     .map_err(|err| {
-                        format!("document {}, {}: {err}", e.index, secret::label(site))
+                        format!("document {}, {}: {err}", e.label, secret::label(site))
                     })?
             };
             if site.section != *section
@@ -745,7 +775,7 @@ pub(super) fn verify(
             {
                 return Err(format!(
                     "document {}, {} does not decrypt to its value",
-                    e.index,
+                    e.label,
                     secret::label(site)
                 ));
             }

@@ -30,6 +30,9 @@ struct KeyInfo {
 #[derive(Serialize)]
 struct DocInfo {
     document: usize,
+    /// For a Secret in a List: `items[i]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    item: Option<String>,
     line: usize,
     kind: Option<String>,
     name: Option<String>,
@@ -80,6 +83,7 @@ fn describe(file: &str, docs: &[Document]) -> Result<Vec<DocInfo>> {
     for doc in docs {
         let mut info = DocInfo {
             document: doc.index,
+            item: doc.is_nested().then(|| doc.item_path()),
             line: doc.line,
             kind: doc.kind.clone(),
             name: doc.name.clone(),
@@ -135,9 +139,14 @@ fn render_text(file: &str, infos: &[DocInfo]) -> String {
             _ => "(unnamed)".into(),
         };
         let kind = i.kind.as_deref().unwrap_or("(no kind)");
+        let item = i
+            .item
+            .as_ref()
+            .map(|p| format!(", {p}"))
+            .unwrap_or_default();
         let _ = writeln!(
             s,
-            "{file}: document {} (line {}): {kind} {name}",
+            "{file}: document {}{item} (line {}): {kind} {name}",
             i.document, i.line
         );
         match i.state {

@@ -98,7 +98,7 @@ fn opened_identities(docs: &[ParentDoc]) -> Vec<String> {
     identities(&names)
 }
 
-/// The identities of a stream's Secrets, with their 1-based document index.
+/// The identities of a stream's Secrets, with their position in the located stream.
 fn doc_identities(docs: &[Document]) -> Vec<(usize, String)> {
     let secrets: Vec<&Document> = docs.iter().filter(|d| d.is_secret).collect();
     let names: Vec<_> = secrets
@@ -107,7 +107,7 @@ fn doc_identities(docs: &[Document]) -> Vec<(usize, String)> {
         .collect();
     secrets
         .iter()
-        .map(|d| d.index)
+        .map(|d| d.position)
         .zip(identities(&names))
         .collect()
 }
@@ -328,8 +328,8 @@ pub fn run(plan: &MergePlan, keyring: &Keyring) -> Result<()> {
         .map_err(|e| conflict(format!("the merged text does not parse ({e})")))?;
     let mut edits = Vec::new();
     let mut parents = Vec::new();
-    for (index, id) in doc_identities(&docs) {
-        let doc = &docs[index - 1];
+    for (position, id) in doc_identities(&docs) {
+        let doc = &docs[position];
         let Some(target) = targets.get(&id) else {
             return Err(conflict(format!(
                 "Secret {id} is in the merged text but not in either side"
@@ -360,8 +360,14 @@ pub fn run(plan: &MergePlan, keyring: &Keyring) -> Result<()> {
             }
         }
         edits.extend(
-            amend::amend(&clear, &roots[index - 1], &changes, doc.newline)
-                .map_err(|e| conflict(e.to_string()))?,
+            amend::amend(
+                &clear,
+                manifest::outline::object(&roots, doc)
+                    .ok_or_else(|| conflict(format!("Secret {id} cannot be found again")))?,
+                &changes,
+                doc.newline,
+            )
+            .map_err(|e| conflict(e.to_string()))?,
         );
         parents.push(target.donor.clone());
     }
@@ -458,8 +464,11 @@ fn marker(id: &str, section: &str) -> String {
 fn body_ranges(text: &str, docs: &[Document]) -> Result<Vec<(String, std::ops::Range<usize>)>> {
     let roots = amend::outline(text).map_err(|e| super::locate_failure("merge", &e))?;
     let mut out = Vec::new();
-    for (index, id) in doc_identities(docs) {
-        let Kind::Mapping(m) = &roots[index - 1].kind else {
+    for (position, id) in doc_identities(docs) {
+        let Some(node) = manifest::outline::object(&roots, &docs[position]) else {
+            continue;
+        };
+        let Kind::Mapping(m) = &node.kind else {
             continue;
         };
         for section in ["data", "stringData"] {

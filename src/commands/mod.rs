@@ -7,6 +7,7 @@ pub mod create;
 pub mod decrypt;
 pub mod edit;
 pub mod encrypt;
+pub mod exposure;
 pub mod introspect;
 pub mod keygen;
 pub mod merge;
@@ -101,10 +102,13 @@ pub fn locate_failure(file: &str, e: &LocateError) -> Failure {
     }
 }
 
-/// `FILE:LINE: document N (Secret ns/name)`.
+/// `FILE:LINE: document N (Secret ns/name)`, or for a Secret in a List
+/// `FILE:LINE: document N, items[i] (Secret ns/name)`.
 pub fn place(file: &str, doc: &Document, line: usize) -> String {
+    let item = doc.item_path();
+    let sep = if item.is_empty() { "" } else { ", " };
     format!(
-        "{file}:{line}: document {} (Secret {})",
+        "{file}:{line}: document {}{sep}{item} (Secret {})",
         doc.index,
         doc.display_name()
     )
@@ -128,6 +132,19 @@ pub fn check_problems(file: &str, doc: &Document) -> Result<()> {
             .maybe_hint(hint.clone()))
         }
     }
+}
+
+/// A command that rewrites encrypted files met a Secret that is not
+/// encrypted: writing the file back would write its values in clear text.
+pub fn plain_secret_kept(file: &str, doc: &Document) -> Failure {
+    Failure::new(
+        Exit::State,
+        format!(
+            "{}: the Secret is not encrypted, and this file would be written back with its values in clear text",
+            place(file, doc, doc.line)
+        ),
+    )
+    .hint(format!("encrypt it first: ksec encrypt -i {file}"))
 }
 
 /// A document-level error as a user message.

@@ -25,6 +25,8 @@ use crate::secret::{self, OpenOptions, Opened, State};
 pub struct ParentDoc {
     /// 1-based position in the parent stream.
     pub index: usize,
+    /// Position in the parent's located stream ([`Document::position`]).
+    pub position: usize,
     /// `metadata.name`.
     pub name: Option<String>,
     /// `metadata.namespace`.
@@ -124,6 +126,7 @@ impl ParentDoc {
     pub fn new(doc: &Document, opened: Opened) -> Self {
         ParentDoc {
             index: doc.index,
+            position: doc.position,
             name: doc.name.clone(),
             namespace: doc.namespace.clone(),
             opened,
@@ -143,6 +146,7 @@ mod tests {
             .enumerate()
             .map(|(i, (ns, n))| ParentDoc {
                 index: i + 1,
+                position: i,
                 name: (!n.is_empty()).then(|| n.to_string()),
                 namespace: (!ns.is_empty()).then(|| ns.to_string()),
                 opened: Opened {

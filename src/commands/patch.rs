@@ -200,7 +200,15 @@ pub fn run(plan: &PatchPlan, keyring: &Keyring) -> Result<()> {
         changes.push(change(&[], "type", Some(t.clone())));
     }
     let outline = amend::outline(&text).map_err(|e| super::locate_failure(&file, &e))?;
-    let root = &outline[doc.index - 1];
+    let root = manifest::outline::object(&outline, doc).ok_or_else(|| {
+        Failure::new(
+            Exit::Other,
+            format!(
+                "{}: internal error: the document cannot be found again",
+                place(&file, doc, doc.line)
+            ),
+        )
+    })?;
     edits.extend(
         amend::amend(&text, root, &changes, doc.newline).map_err(|e| {
             Failure::new(Exit::Input, format!("{}: {e}", place(&file, doc, doc.line)))
@@ -214,12 +222,13 @@ pub fn run(plan: &PatchPlan, keyring: &Keyring) -> Result<()> {
     let out = manifest::splice(&text, &mut edits);
     let expected: BTreeMap<(Section, String), Zeroizing<String>> =
         next.into_iter().map(|(s, k, v)| ((s, k), v)).collect();
-    verify(&out, docs.len(), doc.index, &sealed.dek, &expected).map_err(|why| {
+    verify(&out, docs.len(), doc.position, &sealed.dek, &expected).map_err(|why| {
         Failure::new(
             Exit::Other,
             format!("{file}: internal error: the patched result did not verify ({why}); nothing was written"),
         )
     })?;
+    super::encrypt::refuse_exposed_text(&file, &out)?;
     plan.output.write(&text, &out)
 }
 
@@ -254,7 +263,7 @@ fn change(path: &[&str], key: &str, value: Option<String>) -> Change {
 fn verify(
     out: &str,
     doc_count: usize,
-    index: usize,
+    position: usize,
     dek: &crate::envelope::DataKey,
     expected: &BTreeMap<(Section, String), Zeroizing<String>>,
 ) -> std::result::Result<(), String> {
@@ -262,7 +271,7 @@ fn verify(
     if docs.len() != doc_count {
         return Err(format!("{} documents instead of {doc_count}", docs.len()));
     }
-    let doc = &docs[index - 1];
+    let doc = &docs[position];
     if !doc.problems.is_empty() || !doc.is_secret {
         return Err("the document no longer reads as a Secret".into());
     }

@@ -95,7 +95,10 @@ fn sign(f: &Loaded, keyring: &Keyring, summary: &mut Vec<String>) -> Result<Stri
         let State::Encrypted(footer) =
             secret::classify(doc).map_err(|e| doc_failure(file, doc, e))?
         else {
-            continue;
+            if doc.sites.is_empty() {
+                continue;
+            }
+            return Err(super::plain_secret_kept(file, doc));
         };
         let opened =
             secret::open(doc, footer, keyring, opts).map_err(|e| doc_failure(file, doc, e))?;
@@ -147,5 +150,6 @@ fn sign(f: &Loaded, keyring: &Keyring, summary: &mut Vec<String>) -> Result<Stri
     verify(&out, docs.len(), &expected).map_err(|why| {
         Failure::new(Exit::Other, format!("{file}: internal error: the signed result did not verify ({why}); nothing was written"))
     })?;
+    super::encrypt::refuse_exposed_text(file, &out)?;
     Ok(out)
 }

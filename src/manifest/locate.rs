@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use granit_parser::{Event, Options, Parser, ScalarStyle, ScanError, Span, StrInput};
 
-use super::{Document, FooterBlock, LocateError, Problem, Section, ValueSite};
+use super::{Document, FooterBlock, LocateError, Problem, Section, Stray, StrayValue, ValueSite};
 use crate::envelope::footer::is_footer_line;
 
 /// The annotation in which client-side `kubectl apply` keeps a copy of the
@@ -19,7 +19,8 @@ const MAX_NESTING: usize = 128;
 type Ev<'a> = (Event<'a>, Span);
 
 /// Reads a YAML stream and returns its documents with the positions of every
-/// Secret value and footer.
+/// Secret value and footer. Secrets inside a `List`'s items come right after
+/// the List, as nested documents ([`Document::item`]).
 pub fn locate(text: &str) -> Result<Vec<Document>, LocateError> {
     let mut w = Walker {
         text,
@@ -27,8 +28,12 @@ pub fn locate(text: &str) -> Result<Vec<Document>, LocateError> {
         peeked: None,
         content_end: 0,
         footer_lines: Vec::new(),
+        limits: Vec::new(),
+        pending_limits: Vec::new(),
+        strays: Vec::new(),
     };
-    let mut docs: Vec<(Document, DocBounds)> = Vec::new();
+    let mut docs: Vec<Located> = Vec::new();
+    let mut index = 0;
     loop {
         let (ev, span) = w.next()?;
         match ev {
@@ -37,28 +42,72 @@ pub fn locate(text: &str) -> Result<Vec<Document>, LocateError> {
             Event::DocumentStart(explicit, _) => {
                 let marker = explicit.then(|| span_range(&span).start);
                 w.content_end = 0;
-                let (doc, content_start) = w.document(docs.len() + 1)?;
+                index += 1;
+                let (doc, content_start, nested) = w.document(index)?;
                 let end = w.content_end.max(content_start);
-                docs.push((
+                docs.push(Located {
                     doc,
-                    DocBounds {
+                    bounds: Bounds::Top {
                         marker,
                         content_start,
                         content_end: end,
                     },
-                ));
+                });
+                for c in nested {
+                    let limit = w.limits[c.slot];
+                    docs.push(Located {
+                        doc: c.doc,
+                        bounds: Bounds::Item {
+                            column: c.column,
+                            content_end: c.content_end,
+                            limit,
+                        },
+                    });
+                }
+                // A nested Secret's footer ends where the document ends.
+                w.pending_limits.clear();
             }
             _ => unreachable_event(&span)?,
         }
     }
     assign_footers(text, &mut docs, &w.footer_lines)?;
-    Ok(docs.into_iter().map(|(d, _)| d).collect())
+    Ok(docs
+        .into_iter()
+        .enumerate()
+        .map(|(position, l)| Document { position, ..l.doc })
+        .collect())
 }
 
-struct DocBounds {
-    marker: Option<usize>,
-    content_start: usize,
+/// A located document and where its footer may sit.
+struct Located {
+    doc: Document,
+    bounds: Bounds,
+}
+
+enum Bounds {
+    /// A top-level document: its footer lines start at column 0 after its
+    /// content and before the next document.
+    Top {
+        marker: Option<usize>,
+        content_start: usize,
+        content_end: usize,
+    },
+    /// A Secret in a List's items: its footer lines sit at the item's
+    /// column, after its content and before the next content of the stream.
+    Item {
+        column: usize,
+        content_end: usize,
+        limit: usize,
+    },
+}
+
+/// A mapping in a sequence of `items` that may be a nested Secret.
+struct Candidate {
+    doc: Document,
+    column: usize,
     content_end: usize,
+    /// Where [`Walker::limits`] will hold the start of the next content.
+    slot: usize,
 }
 
 fn unreachable_event(span: &Span) -> Result<(), LocateError> {
@@ -131,9 +180,17 @@ fn syntax(e: ScanError) -> LocateError {
     }
 }
 
+/// A comment line that looks like a footer line (`# kubesec:…`, `# ksec:…`)
+/// and is the first thing on its line.
 struct FooterComment {
+    /// Byte of the `#`.
     start: usize,
+    /// Byte where its line starts.
+    line_start: usize,
+    /// 1-based line.
     line: usize,
+    /// 0-based column of the `#`.
+    column: usize,
 }
 
 struct Walker<'a> {
@@ -143,6 +200,14 @@ struct Walker<'a> {
     /// End of the last content byte seen in the current document.
     content_end: usize,
     footer_lines: Vec<FooterComment>,
+    /// Per nested Secret candidate: where the next content after it starts
+    /// (its footer must end before), `usize::MAX` until known.
+    limits: Vec<usize>,
+    /// Candidates whose limit is the start of the next content event.
+    pending_limits: Vec<usize>,
+    /// Secret-shaped mappings found in the current document outside the
+    /// places ksec handles Secrets.
+    strays: Vec<Stray>,
 }
 
 /// A key of a mapping: its text when it is a plain scalar, and where it is.
@@ -164,14 +229,15 @@ impl<'a> Walker<'a> {
             match &ev {
                 Event::Comment(..) => {
                     let r = span_range(&span);
-                    if span.start.col() == 0 {
-                        let line = line_at(self.text, r.start);
-                        if is_footer_line(line) {
-                            self.footer_lines.push(FooterComment {
-                                start: r.start,
-                                line: span.start.line(),
-                            });
-                        }
+                    let line_start = self.text[..r.start].rfind('\n').map_or(0, |i| i + 1);
+                    let first_on_line = self.text[line_start..r.start].bytes().all(|b| b == b' ');
+                    if first_on_line && is_footer_line(line_at(self.text, r.start)) {
+                        self.footer_lines.push(FooterComment {
+                            start: r.start,
+                            line_start,
+                            line: span.start.line(),
+                            column: r.start - line_start,
+                        });
                     }
                     continue;
                 }
@@ -192,6 +258,20 @@ impl<'a> Walker<'a> {
                     }
                 }
                 _ => {}
+            }
+            if !self.pending_limits.is_empty()
+                && matches!(
+                    ev,
+                    Event::Scalar(..)
+                        | Event::MappingStart(..)
+                        | Event::SequenceStart(..)
+                        | Event::Alias(_)
+                )
+            {
+                let at = span_range(&span).start;
+                for slot in self.pending_limits.drain(..) {
+                    self.limits[slot] = at;
+                }
             }
             return Ok((ev, span));
         }
@@ -250,37 +330,36 @@ impl<'a> Walker<'a> {
     }
 
     /// Reads one document; the `DocumentStart` was consumed. Returns the
-    /// document and where its content starts.
-    fn document(&mut self, index: usize) -> Result<(Document, usize), LocateError> {
+    /// document, where its content starts, and the Secrets in its items
+    /// when it is a List.
+    fn document(&mut self, index: usize) -> Result<(Document, usize, Vec<Candidate>), LocateError> {
         let (first, span) = self.peek().map(|(e, s)| (e.clone(), *s))?;
         let content_start = span_range(&span).start;
-        let mut doc = Document {
-            index,
-            line: span.start.line(),
-            kind: None,
-            name: None,
-            namespace: None,
-            last_applied_line: None,
-            is_secret: false,
-            sites: Vec::new(),
-            problems: Vec::new(),
-            footer: None,
-            footer_insert: 0,
-            newline: "\n",
-        };
+        let mut doc = new_document(index, Vec::new(), span.start.line());
+        let mut nested = Vec::new();
         match first {
             Event::MappingStart(..) => {
                 self.next()?;
-                self.root_mapping(&mut doc)?;
+                nested = self.object(&mut doc)?;
             }
             Event::DocumentEnd => {}
-            _ => self.skip_node()?,
+            _ => {
+                let (ev, span) = self.next()?;
+                self.scan_after_start(ev, &span, &mut Vec::new())?;
+            }
         }
-        Ok((doc, content_start))
+        doc.strays = std::mem::take(&mut self.strays);
+        Ok((doc, content_start, nested))
     }
 
-    fn root_mapping(&mut self, doc: &mut Document) -> Result<(), LocateError> {
-        let mut api_version = None;
+    /// Reads a mapping that may be a Kubernetes object; its `MappingStart`
+    /// was consumed. Returns the Secrets of its `items` (and of the items of
+    /// Lists among them) when it is a `List` or `*List`; otherwise those
+    /// become strays.
+    fn object(&mut self, doc: &mut Document) -> Result<Vec<Candidate>, LocateError> {
+        let mut api_versions: Vec<Option<String>> = Vec::new();
+        let mut kinds: Vec<Option<String>> = Vec::new();
+        let mut candidates = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
         while let Some(key) = self.key()? {
             let Some(name) = key.text else {
@@ -298,17 +377,218 @@ impl<'a> Walker<'a> {
                 });
             }
             match &*name {
-                "apiVersion" => api_version = self.scalar_value()?,
-                "kind" => doc.kind = self.scalar_value()?,
+                "apiVersion" => api_versions.push(self.scalar_value()?),
+                "kind" => kinds.push(self.scalar_value()?),
                 "metadata" => self.metadata(doc)?,
                 "data" => self.section(doc, Section::Data, &key.span)?,
                 "stringData" => self.section(doc, Section::StringData, &key.span)?,
+                "items" => candidates = self.items(doc)?,
+                other => {
+                    let mut path = prefixed(doc, other);
+                    self.scan_node(&mut path)?;
+                }
+            }
+        }
+        doc.kind = kinds.last().cloned().flatten();
+        let secret_kind = |k: &Option<String>| k.as_deref() == Some("Secret");
+        doc.is_secret = api_versions.last().cloned().flatten().as_deref() == Some("v1")
+            && secret_kind(&kinds.last().cloned().flatten());
+        // Two `kind` (or `apiVersion`) lines: a Secret in either order, so
+        // that the duplicate is refused rather than the values passed on.
+        if (kinds.len() > 1 || api_versions.len() > 1) && kinds.iter().any(secret_kind) {
+            doc.is_secret = true;
+        }
+        if is_list_kind(doc.kind.as_deref()) {
+            return Ok(candidates);
+        }
+        for c in candidates {
+            self.strays.push(stray_of(&c.doc));
+        }
+        Ok(Vec::new())
+    }
+
+    /// Reads the value of an `items` key: each mapping in it is read as an
+    /// object; Secrets (and the Secrets of nested Lists) are returned.
+    fn items(&mut self, parent: &Document) -> Result<Vec<Candidate>, LocateError> {
+        let (ev, span) = self.next()?;
+        let Event::SequenceStart(style, ..) = ev else {
+            let mut path = prefixed(parent, "items");
+            self.scan_after_start(ev, &span, &mut path)?;
+            return Ok(Vec::new());
+        };
+        let flow = style == granit_parser::StructureStyle::Flow;
+        let mut out = Vec::new();
+        let mut i = 0;
+        loop {
+            let (ev, span) = self.next()?;
+            match ev {
+                Event::SequenceEnd => break,
+                Event::MappingStart(..) => {
+                    let mut item = parent.item.clone();
+                    item.push(i);
+                    let mut doc = new_document(parent.index, item, span.start.line());
+                    let nested = self.object(&mut doc)?;
+                    let shaped = doc.is_secret || doc.kind.as_deref() == Some("Secret");
+                    if shaped {
+                        if flow {
+                            doc.problems.insert(
+                                0,
+                                Problem {
+                                    line: doc.line,
+                                    key: None,
+                                    message: "a Secret in a flow-style (JSON) list of items cannot carry ksec's footer lines".into(),
+                                    hint: Some(
+                                        "write the List in block style (`kubectl get secrets -o yaml`), or give each Secret a document of its own".into(),
+                                    ),
+                                },
+                            );
+                        }
+                        let slot = self.limits.len();
+                        self.limits.push(usize::MAX);
+                        self.pending_limits.push(slot);
+                        out.push(Candidate {
+                            doc,
+                            column: span.start.col(),
+                            content_end: self.content_end,
+                            slot,
+                        });
+                    }
+                    out.extend(nested);
+                }
+                other => {
+                    let mut path = prefixed(parent, &format!("items[{i}]"));
+                    self.scan_after_start(other, &span, &mut path)?;
+                }
+            }
+            i += 1;
+        }
+        Ok(out)
+    }
+
+    /// Skips a node, noting the Secret-shaped mappings inside it as strays.
+    fn scan_node(&mut self, path: &mut Vec<String>) -> Result<(), LocateError> {
+        let (ev, span) = self.next()?;
+        self.scan_after_start(ev, &span, path)
+    }
+
+    /// [`Walker::scan_node`] for a node whose start event was consumed.
+    /// `path` names where the node is (for messages).
+    fn scan_after_start(
+        &mut self,
+        ev: Event<'a>,
+        span: &Span,
+        path: &mut Vec<String>,
+    ) -> Result<(), LocateError> {
+        match ev {
+            Event::MappingStart(..) => {
+                let mut kind = None;
+                let mut name = None;
+                let mut values = Vec::new();
+                while let Some(key) = self.key()? {
+                    let Some(k) = key.text else {
+                        self.skip_node()?;
+                        continue;
+                    };
+                    match &*k {
+                        "kind" => {
+                            let (ev, span) = self.next()?;
+                            match ev {
+                                Event::Scalar(text, ..) => kind = Some(text.into_owned()),
+                                other => {
+                                    path.push("kind".into());
+                                    self.scan_after_start(other, &span, path)?;
+                                    path.pop();
+                                }
+                            }
+                        }
+                        "metadata" => name = self.metadata_name()?,
+                        "data" | "stringData" => self.stray_section(&k, &mut values, path)?,
+                        other => {
+                            path.push(other.to_owned());
+                            self.scan_node(path)?;
+                            path.pop();
+                        }
+                    }
+                }
+                if kind
+                    .as_deref()
+                    .is_some_and(|k| k.eq_ignore_ascii_case("secret"))
+                    && !values.is_empty()
+                {
+                    self.strays.push(Stray {
+                        line: span.start.line(),
+                        path: dotted(path),
+                        name,
+                        values,
+                    });
+                }
+            }
+            Event::SequenceStart(..) => {
+                let mut i = 0;
+                loop {
+                    let (ev, span) = self.next()?;
+                    if matches!(ev, Event::SequenceEnd) {
+                        break;
+                    }
+                    path.push(format!("[{i}]"));
+                    self.scan_after_start(ev, &span, path)?;
+                    path.pop();
+                    i += 1;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The scalar values of a stray's `data`/`stringData` mapping.
+    fn stray_section(
+        &mut self,
+        section: &str,
+        values: &mut Vec<StrayValue>,
+        path: &mut Vec<String>,
+    ) -> Result<(), LocateError> {
+        let (ev, span) = self.next()?;
+        if !matches!(ev, Event::MappingStart(..)) {
+            path.push(section.to_owned());
+            self.scan_after_start(ev, &span, path)?;
+            path.pop();
+            return Ok(());
+        }
+        while let Some(key) = self.key()? {
+            let label = format!("{section}.{}", key.text.as_deref().unwrap_or("?"));
+            let (ev, span) = self.next()?;
+            match ev {
+                Event::Scalar(value, ..) => values.push(StrayValue {
+                    line: span.start.line(),
+                    label,
+                    value: value.into_owned(),
+                }),
+                other => {
+                    path.push(label);
+                    self.scan_after_start(other, &span, path)?;
+                    path.pop();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `metadata.name` of a mapping being scanned.
+    fn metadata_name(&mut self) -> Result<Option<String>, LocateError> {
+        let (ev, _) = self.next()?;
+        if !matches!(ev, Event::MappingStart(..)) {
+            self.skip_after_start(&ev)?;
+            return Ok(None);
+        }
+        let mut name = None;
+        while let Some(key) = self.key()? {
+            match key.text.as_deref() {
+                Some("name") => name = self.scalar_value()?,
                 _ => self.skip_node()?,
             }
         }
-        doc.is_secret =
-            api_version.as_deref() == Some("v1") && doc.kind.as_deref() == Some("Secret");
-        Ok(())
+        Ok(name)
     }
 
     /// The value of a key when it is a scalar; other nodes are skipped.
@@ -556,6 +836,73 @@ impl<'a> Walker<'a> {
     }
 }
 
+/// An empty document record.
+fn new_document(index: usize, item: Vec<usize>, line: usize) -> Document {
+    Document {
+        index,
+        item,
+        position: 0,
+        line,
+        kind: None,
+        name: None,
+        namespace: None,
+        last_applied_line: None,
+        is_secret: false,
+        sites: Vec::new(),
+        problems: Vec::new(),
+        footer: None,
+        footer_insert: 0,
+        footer_indent: 0,
+        newline: "\n",
+        strays: Vec::new(),
+    }
+}
+
+/// `List` and the typed lists (`SecretList`, `ConfigMapList`, …) that
+/// `kubectl get -o yaml` and the API server produce.
+fn is_list_kind(kind: Option<&str>) -> bool {
+    kind.is_some_and(|k| k.ends_with("List"))
+}
+
+/// A Secret found in the items of something that is not a List.
+fn stray_of(doc: &Document) -> Stray {
+    Stray {
+        line: doc.line,
+        path: doc.item_path(),
+        name: doc.name.clone(),
+        values: doc
+            .sites
+            .iter()
+            .map(|s| StrayValue {
+                line: s.line,
+                label: format!("{}.{}", s.section.as_str(), s.key),
+                value: s.value.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// The path of `key` in `doc` (which may be a nested document).
+fn prefixed(doc: &Document, key: &str) -> Vec<String> {
+    if doc.item.is_empty() {
+        vec![key.to_owned()]
+    } else {
+        vec![doc.item_path(), key.to_owned()]
+    }
+}
+
+/// `spec.objects[0]` from `["spec", "objects", "[0]"]`.
+fn dotted(path: &[String]) -> String {
+    let mut s = String::new();
+    for p in path {
+        if !s.is_empty() && !p.starts_with('[') {
+            s.push('.');
+        }
+        s.push_str(p);
+    }
+    s
+}
+
 /// Length of a block scalar's span without trailing whitespace and line breaks.
 pub(super) fn trim_block_end(s: &str) -> usize {
     s.trim_end_matches([' ', '\t', '\r', '\n']).len()
@@ -587,42 +934,94 @@ fn line_at(text: &str, start: usize) -> &str {
 }
 
 /// Gives each document the footer lines that follow its content (and come
-/// before the next document), and finds where new footers go.
+/// before the next document), each nested Secret the lines at its column
+/// right after it, and finds where new footers go. A footer line that no
+/// document claims is an error: it would otherwise pass on unnoticed.
 fn assign_footers(
     text: &str,
-    docs: &mut [(Document, DocBounds)],
+    docs: &mut [Located],
     lines: &[FooterComment],
 ) -> Result<(), LocateError> {
-    let n = docs.len();
+    let mut claimed = vec![false; lines.len()];
+    // Where each top-level document's region ends: the next one's start.
+    let tops: Vec<usize> = (0..docs.len())
+        .filter(|&i| matches!(docs[i].bounds, Bounds::Top { .. }))
+        .collect();
+    let mut region_end = vec![text.len(); docs.len()];
+    for (n, &i) in tops.iter().enumerate() {
+        let next = tops
+            .get(n + 1)
+            .map_or(text.len(), |&j| match docs[j].bounds {
+                Bounds::Top {
+                    marker,
+                    content_start,
+                    ..
+                } => marker.unwrap_or(content_start),
+                Bounds::Item { .. } => unreachable!("tops holds top-level documents"),
+            });
+        let last = tops.get(n + 1).copied().unwrap_or(docs.len());
+        for r in &mut region_end[i..last] {
+            *r = next;
+        }
+    }
     let mut li = 0;
-    for i in 0..n {
-        let (content_start, content_end) = (docs[i].1.content_start, docs[i].1.content_end);
-        let next_start = if i + 1 < n {
-            let b = &docs[i + 1].1;
-            b.marker.unwrap_or(b.content_start)
-        } else {
-            text.len()
+    let mut newline = "\n";
+    for (i, located) in docs.iter_mut().enumerate() {
+        let next_start = region_end[i];
+        let (column, from, until, content_start) = match located.bounds {
+            Bounds::Top {
+                content_start,
+                content_end,
+                ..
+            } => (0, content_end, next_start, Some(content_start)),
+            Bounds::Item {
+                column,
+                content_end,
+                limit,
+            } => (column, content_end, limit.min(next_start), None),
         };
-        let newline = newline_of(text, content_start);
-        let insert = match text[content_end..].find('\n') {
-            Some(off) => content_end + off + 1,
+        let doc = &mut located.doc;
+        if let Some(start) = content_start {
+            newline = newline_of(text, start);
+        }
+        doc.newline = newline;
+        doc.footer_indent = column;
+        let insert = match text[from..].find('\n') {
+            Some(off) => from + off + 1,
             None => text.len(),
         };
+        doc.footer_insert = insert.min(until.max(from));
         let mut mine: Vec<&FooterComment> = Vec::new();
-        while li < lines.len() && lines[li].start < next_start {
-            let fl = &lines[li];
-            if fl.start < content_end {
-                return Err(LocateError::Footer {
-                    line: fl.line,
-                    message: "a ksec/kubesec footer line sits inside a document's content; footer lines go after it".into(),
-                });
+        if content_start.is_some() {
+            // Column-0 lines of this top-level document's region, in order.
+            while li < lines.len() && lines[li].start < next_start {
+                let fl = &lines[li];
+                if fl.column == 0 {
+                    if fl.start < from {
+                        return Err(LocateError::Footer {
+                            line: fl.line,
+                            message: "a ksec/kubesec footer line sits inside a document's content; footer lines go after it".into(),
+                        });
+                    }
+                    if fl.start >= from {
+                        mine.push(fl);
+                        claimed[li] = true;
+                    }
+                }
+                li += 1;
             }
-            mine.push(fl);
-            li += 1;
+        } else {
+            let first = lines.partition_point(|l| l.start < from);
+            for (j, fl) in lines.iter().enumerate().skip(first) {
+                if fl.start >= until {
+                    break;
+                }
+                if !claimed[j] && fl.column == column {
+                    mine.push(fl);
+                    claimed[j] = true;
+                }
+            }
         }
-        let doc = &mut docs[i].0;
-        doc.newline = newline;
-        doc.footer_insert = insert.min(next_start.max(content_end));
         if let (Some(first), Some(last)) = (mine.first(), mine.last()) {
             if last.line - first.line + 1 != mine.len() {
                 return Err(LocateError::Footer {
@@ -638,7 +1037,7 @@ fn assign_footers(
                 end += 1;
             }
             doc.footer = Some(FooterBlock {
-                range: first.start..end,
+                range: first.line_start..end,
                 lines: mine
                     .iter()
                     .map(|l| line_at(text, l.start).to_owned())
@@ -647,10 +1046,20 @@ fn assign_footers(
             });
         }
     }
-    if let Some(fl) = lines.get(li) {
+    if let Some(fl) = lines
+        .iter()
+        .zip(&claimed)
+        .find(|(_, c)| !**c)
+        .map(|(l, _)| l)
+    {
+        let message = if fl.column == 0 {
+            "a ksec/kubesec footer line does not follow any document".into()
+        } else {
+            "a ksec/kubesec footer line that belongs to no Secret: footer lines go right after a Secret's content (for a Secret in a List's items, at the item's indentation)".into()
+        };
         return Err(LocateError::Footer {
             line: fl.line,
-            message: "a ksec/kubesec footer line does not follow any document".into(),
+            message,
         });
     }
     Ok(())

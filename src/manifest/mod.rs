@@ -98,19 +98,34 @@ pub struct Problem {
 /// The footer comment lines of a document.
 #[derive(Debug, Clone)]
 pub struct FooterBlock {
-    /// The whole lines, including their line breaks.
+    /// The whole lines (indentation included), with their line breaks.
     pub range: Range<usize>,
-    /// The lines, line breaks removed.
+    /// The lines from their `#`, line breaks removed.
     pub lines: Vec<String>,
     /// 1-based line of the first footer line.
     pub line: usize,
 }
 
-/// One document of a YAML stream.
+/// One document of a YAML stream, or one Secret inside a `List`'s `items`
+/// (a *nested* document: [`Document::item`] is not empty).
+///
+/// `kubectl get secrets -o yaml` prints a `kind: List` whose items are
+/// Secrets; those are Secrets as much as top-level ones, so the locator
+/// reports each as a document of its own, right after the List that holds
+/// it, with its own values and its own footer: comment lines right after
+/// the item's content, at the item's indentation.
 #[derive(Debug, Clone)]
 pub struct Document {
-    /// 1-based position in the stream.
+    /// 1-based position in the stream (of the top-level document, for a
+    /// nested one).
     pub index: usize,
+    /// For a Secret inside a `List` (or `*List`): its position in `items`,
+    /// one index per level of nesting (`[0]` is `items[0]`, `[1, 0]` is
+    /// `items[1].items[0]`). Empty for a top-level document.
+    pub item: Vec<usize>,
+    /// 0-based position in what [`locate`] returned (nested documents
+    /// included): how a result that was re-located finds this document.
+    pub position: usize,
     /// 1-based line where the document's content starts.
     pub line: usize,
     /// `kind`, when the root is a mapping that has one.
@@ -132,11 +147,56 @@ pub struct Document {
     pub footer: Option<FooterBlock>,
     /// Where a new footer goes: after the line of the last content.
     pub footer_insert: usize,
+    /// Indentation of the footer lines: 0 for a top-level document, the
+    /// item's column for a nested one.
+    pub footer_indent: usize,
     /// The document's line break style.
     pub newline: &'static str,
+    /// Secret-shaped mappings (`kind: Secret` with `data` or `stringData`)
+    /// that sit where ksec does not handle Secrets: anywhere in a top-level
+    /// document but the root and a `List`'s `items`. Only on top-level
+    /// documents.
+    pub strays: Vec<Stray>,
+}
+
+/// A Secret-shaped mapping that ksec cannot encrypt in place (a Secret in a
+/// Template's `objects`, in a custom resource, …): `encrypt` refuses it when
+/// it holds clear values, `decrypt` when it holds what looks like ciphertext.
+#[derive(Debug, Clone)]
+pub struct Stray {
+    /// 1-based line of the mapping.
+    pub line: usize,
+    /// Where it is in its document, e.g. `objects[0]` or `spec.manifest`.
+    pub path: String,
+    /// `metadata.name`, when there is one.
+    pub name: Option<String>,
+    /// The scalar values of its `data` and `stringData` mappings.
+    pub values: Vec<StrayValue>,
+}
+
+/// One value of a [`Stray`].
+#[derive(Debug, Clone)]
+pub struct StrayValue {
+    /// 1-based line.
+    pub line: usize,
+    /// `section.key`.
+    pub label: String,
+    /// The value after YAML parsing.
+    pub value: String,
 }
 
 impl Document {
+    /// Whether this is a Secret inside a `List`'s items.
+    pub fn is_nested(&self) -> bool {
+        !self.item.is_empty()
+    }
+
+    /// Where a nested Secret sits, for messages: `items[1].items[0]`;
+    /// empty for a top-level document.
+    pub fn item_path(&self) -> String {
+        item_path(&self.item)
+    }
+
     /// `namespace/name`, `name`, or a placeholder, for messages.
     pub fn display_name(&self) -> String {
         match (&self.namespace, &self.name) {
@@ -145,6 +205,22 @@ impl Document {
             _ => "(unnamed)".to_owned(),
         }
     }
+}
+
+/// `items[1].items[0]` for `[1, 0]`.
+pub fn item_path(item: &[usize]) -> String {
+    let parts: Vec<String> = item.iter().map(|i| format!("items[{i}]")).collect();
+    parts.join(".")
+}
+
+/// The top-level documents of a located stream (nested ones left out).
+pub fn top_level(docs: &[Document]) -> impl Iterator<Item = &Document> {
+    docs.iter().filter(|d| d.item.is_empty())
+}
+
+/// How many top-level documents a located stream has.
+pub fn document_count(docs: &[Document]) -> usize {
+    top_level(docs).count()
 }
 
 /// Why a stream could not be read at all.
@@ -218,6 +294,14 @@ pub fn remove_footer(text: &str, footer: &FooterBlock) -> Edit {
 /// or inserting after the document's content.
 pub fn write_footer(text: &str, doc: &Document, lines: &[String]) -> Edit {
     let nl = doc.newline;
+    let pad = " ".repeat(doc.footer_indent);
+    let indented: Vec<String>;
+    let lines = if pad.is_empty() {
+        lines
+    } else {
+        indented = lines.iter().map(|l| format!("{pad}{l}")).collect();
+        &indented
+    };
     match &doc.footer {
         Some(old) => {
             let terminated = text[..old.range.end].ends_with('\n');

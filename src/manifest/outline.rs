@@ -60,6 +60,22 @@ impl Mapping {
     }
 }
 
+/// The mapping of a located document in an outline: the document's root, or
+/// for a Secret nested in a List the item it is (following `items` down).
+pub fn object<'a>(roots: &'a [Node], doc: &super::Document) -> Option<&'a Node> {
+    let mut node = roots.get(doc.index - 1)?;
+    for &i in &doc.item {
+        let Kind::Mapping(m) = &node.kind else {
+            return None;
+        };
+        let Kind::Sequence(items) = &m.get("items")?.value.kind else {
+            return None;
+        };
+        node = items.get(i)?;
+    }
+    Some(node)
+}
+
 /// Reads every document's root node. Errors only on invalid YAML.
 ///
 /// A view of [`super::tree`]'s nodes shaped for editing: mappings with their

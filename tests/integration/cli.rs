@@ -641,8 +641,22 @@ fn streams_without_secrets_pass_through_with_a_warning() {
 #[test]
 fn secrets_are_recognised_only_as_v1_secret() {
     let env = TestEnv::new();
+    // A `kind: Secret` of another API version is not encrypted; rather than
+    // pass its values on in clear text, encrypt refuses it (issue 11).
     let other = "apiVersion: example.com/v1\nkind: Secret\ndata:\n  a: YWJj\n";
-    assert_eq!(env.encrypt(other), other);
+    let out = env
+        .ksec()
+        .arg("encrypt")
+        .write_stdin(other)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains(
+        "<stdin>:4: document 1 (Secret (unnamed)), data.a: `kind: Secret` without `apiVersion: v1` is not encrypted"
+    ));
+    let config = "apiVersion: example.com/v1\nkind: Config\ndata:\n  a: YWJj\n";
+    assert_eq!(env.encrypt(config), config);
     let later_kind = "apiVersion: v1\ndata:\n  a: YWJj\nkind: Secret\n";
     assert!(env.encrypt(later_kind).contains("# kubesec:"));
 }

@@ -437,8 +437,27 @@ fn bom_crlf_and_no_final_newline_stay_exact_and_kubectl_takes_them() {
 fn documents_kubectl_would_merge_are_refused() {
     let c = Cluster::new();
     let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  k: v\n";
-    c.encrypted("dots.yaml", &format!("{DB}...\n{cm}"));
-    c.encrypted("inline.yaml", &format!("{DB}--- {{\"apiVersion\": \"v1\", \"kind\": \"ConfigMap\", \"metadata\": {{\"name\": \"c\"}}}}\n"));
+    let inline =
+        "--- {\"apiVersion\": \"v1\", \"kind\": \"ConfigMap\", \"metadata\": {\"name\": \"c\"}}\n";
+    // encrypt refuses to write such streams in the first place (issue 11)…
+    for tail in [format!("...\n{cm}"), inline.to_owned()] {
+        let out = c
+            .env
+            .ksec()
+            .arg("encrypt")
+            .write_stdin(format!("{DB}{tail}"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        assert!(
+            String::from_utf8_lossy(&out.stderr)
+                .contains("kubectl splits streams only at `---` lines")
+        );
+    }
+    // …and decrypt refuses them when they were put together by hand.
+    let db = c.env.encrypt(DB);
+    c.env.write("dots.yaml", format!("{db}...\n{cm}"));
+    c.env.write("inline.yaml", format!("{db}{inline}"));
     for file in ["dots.yaml", "inline.yaml"] {
         let p = c.pipe(&["decrypt", file], &["apply", "-f", "-"]);
         assert_eq!(p.ksec.status.code(), Some(3), "{file}");

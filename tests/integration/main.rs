@@ -21,6 +21,7 @@ mod pgp;
 mod plugins;
 mod properties;
 mod rules;
+mod shapes;
 mod shell;
 mod tamper;
 mod template;
