@@ -58,6 +58,10 @@ pub fn amend(
             paths.push(&c.path);
         }
     }
+    // Deeper paths first: a key added at the end of a mapping that is the
+    // last entry of its parent goes in at the same byte as a key added to
+    // the parent, and must come before it (splicing keeps that order).
+    paths.sort_by_key(|p| std::cmp::Reverse(p.len()));
     let mut edits = Vec::new();
     for path in paths {
         let mine: Vec<&Change> = changes.iter().filter(|c| &c.path == path).collect();

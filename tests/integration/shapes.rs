@@ -469,3 +469,94 @@ fn a_decrypted_list_goes_through_kubectl() {
     let stored = c.api.object("secrets", "prod", "db").unwrap();
     assert_eq!(stored["data"]["password"], "aHVudGVyMg==");
 }
+
+#[test]
+fn patch_changes_a_secret_inside_a_list() {
+    let env = TestEnv::new();
+    let one = "\
+apiVersion: v1
+items:
+- apiVersion: v1
+  data:
+    password: aHVudGVyMg==
+  kind: Secret
+  metadata:
+    name: db
+kind: List
+";
+    env.write("one.yaml", env.encrypt(one));
+    let before = env.read("one.yaml");
+    env.ksec()
+        .args([
+            "patch", "-i", "one.yaml", "-d", "user=bob", "-s", "note=hi", "-l", "app=x",
+        ])
+        .assert()
+        .success();
+    let after = env.read("one.yaml");
+    assert_no_clear(&after, &["aHVudGVyMg==", "Ym9i", "note: hi"]);
+    // The unchanged value keeps its ciphertext.
+    let token = |t: &str| {
+        t.lines()
+            .find(|l| l.starts_with("    password: "))
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(token(&before), token(&after));
+    assert_eq!(
+        env.decrypt(&after),
+        "\
+apiVersion: v1
+items:
+- apiVersion: v1
+  data:
+    password: aHVudGVyMg==
+    user: Ym9i
+  kind: Secret
+  metadata:
+    name: db
+    labels:
+      app: x
+  stringData:
+    note: hi
+kind: List
+"
+    );
+}
+
+#[test]
+fn merge_driver_merges_secrets_inside_a_list() {
+    let env = TestEnv::new();
+    let base = env.encrypt(LIST);
+    let change = |from: &str, to: &str| {
+        let clear = env.decrypt(&base).replace(from, to);
+        let out = env
+            .ksec()
+            .args(["encrypt", "--parent", "base.yaml"])
+            .write_stdin(clear)
+            .output()
+            .unwrap();
+        ok_stdout(&out)
+    };
+    env.write("base.yaml", &base);
+    let ours = change("password: aHVudGVyMg==", "password: b3Vycw==");
+    let theirs = change("token: t0ps3cret", "token: theirs");
+    env.write("ours.yaml", &ours);
+    env.write("theirs.yaml", &theirs);
+    env.ksec()
+        .args([
+            "merge-driver",
+            "base.yaml",
+            "ours.yaml",
+            "theirs.yaml",
+            "dump.yaml",
+        ])
+        .assert()
+        .success();
+    let merged = env.read("ours.yaml");
+    assert_no_clear(&merged, &["b3Vycw==", "theirs", "YWRtaW4="]);
+    let clear = env.decrypt(&merged);
+    assert!(
+        clear.contains("password: b3Vycw==") && clear.contains("token: theirs"),
+        "{clear}"
+    );
+}
