@@ -58,16 +58,33 @@ pub fn amend(
             paths.push(&c.path);
         }
     }
-    // Deeper paths first: a key added at the end of a mapping that is the
-    // last entry of its parent goes in at the same byte as a key added to
-    // the parent, and must come before it (splicing keeps that order).
-    paths.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    // Insertions into deeper mappings first: a key added at the end of a
+    // mapping that is the last entry of its parent goes in at the same byte
+    // as a key added to the parent, and must come before it (splicing keeps
+    // that order). Insertions into the same mapping keep the order given.
+    paths.sort_by_key(|p| std::cmp::Reverse(existing_depth(root, p)));
     let mut edits = Vec::new();
     for path in paths {
         let mine: Vec<&Change> = changes.iter().filter(|c| &c.path == path).collect();
         edits.extend(amend_path(text, root, path, &mine, newline)?);
     }
     Ok(edits)
+}
+
+/// How many leading names of `path` exist as nested mappings under `root`:
+/// the depth of the mapping that changes to `path` edit.
+fn existing_depth(root: &Node, path: &[String]) -> usize {
+    let mut node = root;
+    for (depth, name) in path.iter().enumerate() {
+        let Kind::Mapping(m) = &node.kind else {
+            return depth;
+        };
+        match m.get(name) {
+            Some(e) if matches!(e.value.kind, Kind::Mapping(_)) => node = &e.value,
+            _ => return depth,
+        }
+    }
+    path.len()
 }
 
 fn amend_path(
@@ -416,6 +433,22 @@ data:
   c: x3
 # trailing comment
 ";
+
+    #[test]
+    fn keys_added_to_a_last_mapping_and_to_its_parent_stay_apart() {
+        let text = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n";
+        let out = apply(
+            text,
+            &[
+                ("stringData", "note", Some("hi")),
+                ("metadata.labels", "app", Some("x")),
+            ],
+        );
+        assert_eq!(
+            out,
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  labels:\n    app: x\nstringData:\n  note: hi\n"
+        );
+    }
 
     #[test]
     fn block_set_add_remove() {
