@@ -1,5 +1,5 @@
-//! In-process benchmarks of the stream commands: `encrypt_stream` and
-//! `decrypt_stream` on one Secret with 1, 1,000, 10,000 and 100,000 `data`
+//! In-process benchmarks of the library pipeline: `encrypt_text` and
+//! `decrypt_text` on one Secret with 1, 1,000, 10,000 and 100,000 `data`
 //! values (the middle two show whether time grows linearly), and with one
 //! 1 MiB value; the data key is wrapped for a fresh age X25519 key.
 //!
@@ -15,9 +15,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use divan::Bencher;
 use divan::counter::{BytesCount, ItemsCount};
-use ksec::commands::decrypt::decrypt_stream;
-use ksec::commands::encrypt::encrypt_stream;
 use ksec::keys::{KeyChange, Keyring};
+use ksec::pipeline::{self, DecryptOptions, KeyPolicy, SealOptions, Session};
 
 fn main() {
     divan::main();
@@ -34,7 +33,7 @@ const MAX_TIME: f64 = 5.0;
 
 /// One age identity and the `--key` change that names its recipient.
 ///
-/// Each iteration gets a fresh [`Keyring`] (made outside the timing), as one
+/// Each iteration gets a fresh [`Session`] (made outside the timing), as one
 /// `ksec` run does: a keyring remembers the data keys it has unwrapped, so
 /// reusing one would leave the age unwrap out of every decrypt but the first.
 struct Key {
@@ -55,18 +54,28 @@ impl Key {
         }
     }
 
-    fn keyring(&self) -> Keyring {
-        Keyring::with_age_identities(&self.identity).expect("identity text")
+    fn session(&self) -> Session {
+        Session::quiet(Keyring::with_age_identities(&self.identity).expect("identity text"))
     }
 
-    fn encrypt(&self, keyring: &Keyring, text: &str) -> String {
-        encrypt_stream("bench.yaml", text, &self.change, false, keyring)
+    fn encrypt(&self, session: &Session, text: &str) -> String {
+        let options = SealOptions {
+            policy: KeyPolicy {
+                change: Some(&self.change),
+                ..KeyPolicy::default()
+            },
+            ..SealOptions::default()
+        };
+        pipeline::encrypt_text(session, "bench.yaml", text, options)
             .unwrap_or_else(|e| panic!("encrypt: {e:?}"))
+            .text
     }
 
-    fn decrypt(&self, keyring: &Keyring, text: &str) -> String {
-        decrypt_stream("bench.yaml", text, false, false, keyring)
+    fn decrypt(&self, session: &Session, text: &str) -> String {
+        pipeline::decrypt_text(session, "bench.yaml", text, DecryptOptions::default())
             .unwrap_or_else(|e| panic!("decrypt: {e:?}"))
+            .text
+            .to_string()
     }
 }
 
@@ -107,40 +116,40 @@ fn bench_encrypt(bencher: Bencher, text: &str, values: usize) {
     bencher
         .counter(BytesCount::of_str(text))
         .counter(ItemsCount::new(values))
-        .with_inputs(|| key.keyring())
-        .bench_local_refs(|keyring| key.encrypt(keyring, divan::black_box(text)));
+        .with_inputs(|| key.session())
+        .bench_local_refs(|session| key.encrypt(session, divan::black_box(text)));
 }
 
 fn bench_decrypt(bencher: Bencher, text: &str, values: usize) {
     let key = Key::new();
-    let sealed = key.encrypt(&key.keyring(), text);
-    assert_eq!(key.decrypt(&key.keyring(), &sealed), text, "round trip");
+    let sealed = key.encrypt(&key.session(), text);
+    assert_eq!(key.decrypt(&key.session(), &sealed), text, "round trip");
     bencher
         .counter(BytesCount::of_str(&sealed))
         .counter(ItemsCount::new(values))
-        .with_inputs(|| key.keyring())
-        .bench_local_refs(|keyring| key.decrypt(keyring, divan::black_box(&sealed)));
+        .with_inputs(|| key.session())
+        .bench_local_refs(|session| key.decrypt(session, divan::black_box(&sealed)));
 }
 
-/// `encrypt_stream`, one Secret with `n` values.
+/// `encrypt_text`, one Secret with `n` values.
 #[divan::bench(args = COUNTS, max_time = MAX_TIME)]
 fn encrypt_values(bencher: Bencher, n: usize) {
     bench_encrypt(bencher, &many_values(n), n);
 }
 
-/// `decrypt_stream`, one Secret with `n` values.
+/// `decrypt_text`, one Secret with `n` values.
 #[divan::bench(args = COUNTS, max_time = MAX_TIME)]
 fn decrypt_values(bencher: Bencher, n: usize) {
     bench_decrypt(bencher, &many_values(n), n);
 }
 
-/// `encrypt_stream`, one Secret with one 1 MiB value.
+/// `encrypt_text`, one Secret with one 1 MiB value.
 #[divan::bench(max_time = MAX_TIME)]
 fn encrypt_1mib_value(bencher: Bencher) {
     bench_encrypt(bencher, &one_big_value(), 1);
 }
 
-/// `decrypt_stream`, one Secret with one 1 MiB value.
+/// `decrypt_text`, one Secret with one 1 MiB value.
 #[divan::bench(max_time = MAX_TIME)]
 fn decrypt_1mib_value(bencher: Bencher) {
     bench_decrypt(bencher, &one_big_value(), 1);

@@ -6,19 +6,20 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
+use ksec::error::{Error, Result};
+use ksec::io::{self, Source};
+use ksec::keys::KeyChange;
+use ksec::manifest::Section;
+
 use crate::commands::Output;
 use crate::commands::create::CreatePlan;
-use crate::commands::decrypt::DecryptPlan;
+use crate::commands::decrypt::{DecryptPlan, TemplateSource};
 use crate::commands::edit::EditPlan;
 use crate::commands::encrypt::EncryptPlan;
 use crate::commands::introspect::IntrospectPlan;
 use crate::commands::patch::PatchPlan;
 use crate::commands::recompute_mac::RecomputePlan;
 use crate::commands::spec::{self, MetaSpec, ValueSource, ValueSpec};
-use crate::error::{Exit, Failure, Result};
-use crate::io::{self, Source};
-use crate::keys::KeyChange;
-use crate::manifest::Section;
 
 /// Keep Kubernetes Secrets in git: encrypt the values of Secret manifests in
 /// place (kubesec format), decrypt them for `kubectl apply -f -`.
@@ -441,14 +442,13 @@ pub struct CompletionArgs {
     pub shell: crate::commands::shell::Shell,
 }
 
-/// A validated plan: the command and how to reach keys.
+/// A validated plan: the command, and what every command gets (how to
+/// reach keys, where the key rules are).
 pub struct Run {
     /// The command.
     pub plan: Plan,
-    /// Key provider settings.
-    pub keys: crate::keys::KeyringOptions,
-    /// `--config` / `KSEC_CONFIG`.
-    pub config: Option<PathBuf>,
+    /// Keys, rules and the reporter.
+    pub context: crate::commands::Context,
 }
 
 /// A validated command.
@@ -517,10 +517,7 @@ pub const KUBECTL_PLUGIN_NAME: &str = "kubectl-ksec";
 fn outputs(files: &[PathBuf], out: &OutputArgs) -> Result<Output> {
     if out.in_place {
         if files.is_empty() || files.iter().any(|f| f.as_os_str() == "-") {
-            return Err(Failure::new(
-                Exit::Usage,
-                "--in-place needs a FILE argument, not stdin",
-            ));
+            return Err(Error::usage("--in-place needs a FILE argument, not stdin"));
         }
         return Ok(Output::InPlaceEach);
     }
@@ -531,10 +528,7 @@ fn output(source: &Source, out: &OutputArgs) -> Result<Output> {
     if out.in_place {
         return match source {
             Source::File(p) => Ok(Output::InPlace(p.clone())),
-            Source::Stdin => Err(Failure::new(
-                Exit::Usage,
-                "--in-place needs a FILE argument, not stdin",
-            )),
+            Source::Stdin => Err(Error::usage("--in-place needs a FILE argument, not stdin")),
         };
     }
     Ok(match &out.output {
@@ -542,6 +536,11 @@ fn output(source: &Source, out: &OutputArgs) -> Result<Output> {
         Some(p) => Output::File(p.clone()),
         None => Output::Stdout,
     })
+}
+
+/// `--key` values, parsed.
+fn key_change(specs: &[String]) -> Result<KeyChange> {
+    KeyChange::parse(specs).map_err(|e| Error::usage(e.0))
 }
 
 /// Metadata and keys of `create`/`patch`, parsed.
@@ -568,7 +567,7 @@ fn value_plan(a: &ValueArgs, patch: bool) -> Result<(Vec<ValueSpec>, MetaPlan)> 
             metadata,
             labels: spec::parse_meta(&a.labels, "--label", patch)?,
             annotations: spec::parse_meta(&a.annotations, "--annotation", patch)?,
-            keys: KeyChange::parse(&a.keys).map_err(|m| Failure::new(Exit::Usage, m))?,
+            keys: key_change(&a.keys)?,
         },
     ))
 }
@@ -590,7 +589,7 @@ impl Cli {
         let mut command = Cli::command();
         if name == KUBECTL_PLUGIN_NAME {
             command = command.bin_name("kubectl ksec");
-        } else if name == crate::generator::KIND && args.len() > 1 {
+        } else if name == ksec::generator::KIND && args.len() > 1 {
             args.insert(1, "kustomize-plugin".into());
         }
         let matches = command.get_matches_from(args);
@@ -600,25 +599,24 @@ impl Cli {
     /// Turns raw arguments into a plan, before any file is touched.
     pub fn plan(self) -> Result<Run> {
         let max_input = self.max_input_size;
-        let keys = crate::keys::KeyringOptions {
-            pgp: crate::keys::pgp::PgpOptions {
+        let keys = ksec::keys::KeyringOptions {
+            pgp: ksec::keys::pgp::PgpOptions {
                 signer: self.pgp_signer,
                 keyring: self.keyring,
                 passphrase_file: self.passphrase_file,
                 allow_unsigned: self.pgp_allow_unsigned,
-                verbose: self.verbose,
             },
             #[cfg(feature = "aws")]
-            aws: crate::keys::aws::AwsOptions {
+            aws: ksec::keys::aws::AwsOptions {
                 profile: self.aws_profile,
                 timeout: self.timeout,
                 jobs: self.jobs,
-                verbose: self.verbose,
             },
+            reporter: crate::commands::stderr(self.verbose),
         };
         let plan = match self.command {
             Command::Encrypt(a) => {
-                let keys = KeyChange::parse(&a.keys).map_err(|m| Failure::new(Exit::Usage, m))?;
+                let keys = key_change(&a.keys)?;
                 Plan::Encrypt(EncryptPlan {
                     output: outputs(&a.files, &a.out)?,
                     paths: a.files,
@@ -630,19 +628,13 @@ impl Cli {
                 })
             }
             Command::Decrypt(a) => {
-                let template = match (a.template, &a.template_file) {
-                    (Some(t), _) => Some(t),
-                    (None, Some(f)) => Some(std::fs::read_to_string(f).map_err(|e| {
-                        Failure::new(
-                            Exit::Io,
-                            format!("{}: cannot read: {}", f.display(), io::io_reason(&e)),
-                        )
-                    })?),
+                let template = match (a.template, a.template_file) {
+                    (Some(t), _) => Some(TemplateSource::Text(t)),
+                    (None, Some(f)) => Some(TemplateSource::File(f)),
                     (None, None) => None,
                 };
                 if template.is_some() && a.out.in_place {
-                    return Err(Failure::new(
-                        Exit::Usage,
+                    return Err(Error::usage(
                         "--template cannot write in place (-i): it would replace the file with the rendering",
                     ));
                 }
@@ -659,8 +651,7 @@ impl Cli {
             Command::Create(a) => {
                 let (values, meta) = value_plan(&a.values, false)?;
                 if meta.metadata.iter().any(|m| m.key == "name") {
-                    return Err(Failure::new(
-                        Exit::Usage,
+                    return Err(Error::usage(
                         "--metadata name=…: the name is create's NAME argument",
                     ));
                 }
@@ -688,8 +679,7 @@ impl Cli {
                 if source == Source::Stdin
                     && values.iter().any(|v| v.source == Some(ValueSource::Stdin))
                 {
-                    return Err(Failure::new(
-                        Exit::Usage,
+                    return Err(Error::usage(
                         "patch: standard input cannot be both the file and a value (KEY=-)",
                     ));
                 }
@@ -710,7 +700,7 @@ impl Cli {
                 path: a.file,
                 base64: a.base64,
                 create: a.create,
-                keys: KeyChange::parse(&a.keys).map_err(|m| Failure::new(Exit::Usage, m))?,
+                keys: key_change(&a.keys)?,
                 rotate: a.rotate,
                 max_input,
             }),
@@ -722,8 +712,7 @@ impl Cli {
             Command::Keygen => Plan::Keygen,
             Command::KustomizePlugin(a) => {
                 if !a.extra.is_empty() {
-                    return Err(Failure::new(
-                        Exit::Usage,
+                    return Err(Error::usage(
                         "the SecretDecryptor plugin takes no arguments besides its configuration file",
                     )
                     .hint("remove `argsOneLiner`/`argsFromFile` from the configuration"));
@@ -762,8 +751,10 @@ impl Cli {
         };
         Ok(Run {
             plan,
-            keys,
-            config: self.config,
+            context: crate::commands::Context {
+                keys,
+                config: self.config,
+            },
         })
     }
 }

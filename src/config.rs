@@ -43,9 +43,10 @@ use globset::{GlobBuilder, GlobMatcher};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::envelope::footer::{ClearSections, KeyId};
-use crate::error::{Exit, Failure, Result};
+use crate::error::{Error, Exit, Location, Result};
 use crate::io::{self, Source};
+use crate::keys::KeyId;
+use crate::manifest::ClearSections;
 
 /// The configuration file name looked up from a file's directory upward.
 pub const FILE_NAME: &str = ".ksec.yaml";
@@ -123,50 +124,40 @@ impl Config {
             if let Some(i) = message.find(", set DuplicateKeyPolicy") {
                 message.truncate(i);
             }
-            Failure::new(Exit::Input, format!("{name}:{line}: {message}"))
+            Error::new(Exit::Input, "config", message)
+                .at(Location::file(&name).line(line as usize))
                 .hint("see README, `.ksec.yaml`, for the format")
         })?;
         let dir = absolute(path.parent().unwrap_or(Path::new(".")))?;
         let mut rules = Vec::with_capacity(raw.rules.len());
         for r in raw.rules {
             let line = r.path.referenced.line() as usize;
-            let at = |l: u64| format!("{name}:{l}");
+            let at = |l: u64| Location::file(&name).line(l as usize);
+            let bad = |l: u64, m: String| Error::new(Exit::Input, "config", m).at(at(l));
             let pattern = r.path.value;
             let matcher = GlobBuilder::new(&pattern)
                 .literal_separator(true)
                 .backslash_escape(true)
                 .build()
-                .map_err(|e| {
-                    Failure::new(
-                        Exit::Input,
-                        format!("{}: path `{pattern}`: {}", at(line as u64), e.kind()),
-                    )
-                })?
+                .map_err(|e| bad(line as u64, format!("path `{pattern}`: {}", e.kind())))?
                 .compile_matcher();
             if r.keys.is_empty() {
-                return Err(Failure::new(
-                    Exit::Input,
-                    format!("{}: rule `{pattern}` lists no keys", at(line as u64)),
-                ));
+                return Err(bad(line as u64, format!("rule `{pattern}` lists no keys")));
             }
             let mut keys: Vec<KeyId> = Vec::with_capacity(r.keys.len());
             for k in &r.keys {
                 let key = crate::keys::parse_key(&k.value)
                     .and_then(|key| crate::keys::normalise_config_key(&key))
                     .map_err(|m| {
-                        Failure::new(
-                            Exit::Input,
-                            format!(
-                                "{}: {}",
-                                at(k.referenced.line()),
-                                m.trim_start_matches("--key ")
-                            ),
+                        bad(
+                            k.referenced.line(),
+                            m.0.trim_start_matches("--key ").to_owned(),
                         )
                     })?;
                 if keys.contains(&key) {
-                    return Err(Failure::new(
-                        Exit::Input,
-                        format!("{}: key {key} is listed twice", at(k.referenced.line())),
+                    return Err(bad(
+                        k.referenced.line(),
+                        format!("key {key} is listed twice"),
                     ));
                 }
                 keys.push(key);
@@ -174,9 +165,7 @@ impl Config {
             let clear = match &r.sections {
                 None => ClearSections::default(),
                 Some(s) => {
-                    let bad = |m: String| {
-                        Failure::new(Exit::Input, format!("{}: {m}", at(s.referenced.line())))
-                    };
+                    let bad = |m: String| bad(s.referenced.line(), m);
                     if s.value.is_empty() {
                         return Err(bad(
                             "`sections` is empty: name `data`, `stringData` or both".into(),
@@ -323,8 +312,9 @@ pub fn absolute(path: &Path) -> Result<PathBuf> {
     } else {
         std::env::current_dir()
             .map_err(|e| {
-                Failure::new(
+                Error::new(
                     Exit::Io,
+                    "unreadable",
                     format!("cannot read the working directory: {}", io::io_reason(&e)),
                 )
             })?
@@ -372,7 +362,7 @@ mod tests {
 
     #[test]
     fn errors_have_lines() {
-        let e = |t: &str| parse(t).unwrap_err().message;
+        let e = |t: &str| parse(t).unwrap_err().to_string();
         let m = e("rules:\n  - path: a\n    keys: [age:x]\n");
         assert!(m.starts_with("/repo/.ksec.yaml:3:"), "{m}");
         let m = e("rules:\n  - path: a\n    path: b\n    keys: []\n");

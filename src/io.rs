@@ -4,7 +4,7 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::error::{Exit, Failure, Result};
+use crate::error::{Error, Exit, Location, Result};
 
 /// Default input size limit: 64 MiB.
 pub const DEFAULT_MAX_INPUT: u64 = 64 * 1024 * 1024;
@@ -41,17 +41,22 @@ impl Source {
 pub fn read_text(source: &Source, limit: u64) -> Result<String> {
     let name = source.display();
     let too_big = || {
-        Failure::new(
+        Error::new(
             Exit::Input,
-            format!(
-                "{name}: input is larger than the limit of {}",
-                human_size(limit)
-            ),
+            "too-large",
+            format!("input is larger than the limit of {}", human_size(limit)),
         )
+        .in_file(&name)
         .hint("raise the limit with --max-input-size, e.g. --max-input-size 256MiB")
     };
-    let io_err =
-        |e: io::Error| Failure::new(Exit::Io, format!("{name}: cannot read: {}", io_reason(&e)));
+    let io_err = |e: io::Error| {
+        Error::new(
+            Exit::Io,
+            "unreadable",
+            format!("cannot read: {}", io_reason(&e)),
+        )
+        .in_file(&name)
+    };
     let mut bytes = Vec::new();
     match source {
         Source::Stdin => {
@@ -65,7 +70,7 @@ pub fn read_text(source: &Source, limit: u64) -> Result<String> {
             let f = fs::File::open(p).map_err(io_err)?;
             let meta = f.metadata().map_err(io_err)?;
             if meta.is_dir() {
-                return Err(Failure::new(Exit::Io, format!("{name}: is a directory")));
+                return Err(Error::new(Exit::Io, "unreadable", "is a directory").in_file(&name));
             }
             // One allocation of the right size instead of doubling up to it.
             bytes.reserve_exact(meta.len().min(limit) as usize + 1);
@@ -78,10 +83,12 @@ pub fn read_text(source: &Source, limit: u64) -> Result<String> {
     String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
-        Failure::new(
+        Error::new(
             Exit::Input,
-            format!("{name}:{line}: input is not UTF-8 text (invalid byte at offset {at})"),
+            "not-utf8",
+            format!("input is not UTF-8 text (invalid byte at offset {at})"),
         )
+        .at(Location::file(&name).line(line))
     })
 }
 
@@ -91,10 +98,12 @@ pub fn read_text(source: &Source, limit: u64) -> Result<String> {
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let name = path.display();
     let fail = |what: &str, e: io::Error| {
-        Failure::new(
+        Error::new(
             Exit::Io,
-            format!("{name}: cannot {what}: {}", io_reason(&e)),
+            "write",
+            format!("cannot {what}: {}", io_reason(&e)),
         )
+        .in_file(&name.to_string())
     };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
@@ -134,8 +143,9 @@ pub fn write_stdout(data: &[u8]) -> Result<()> {
     match out.write_all(data).and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(Failure::new(
+        Err(e) => Err(Error::new(
             Exit::Io,
+            "write",
             format!("cannot write to stdout: {}", io_reason(&e)),
         )),
     }

@@ -1,23 +1,44 @@
 //! ksec: keep Kubernetes Secrets in git.
 //!
-//! The library does the work; `main.rs` wires it to the command line.
-//! [`manifest`] and [`envelope`] are pure (bytes in, bytes out); [`keys`] is
-//! the only code that talks to the outside; [`commands`] orchestrate.
+//! The library does the work; the `ksec` binary (`src/main.rs`, `src/cli.rs`,
+//! `src/commands/`) only parses arguments, calls it, and writes results.
+//! Layers, top to bottom, each using only the ones below it:
+//!
+//! * [`pipeline`]: the operations every command, plugin, bench and fuzz
+//!   target shares — read and classify streams, open them with one batch of
+//!   key-service calls, decrypt, seal with one batch of wraps, verify
+//!   before anything is written. [`generator`] (the kustomize plugin and
+//!   KRM function) is built on it.
+//! * [`formats`]: the on-disk formats behind one seam ([`formats::Format`]):
+//!   kubesec.
+//! * [`keys`]: key ids, data keys, and the providers (age, PGP, AWS KMS) —
+//!   the only code that talks to the outside.
+//! * [`manifest`]: YAML streams → documents → byte spans of values, and
+//!   splicing edits back; knows no format. Pure.
+//! * leaves: [`error`], [`io`], [`paths`], [`config`], [`k8s`], [`clock`],
+//!   [`report`], [`scratch`], [`template`].
+//!
+//! The library never prints and never exits: it returns [`error::Error`]s
+//! with a structured location and reports notes and warnings to a
+//! [`report::Reporter`].
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
-pub mod cli;
-pub mod commands;
+pub mod clock;
 pub mod config;
-pub mod envelope;
 pub mod error;
+pub mod formats;
 pub mod generator;
 pub mod io;
+pub mod k8s;
 pub mod keys;
 pub mod manifest;
 pub mod paths;
-pub mod progress;
-pub mod secret;
+pub mod pipeline;
+pub mod report;
+pub mod scratch;
 pub mod template;
+
+pub use error::{Error, Exit, Location, Result};

@@ -1,38 +1,44 @@
 //! The `ksec` binary: parse, plan, run, print the error once, exit.
+//!
+//! Wiring only: [`cli`] turns arguments into a plan, a module of
+//! [`commands`] runs it on the library ([`ksec::pipeline`]), and this file
+//! renders the one error line (and its hint) and maps it to the exit code.
+//! Nothing else in ksec exits the process, so destructors always run: the
+//! zeroizing buffers that hold clear values and data keys are wiped.
 
 #![forbid(unsafe_code)]
 
+mod cli;
+mod commands;
+mod progress;
+
 use std::process::ExitCode;
 
-use ksec::cli::{Cli, Plan};
-use ksec::commands;
-use ksec::config::Configs;
+use clap::CommandFactory as _;
 use ksec::error::Result;
-use ksec::keys::Keyring;
+
+use cli::{Cli, Plan};
 
 fn run(cli: Cli) -> Result<()> {
     let run = cli.plan()?;
-    // One keyring per process: every file of a run shares its clients and
-    // its memory of wrapped and unwrapped data keys.
-    let keyring = || Keyring::new(run.keys.clone());
-    let configs = || Configs::new(run.config.as_deref());
+    let ctx = &run.context;
     match &run.plan {
-        Plan::Encrypt(p) => commands::encrypt::run(p, &keyring(), &configs()?),
-        Plan::Decrypt(p) => commands::decrypt::run(p, &keyring()),
-        Plan::Create(p) => commands::create::run(p, &keyring(), &configs()?),
-        Plan::Patch(p) => commands::patch::run(p, &keyring()),
-        Plan::Edit(p) => commands::edit::run(p, &keyring(), &configs()?),
+        Plan::Encrypt(p) => commands::encrypt::run(p, ctx),
+        Plan::Decrypt(p) => commands::decrypt::run(p, ctx),
+        Plan::Create(p) => commands::create::run(p, ctx),
+        Plan::Patch(p) => commands::patch::run(p, ctx),
+        Plan::Edit(p) => commands::edit::run(p, ctx),
         Plan::Introspect(p) => commands::introspect::run(p),
         Plan::Keygen => commands::keygen::run(),
-        Plan::RecomputeMac(p) => commands::recompute_mac::run(p, &keyring()),
-        Plan::KustomizePlugin(config) => commands::plugin::kustomize(config, &keyring()),
-        Plan::KrmFunction(max_input) => commands::plugin::krm(&keyring(), *max_input),
-        Plan::Check(p) => commands::check::run(p, &keyring, &configs()?),
-        Plan::Updatekeys(p) => commands::updatekeys::run(p, &keyring(), &configs()?),
-        Plan::Textconv(file, max_input) => commands::textconv::run(file, *max_input, &keyring()),
-        Plan::MergeDriver(p) => commands::merge::run(p, &keyring()),
-        Plan::Completion(shell) => commands::shell::completion(*shell),
-        Plan::Man => commands::shell::man(),
+        Plan::RecomputeMac(p) => commands::recompute_mac::run(p, ctx),
+        Plan::KustomizePlugin(config) => commands::plugin::kustomize(config, ctx),
+        Plan::KrmFunction(max_input) => commands::plugin::krm(ctx, *max_input),
+        Plan::Check(p) => commands::check::run(p, ctx),
+        Plan::Updatekeys(p) => commands::updatekeys::run(p, ctx),
+        Plan::Textconv(file, max_input) => commands::textconv::run(file, *max_input, ctx),
+        Plan::MergeDriver(p) => commands::merge::run(p, ctx),
+        Plan::Completion(shell) => commands::shell::completion(Cli::command(), *shell),
+        Plan::Man => commands::shell::man(Cli::command()),
     }
 }
 
@@ -41,9 +47,9 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ksec: error: {}", e.message);
+            eprintln!("ksec: error: {e}");
             if let Some(h) = &e.hint {
-                eprintln!("  hint: {h}");
+                eprintln!("  hint: {}", ksec::error::one_line(h));
             }
             e.exit_code()
         }

@@ -16,7 +16,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Exit, Failure, Result};
+use crate::error::{Error, Exit, Result};
 use crate::io::{Source, io_reason};
 
 /// The files of a run.
@@ -50,29 +50,24 @@ pub fn expand(args: &[PathBuf], default: Source) -> Result<Inputs> {
     for arg in args {
         if arg.as_os_str() == "-" {
             if stdin_seen {
-                return Err(Failure::new(
-                    Exit::Usage,
-                    "`-` (standard input) can be given only once",
-                ));
+                return Err(Error::usage("`-` (standard input) can be given only once"));
             }
             stdin_seen = true;
             sources.push(Source::Stdin);
             continue;
         }
-        let meta = fs::metadata(arg).map_err(|e| {
-            Failure::new(
+        let unreadable = |e: std::io::Error| {
+            Error::new(
                 Exit::Io,
-                format!("{}: cannot read: {}", arg.display(), io_reason(&e)),
+                "unreadable",
+                format!("cannot read: {}", io_reason(&e)),
             )
-        })?;
+            .in_file(&arg.display().to_string())
+        };
+        let meta = fs::metadata(arg).map_err(unreadable)?;
         if meta.is_dir() {
             single = false;
-            let root = fs::canonicalize(arg).map_err(|e| {
-                Failure::new(
-                    Exit::Io,
-                    format!("{}: cannot read: {}", arg.display(), io_reason(&e)),
-                )
-            })?;
+            let root = fs::canonicalize(arg).map_err(unreadable)?;
             let mut found = Vec::new();
             walk(arg, &root, &mut found)?;
             if arg.as_os_str() == "." {
@@ -107,23 +102,24 @@ pub fn expand_some(args: &[PathBuf], default: Source) -> Result<Inputs> {
     let inputs = expand(args, default)?;
     if inputs.sources.is_empty() {
         let names: Vec<String> = args.iter().map(|a| a.display().to_string()).collect();
-        return Err(Failure::new(
+        return Err(Error::new(
             Exit::Input,
-            format!(
-                "{}: no manifests found (*.yaml, *.yml, *.json)",
-                names.join(", ")
-            ),
-        ));
+            "no-manifests",
+            "no manifests found (*.yaml, *.yml, *.json)",
+        )
+        .in_file(&names.join(", ")));
     }
     Ok(inputs)
 }
 
 fn walk(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     let fail = |p: &Path, e: std::io::Error| {
-        Failure::new(
+        Error::new(
             Exit::Io,
-            format!("{}: cannot read: {}", p.display(), io_reason(&e)),
+            "unreadable",
+            format!("cannot read: {}", io_reason(&e)),
         )
+        .in_file(&p.display().to_string())
     };
     for entry in fs::read_dir(dir).map_err(|e| fail(dir, e))? {
         let entry = entry.map_err(|e| fail(dir, e))?;

@@ -50,14 +50,6 @@ impl Progress {
         }
     }
 
-    /// A step without a count (e.g. `opening 200 data keys`), drawn
-    /// whenever progress is shown at all.
-    pub fn step(&mut self, what: &str) {
-        if self.enabled && (self.total > MANY_FILES || self.start.elapsed() >= AFTER) {
-            self.draw(what);
-        }
-    }
-
     fn draw(&mut self, text: &str) {
         let mut err = std::io::stderr().lock();
         let _ = write!(err, "\r\x1b[2Kksec: {text}");

@@ -6,9 +6,9 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    if let Ok(footer) = ksec::envelope::footer::Footer::parse(text.lines()) {
+    if let Ok(footer) = ksec::formats::kubesec::Footer::parse(text.lines()) {
         let lines = footer.render_lines();
-        let again = ksec::envelope::footer::Footer::parse(lines.iter().map(String::as_str))
+        let again = ksec::formats::kubesec::Footer::parse(lines.iter().map(String::as_str))
             .expect("a rendered footer parses");
         assert_eq!(again, footer);
     }

@@ -6,9 +6,13 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    if let Ok(docs) = ksec::manifest::locate(text) {
-        for doc in &docs {
-            let _ = ksec::secret::classify(doc);
+    if let Ok(stream) = ksec::pipeline::parse("fuzz", text.to_owned()) {
+        let _ = ksec::pipeline::classify(&stream);
+        let _ = ksec::pipeline::exposed(&stream);
+        for format in ksec::formats::FORMATS {
+            let _ = format.lint(&stream);
+        }
+        for doc in &stream.docs {
             if let Some(f) = &doc.footer {
                 let _ = ksec::manifest::remove_footer(text, f);
             }

@@ -5,6 +5,7 @@
 use std::sync::OnceLock;
 
 use ksec::keys::{KeyChange, Keyring};
+use ksec::pipeline::{self, DecryptOptions, KeyPolicy, SealOptions, Session};
 use libfuzzer_sys::fuzz_target;
 
 // A throwaway identity made for this fuzz target only.
@@ -22,17 +23,21 @@ fn keys() -> &'static (String, KeyChange) {
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let (identity, change) = keys();
-    let keyring = Keyring::with_age_identities(identity).expect("keyring");
-    let Ok(enc) = ksec::commands::encrypt::encrypt_stream("fuzz", text, change, false, &keyring) else { return };
-    let dec = ksec::commands::decrypt::decrypt_stream("fuzz", &enc, false, false, &keyring)
+    let session = Session::quiet(Keyring::with_age_identities(identity).expect("keyring"));
+    let options = SealOptions {
+        policy: KeyPolicy { change: Some(change), ..KeyPolicy::default() },
+        ..SealOptions::default()
+    };
+    let Ok(enc) = pipeline::encrypt_text(&session, "fuzz", text, options) else { return };
+    let dec = pipeline::decrypt_text(&session, "fuzz", &enc.text, DecryptOptions::default())
         .expect("what ksec encrypted, ksec decrypts");
     let values = |t: &str| -> Vec<(String, String)> {
-        ksec::manifest::locate(t)
+        pipeline::locate(t)
             .expect("parses")
             .iter()
             .filter(|d| d.is_secret)
             .flat_map(|d| d.sites.iter().map(|s| (s.key.clone(), s.value.clone())))
             .collect()
     };
-    assert_eq!(values(&dec), values(text));
+    assert_eq!(values(&dec.text), values(text));
 });

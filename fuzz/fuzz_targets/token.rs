@@ -2,7 +2,7 @@
 //! accepts, and a parsed token renders back to itself.
 #![no_main]
 
-use ksec::envelope::codec::{Token, looks_encrypted};
+use ksec::formats::kubesec::codec::{Token, looks_encrypted};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -11,6 +11,6 @@ fuzz_target!(|data: &[u8]| {
         assert!(looks_encrypted(text), "{text:?}");
         assert_eq!(token.render(), text);
     }
-    let _ = ksec::secret::valid_base64(text);
-    let _ = ksec::secret::decode_base64(text);
+    let _ = ksec::k8s::valid_base64(text);
+    let _ = ksec::k8s::decode_base64(text);
 });

@@ -28,18 +28,17 @@ use std::rc::Rc;
 
 use serde::Serialize;
 
-use super::batch::{self, Loaded};
-use super::doc_failure;
-use crate::config::{self, Config, Configs};
-use crate::envelope::codec;
-use crate::envelope::footer::{ClearSections, Footer, KeyId};
-use crate::error::{Exit, Failure, Result};
-use crate::io::{self, Source};
-use crate::keys::Keyring;
-use crate::manifest;
-use crate::paths;
+use ksec::config::{self, Config, Configs};
+use ksec::error::{Error, Exit, Result};
+use ksec::formats::{self, OpenOptions, State};
+use ksec::io::{self, Source};
+use ksec::keys::KeyId;
+use ksec::manifest::{ClearSections, Stream};
+use ksec::paths;
+use ksec::pipeline::{self, Exposure, Session};
+
+use super::{Context, note, plural};
 use crate::progress::Progress;
-use crate::secret::{self, OpenOptions};
 
 /// What `check` was asked to do.
 pub struct CheckPlan {
@@ -64,60 +63,54 @@ struct Finding {
     message: String,
 }
 
+impl Finding {
+    /// A finding from an error: its file (else `file`), line, code, and
+    /// what follows the location.
+    fn of(file: &str, e: &Error) -> Finding {
+        Finding {
+            file: e.at.file.clone().unwrap_or_else(|| file.to_owned()),
+            line: e.at.line,
+            code: e.code,
+            message: e.describe(),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct Report<'a> {
     files_checked: usize,
     problems: &'a [Finding],
 }
 
-/// Runs `check`. `keyring` is called only for `--verify`.
-pub fn run(plan: &CheckPlan, keyring: &dyn Fn() -> Keyring, configs: &Configs) -> Result<()> {
+/// Runs `check`. Keys are used only for `--verify`.
+pub fn run(plan: &CheckPlan, ctx: &Context) -> Result<()> {
     let args = if plan.paths.is_empty() {
         vec![PathBuf::from(".")]
     } else {
         plan.paths.clone()
     };
+    let configs = ctx.configs()?;
     let inputs = paths::expand(&args, Source::Stdin)?;
     let mut progress = Progress::new(inputs.sources.len());
     let mut findings = Vec::new();
     let mut files = Vec::with_capacity(inputs.sources.len());
     for (i, source) in inputs.sources.iter().enumerate() {
         progress.files("reading", i);
-        let name = source.display();
-        let text = match io::read_text(source, plan.max_input) {
-            Ok(t) => t,
-            Err(e) => {
-                findings.push(from_failure(&name, "unreadable", &e));
-                continue;
-            }
-        };
-        match manifest::locate(&text) {
-            Ok(docs) => files.push(Loaded {
-                source: source.clone(),
-                name,
-                text,
-                docs,
-            }),
-            Err(e) => findings.push(from_failure(
-                &name,
-                "invalid-yaml",
-                &super::locate_failure(&name, &e),
-            )),
+        match pipeline::read(source, plan.max_input) {
+            Ok(stream) => files.push((source, stream)),
+            Err(e) => findings.push(Finding::of(&source.display(), &e)),
         }
     }
-    let keyring = plan.verify.then(keyring);
-    if let Some(k) = &keyring {
-        batch::unwrap_everything(k, &files, false, &mut progress);
-    }
+    let session = plan.verify.then(|| ctx.session());
     let mut used: HashSet<(PathBuf, usize)> = HashSet::new();
     let mut config_errors: HashSet<String> = HashSet::new();
-    for (i, f) in files.iter().enumerate() {
+    for (i, (source, stream)) in files.iter().enumerate() {
         progress.files("checking", i);
-        let rule = match configs.rule(&f.source) {
+        let rule = match configs.rule(source) {
             Ok(r) => r,
             Err(e) => {
-                if config_errors.insert(e.message.clone()) {
-                    findings.push(from_failure(&f.name, "config", &e));
+                if config_errors.insert(e.to_string()) {
+                    findings.push(Finding::of(&stream.name, &e));
                 }
                 None
             }
@@ -125,23 +118,27 @@ pub fn run(plan: &CheckPlan, keyring: &dyn Fn() -> Keyring, configs: &Configs) -
         if let Some((c, i)) = &rule {
             used.insert((c.path.clone(), *i));
         }
-        check_file(f, rule.as_ref(), keyring.as_ref(), &mut findings);
+        check_stream(stream, rule.as_ref(), session.as_ref(), &mut findings);
     }
     progress.clear();
-    unused_rules(&args, configs, &used, &mut findings);
+    unused_rules(&args, &configs, &used, &mut findings);
     findings.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    report(plan, inputs.sources.len(), &findings)
+}
 
+/// Prints the findings; exit 8 when there is any.
+fn report(plan: &CheckPlan, files: usize, findings: &[Finding]) -> Result<()> {
     let out = if plan.json {
         let report = Report {
-            files_checked: inputs.sources.len(),
-            problems: &findings,
+            files_checked: files,
+            problems: findings,
         };
         let mut s = serde_json::to_string_pretty(&report).expect("check JSON serialises");
         s.push('\n');
         s
     } else {
         let mut s = String::new();
-        for f in &findings {
+        for f in findings {
             if f.line > 0 {
                 s.push_str(&format!("{}:{}: {}\n", f.file, f.line, f.message));
             } else {
@@ -151,114 +148,59 @@ pub fn run(plan: &CheckPlan, keyring: &dyn Fn() -> Keyring, configs: &Configs) -
         s
     };
     io::write_stdout(out.as_bytes())?;
-    let n = inputs.sources.len();
     if findings.is_empty() {
-        super::note(&format!(
-            "{n} file{} checked, no problems",
-            super::encrypt::plural(n)
+        note(&format!(
+            "{files} file{} checked, no problems",
+            plural(files)
         ));
         return Ok(());
     }
-    Err(Failure::new(
+    Err(Error::new(
         Exit::Findings,
+        "findings",
         format!(
-            "check: {} problem{} ({n} file{} checked)",
+            "check: {} problem{} ({files} file{} checked)",
             findings.len(),
-            super::encrypt::plural(findings.len()),
-            super::encrypt::plural(n)
+            plural(findings.len()),
+            plural(files)
         ),
     ))
 }
 
-/// A failure whose message starts with `FILE:LINE: ` as a finding.
-fn from_failure(file: &str, code: &'static str, e: &Failure) -> Finding {
-    let (file, line, message) = split_location(&e.message).unwrap_or((file, 0, &e.message));
-    Finding {
-        file: file.to_owned(),
-        line,
-        code,
-        message: message.to_owned(),
-    }
-}
-
-/// `FILE:LINE: rest` or `FILE:LINE:COLUMN: rest` → (FILE, LINE, rest).
-fn split_location(m: &str) -> Option<(&str, usize, &str)> {
-    let mut search = 0;
-    while let Some(i) = m[search..].find(':').map(|i| i + search) {
-        let rest = &m[i + 1..];
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits > 0 && rest[digits..].starts_with(':') {
-            let line = rest[..digits].parse().ok()?;
-            let mut tail = &rest[digits + 1..];
-            // A column after the line.
-            let col = tail.bytes().take_while(u8::is_ascii_digit).count();
-            if col > 0 && tail[col..].starts_with(':') {
-                tail = &tail[col + 1..];
-            }
-            return Some((&m[..i], line, tail.trim_start()));
-        }
-        search = i + 1;
-    }
-    None
-}
-
-fn check_file(
-    f: &Loaded,
+/// Every problem of one stream.
+fn check_stream(
+    stream: &Stream,
     rule: Option<&(Rc<Config>, usize)>,
-    keyring: Option<&Keyring>,
+    session: Option<&Session>,
     out: &mut Vec<Finding>,
 ) {
-    let file = f.name.as_str();
-    let mut push = |line: usize, code: &'static str, message: String| {
-        out.push(Finding {
-            file: file.to_owned(),
-            line,
-            code,
-            message,
-        });
-    };
-    let rule = rule.map(|(c, i)| (c, &c.rules[*i]));
-    let rule_clear = rule.map_or(ClearSections::default(), |(_, r)| r.clear);
-    if f.docs.iter().any(|d| d.is_secret)
-        && let Err(e) = super::decrypt::check_kubectl_split(file, &f.text)
+    let file = stream.name.as_str();
+    let mut push = |e: Error| out.push(Finding::of(file, &e));
+    if stream.secrets().next().is_some()
+        && let Err(e) = pipeline::kubectl::check_split(file, &stream.text)
     {
-        push(
-            0,
-            "kubectl-split",
-            e.message
-                .trim_start_matches(&format!("{file}: "))
-                .to_owned(),
-        );
+        push(e);
     }
-    for doc in &f.docs {
-        if let Err(e) = super::decrypt::refuse_stray_ciphertext(file, doc) {
-            let (_, line, m) = split_location(&e.message).unwrap_or((file, doc.line, &e.message));
-            push(line, "ciphertext-outside-secret", m.to_owned());
+    for doc in &stream.docs {
+        if let Err(e) = pipeline::refuse_stray_ciphertext(file, doc) {
+            push(e);
         }
         for stray in &doc.strays {
-            for v in stray
+            for value in stray
                 .values
                 .iter()
-                .filter(|v| !codec::looks_encrypted(&v.value))
+                .filter(|v| !formats::looks_sealed(&v.value))
             {
-                let e = super::exposure::failure(
+                push(pipeline::exposure_error(
                     file,
-                    &super::exposure::Exposure::Stray {
-                        doc,
-                        stray,
-                        value: v,
-                    },
+                    &Exposure::Stray { doc, stray, value },
                     false,
-                );
-                let (_, line, m) = split_location(&e.message).unwrap_or((file, v.line, &e.message));
-                push(line, "clear-value", m.to_owned());
+                ));
             }
         }
         if !doc.is_secret {
-            if let Err(e) = super::decrypt::refuse_hidden_ciphertext(file, doc) {
-                let (_, line, m) =
-                    split_location(&e.message).unwrap_or((file, doc.line, &e.message));
-                push(line, "ciphertext-outside-secret", m.to_owned());
+            if let Err(e) = pipeline::refuse_hidden_ciphertext(file, doc) {
+                push(e);
             } else if doc
                 .kind
                 .as_deref()
@@ -267,155 +209,98 @@ fn check_file(
                 for site in doc
                     .sites
                     .iter()
-                    .filter(|s| !codec::looks_encrypted(&s.value))
+                    .filter(|s| !formats::looks_sealed(&s.value))
                 {
-                    let e = super::exposure::failure(
+                    push(pipeline::exposure_error(
                         file,
-                        &super::exposure::Exposure::NotV1 { doc, site },
+                        &Exposure::NotV1 { doc, site },
                         false,
-                    );
-                    let (_, line, m) =
-                        split_location(&e.message).unwrap_or((file, site.line, &e.message));
-                    push(line, "clear-value", m.to_owned());
+                    ));
                 }
             }
             continue;
         }
-        let who = super::place(file, doc, 0)
-            .trim_start_matches(&format!("{file}:0: "))
-            .to_owned();
         for p in &doc.problems {
-            let key = p.key.as_ref().map(|k| format!(", {k}")).unwrap_or_default();
-            push(
-                p.line,
-                "invalid-secret",
-                format!("{}{key}: {}", who, p.message),
-            );
+            push(pipeline::problem_error(file, doc, p));
         }
         if let Some(line) = doc.last_applied_line {
             push(
-                line,
-                "last-applied-configuration",
-                format!(
-                    "{}: metadata.annotations holds {}, a clear copy of the whole Secret",
-                    who,
-                    manifest::LAST_APPLIED
-                ),
-            );
-        }
-        if !doc.problems.is_empty() {
-            continue;
-        }
-        let footer = match &doc.footer {
-            None => None,
-            Some(block) => match Footer::parse(block.lines.iter().map(String::as_str)) {
-                Ok(footer) => Some(footer),
-                Err(_) => {
-                    // classify places the error on the offending line.
-                    let e = secret::classify(doc).err();
-                    let msg = e
-                        .map(|e| doc_failure(file, doc, e).message)
-                        .unwrap_or_default();
-                    let (_, line, m) = split_location(&msg).unwrap_or((file, block.line, &msg));
-                    push(line, "malformed-footer", m.to_owned());
-                    continue;
-                }
-            },
-        };
-        let clear = footer.as_ref().map_or(rule_clear, |f| f.clear);
-        let v1 = footer.as_ref().is_some_and(|f| f.version == 1);
-        let mut tokens = 0;
-        let mut clear_values = Vec::new();
-        for s in doc
-            .sites
-            .iter()
-            .filter(|s| !secret::is_clear(clear, s.section))
-        {
-            if codec::looks_encrypted(&s.value) || (v1 && s.value.is_empty()) {
-                tokens += 1;
-            } else if footer.is_some() && secret::token_shaped(&s.value) {
-                push(
-                    s.line,
-                    "malformed-value",
+                Error::new(
+                    Exit::Input,
+                    "last-applied-configuration",
                     format!(
-                        "{}, {}: the encrypted value is damaged (not valid base64 `ciphertext.iv.tag`)",
-                        who,
-                        secret::label(s)
+                        "metadata.annotations holds {}, a clear copy of the whole Secret",
+                        ksec::manifest::LAST_APPLIED
                     ),
-                );
-            } else {
-                clear_values.push(s);
-            }
-        }
-        if footer.is_none() && tokens > 0 {
-            push(
-                doc.line,
-                "missing-footer",
-                format!("{}: encrypted values but no `# kubesec:` footer", who),
+                )
+                .at(doc.location(file, line)),
             );
         }
-        for s in &clear_values {
-            let why = if footer.is_some() {
-                "clear-text value in an encrypted Secret (partly encrypted: added or changed outside ksec?)"
-            } else {
-                "clear-text value: the Secret is not encrypted"
-            };
-            push(
-                s.line,
-                if footer.is_some() {
-                    "partly-encrypted"
-                } else {
-                    "clear-value"
-                },
-                format!("{}, {}: {why}", who, secret::label(s)),
-            );
+    }
+    let format = match formats::detect(stream) {
+        Ok(f) => f,
+        Err(e) => {
+            push(e);
+            return;
         }
-        let Some(footer) = footer else {
+    };
+    let lint = format.lint(stream);
+    // Secrets with a format problem are not checked further.
+    let troubled: HashSet<usize> = lint
+        .iter()
+        .filter_map(|e| e.at.document.map(|d| (d, e.at.item.clone())))
+        .filter_map(|(d, item)| {
+            stream
+                .docs
+                .iter()
+                .find(|doc| doc.index == d && doc.item_path() == item)
+                .map(|doc| doc.position)
+        })
+        .collect();
+    for e in lint {
+        push(e);
+    }
+    let Ok(classified) = pipeline::classify(stream) else {
+        return;
+    };
+    let rule = rule.map(|(c, i)| (c, &c.rules[*i]));
+    for e in &classified.envelopes {
+        let State::Sealed(meta) = &e.state else {
             continue;
         };
-        let footer_line = doc.footer.as_ref().map_or(doc.line, |b| b.line);
-        if footer.version < 3 {
+        let doc = &stream.docs[e.docs[0]];
+        let info = meta.info();
+        if let Some((config, r)) = rule
+            && !r.agrees(&info.keys, info.clear)
+        {
             push(
-                footer_line,
-                "no-mac",
-                format!(
-                    "{}: format v{} carries no MAC, so tampering cannot be detected (ksec recompute-mac)",
-                    who, footer.version
-                ),
-            );
-        } else if footer.mac.is_none() {
-            push(
-                footer_line,
-                "no-mac",
-                format!("{}: the footer has no MAC line (`# kubesec:mac:`)", who),
-            );
-        }
-        if let Some((config, r)) = rule {
-            let keys: Vec<KeyId> = footer.keys.iter().map(|w| w.key.clone()).collect();
-            if !r.agrees(&keys, footer.clear) {
-                push(
-                    footer_line,
+                Error::new(
+                    Exit::State,
                     "keys-differ",
                     format!(
-                        "{}: {} (rule `{}`, {}:{}); run `ksec updatekeys {file}`",
-                        who,
-                        rule_difference(r, &keys, footer.clear),
+                        "{} (rule `{}`, {}:{}); run `ksec updatekeys {file}`",
+                        rule_difference(r, &info.keys, info.clear),
                         r.pattern,
                         config.path.display(),
                         r.line
                     ),
-                );
-            }
+                )
+                .at(doc.location(file, doc.footer.as_ref().map_or(doc.line, |b| b.line))),
+            );
         }
-        if let Some(k) = keyring
-            && clear_values.is_empty()
-            && footer.version >= 3
-            && footer.mac.is_some()
-            && let Err(e) = secret::open(doc, footer, k, OpenOptions::default())
+        let clean = !e.docs.iter().any(|d| troubled.contains(d)) && info.mac && info.mac_in_format;
+        if let Some(s) = session
+            && clean
         {
-            let msg = doc_failure(file, doc, e).message;
-            let (_, line, m) = split_location(&msg).unwrap_or((file, doc.line, &msg));
-            push(line, "verify", m.to_owned());
+            pipeline::warm_unwraps(&s.keyring, std::iter::once(e), false);
+            if let Err(err) = classified
+                .format
+                .open(stream, e, &s.keyring, OpenOptions::default())
+            {
+                let mut err = err;
+                err.code = "verify";
+                push(err);
+            }
         }
     }
 }
@@ -481,23 +366,5 @@ fn unused_rules(
                 });
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::split_location;
-
-    #[test]
-    fn locations() {
-        assert_eq!(
-            split_location("a/b.yaml:3: x: y"),
-            Some(("a/b.yaml", 3, "x: y"))
-        );
-        assert_eq!(
-            split_location("a.yaml:3:7: bad"),
-            Some(("a.yaml", 3, "bad"))
-        );
-        assert_eq!(split_location("no location"), None);
     }
 }

@@ -5,13 +5,14 @@
 
 use std::path::PathBuf;
 
-use super::encrypt::{EncryptOptions, encrypt_with};
+use ksec::error::{Error, Exit, Result};
+use ksec::keys::KeyChange;
+use ksec::manifest::Section;
+use ksec::manifest::scalar::{self, Context};
+use ksec::pipeline::{self, KeyPolicy, RuleKeys, SealOptions};
+
+use super::Context as Run;
 use super::spec::{MetaSpec, ValueSpec, read_values, stored};
-use crate::config::Configs;
-use crate::error::{Exit, Failure, Result};
-use crate::keys::{KeyChange, Keyring};
-use crate::manifest::Section;
-use crate::manifest::scalar::{self, Context};
 
 /// What `create` was asked to do.
 pub struct CreatePlan {
@@ -38,17 +39,19 @@ pub struct CreatePlan {
 }
 
 /// Runs `create`.
-pub fn run(plan: &CreatePlan, keyring: &Keyring, configs: &Configs) -> Result<()> {
+pub fn run(plan: &CreatePlan, ctx: &Run) -> Result<()> {
     if let Some(out) = &plan.output
         && out.exists()
         && !plan.force
     {
-        return Err(Failure::new(
-            Exit::State,
-            format!("{}: exists already; not overwritten", out.display()),
-        )
-        .hint("pass --force to replace it, or `ksec patch` to change it"));
+        return Err(
+            Error::new(Exit::State, "exists", "exists already; not overwritten")
+                .in_file(&out.display().to_string())
+                .hint("pass --force to replace it, or `ksec patch` to change it"),
+        );
     }
+    let session = ctx.session();
+    let configs = ctx.configs()?;
     let values = read_values(&plan.values, plan.max_input)?;
     let mut entries: Vec<(Section, String, zeroize::Zeroizing<String>)> = Vec::new();
     for v in values {
@@ -66,25 +69,31 @@ pub fn run(plan: &CreatePlan, keyring: &Keyring, configs: &Configs) -> Result<()
         || format!("<create {}>", plan.name),
         |p| p.display().to_string(),
     );
-    let now = super::now();
     // A `.ksec.yaml` rule for the output file gives its keys (unless --key).
     let rule = match &plan.output {
-        Some(p) => configs.rule(&crate::io::Source::File(p.clone()))?,
+        Some(p) => configs.rule(&ksec::io::Source::File(p.clone()))?,
         None => None,
     };
-    let opts = EncryptOptions {
-        strict_keys: true,
-        fallback_keys: rule.as_ref().map_or(&[], |(c, i)| &c.rules[*i].keys),
-        new_clear: rule
-            .as_ref()
-            .map(|(c, i)| c.rules[*i].clear)
-            .unwrap_or_default(),
-        ..EncryptOptions::new(&plan.keys, &now)
+    let change = if plan.keys.is_empty() {
+        None
+    } else {
+        Some(session.resolve_change(&plan.keys)?)
     };
-    let out = encrypt_with(&name, &text, &opts, keyring)?;
+    let options = SealOptions {
+        policy: KeyPolicy {
+            change: change.as_ref(),
+            rule: rule.as_ref().map(|(c, i)| RuleKeys {
+                keys: &c.rules[*i].keys,
+                clear: c.rules[*i].clear,
+            }),
+            ..KeyPolicy::default()
+        },
+        ..SealOptions::default()
+    };
+    let out = pipeline::encrypt_text(&session, &name, &text, options)?;
     match &plan.output {
-        Some(p) => crate::io::write_atomic(p, out.as_bytes()),
-        None => crate::io::write_stdout(out.as_bytes()),
+        Some(p) => ksec::io::write_atomic(p, out.text.as_bytes()),
+        None => ksec::io::write_stdout(out.text.as_bytes()),
     }
 }
 

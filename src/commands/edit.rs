@@ -2,7 +2,7 @@
 //!
 //! The editor sees the whole decrypted stream (`data` base64-decoded unless
 //! `--base64`; non-UTF-8 values as `!!binary`). What the user saves is
-//! encrypted with the opened file as its parent ([`super::parent`]): the
+//! encrypted with the opened file as its parent ([`ksec::pipeline::Parents`]): the
 //! same data key, unchanged values keep their exact ciphertext, changed
 //! ones get fresh IVs, and the MAC is recomputed only when something it
 //! covers changed. The user may change anything, metadata and comments
@@ -19,17 +19,16 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use super::decrypt::decrypt_opened;
-use super::encrypt::{EncryptOptions, encrypt_with};
-use super::parent::Parents;
-use super::scratch::{EditorEnd, Interrupts, Scratch, editor_command, run_editor};
-use super::{note, place};
-use crate::config::Configs;
-use crate::error::{Exit, Failure, Result};
-use crate::io::{self, Source};
-use crate::keys::{KeyChange, Keyring};
-use crate::manifest::{self, Section};
-use crate::secret;
+use ksec::error::{Error, Exit, Result};
+use ksec::io::{self, Source};
+use ksec::keys::{KeyChange, KeyId};
+use ksec::manifest::{ClearSections, Section};
+use ksec::pipeline::{
+    self, DecryptOptions, KeyPolicy, ParentDoc, Parents, RuleKeys, SealOptions, Session,
+};
+use ksec::scratch::{EditorEnd, Interrupts, Scratch, editor_command, run_editor};
+
+use super::{Context, note};
 
 /// What `edit` was asked to do.
 pub struct EditPlan {
@@ -53,144 +52,204 @@ const ERROR_TAIL: &str =
     "# Fix it and save to try again; save it unchanged, or empty, to give up.\n#\n";
 
 /// Runs `edit`.
-pub fn run(plan: &EditPlan, keyring: &Keyring, configs: &Configs) -> Result<()> {
+pub fn run(plan: &EditPlan, ctx: &Context) -> Result<()> {
     let file = plan.path.display().to_string();
+    let session = ctx.session();
+    let configs = ctx.configs()?;
     let original = read_original(plan)?;
-    let (view, parents) = match &original {
-        Some(text) => {
-            let (view, opened) = decrypt_opened(&file, text, !plan.base64, false, keyring)?;
-            if opened.is_empty() {
-                return Err(Failure::new(
-                    Exit::State,
-                    format!("{file}: no Secret documents to edit"),
-                ));
-            }
-            check_decodable(&file, text, plan.base64, &opened)?;
-            let parents = Parents {
-                file: file.clone(),
-                docs: opened,
-            };
-            (Zeroizing::new(view), parents)
-        }
-        None => {
-            note(&format!(
-                "{file} does not exist: editing a new Secret; it is created when you save a change"
-            ));
-            let parents = Parents {
-                file: file.clone(),
-                docs: Vec::new(),
-            };
-            (Zeroizing::new(template(&plan.path, plan.base64)), parents)
-        }
+    let (view, parents) = open_view(plan, &session, &file, original.as_deref())?;
+    // New Secrets get the keys (and clear sections) of the file's first
+    // Secret; in a new file, those of its `.ksec.yaml` rule (unless --key).
+    let rule = configs.rule(&Source::File(plan.path.clone()))?;
+    let (fallback, new_clear): (Vec<KeyId>, ClearSections) = match parents.docs.first() {
+        Some(d) => (d.opened.keys(), d.opened.meta.info().clear),
+        None => rule.as_ref().map_or_else(Default::default, |(c, i)| {
+            (c.rules[*i].keys.clone(), c.rules[*i].clear)
+        }),
+    };
+    let change = if plan.keys.is_empty() {
+        None
+    } else {
+        Some(session.resolve_change(&plan.keys)?)
+    };
+    let options = SealOptions {
+        policy: KeyPolicy {
+            change: change.as_ref(),
+            rule: Some(RuleKeys {
+                keys: &fallback,
+                clear: new_clear,
+            }),
+            rotate: plan.rotate,
+            enforce_rule: false,
+        },
+        cleartext: !plan.base64,
+        parents: Some(&parents),
+        ..SealOptions::default()
     };
     let editor = editor_command()?;
-    let interactive = std::io::stdin().is_terminal();
-    let mut interrupts = Interrupts::catch()?;
-    let mut scratch = Scratch::create(&scratch_name(&plan.path), &view)?;
-    let now = super::now();
-    // New Secrets get the keys of the file's first Secret; in a new file,
-    // those of its `.ksec.yaml` rule (unless --key).
-    let rule = configs.rule(&Source::File(plan.path.clone()))?;
-    let fallback: Vec<_> = parents.docs.first().map_or_else(
-        || {
-            rule.as_ref()
-                .map(|(c, i)| c.rules[*i].keys.clone())
-                .unwrap_or_default()
-        },
-        |d| d.opened.footer.keys.iter().map(|w| w.key.clone()).collect(),
-    );
-    let new_clear = parents.docs.first().map_or_else(
-        || {
-            rule.as_ref()
-                .map(|(c, i)| c.rules[*i].clear)
-                .unwrap_or_default()
-        },
-        |d| d.opened.footer.clear,
-    );
-    let opts = EncryptOptions {
-        new_clear,
-        cleartext: !plan.base64,
-        rotate: plan.rotate,
-        parents: Some(&parents),
-        strict_keys: true,
-        fallback_keys: &fallback,
-        ..EncryptOptions::new(&plan.keys, &now)
+    let interrupts = Interrupts::catch()?;
+    let scratch = Scratch::create(&scratch_name(&plan.path), &view, session.reporter.as_ref())?;
+    let session = Edit {
+        plan,
+        file: &file,
+        session: &session,
+        options,
+        original: original.as_deref(),
+        view: &view,
     };
-    // The text the user last saw without an error header, when re-opened.
-    let mut retry: Option<(Zeroizing<String>, Failure)> = None;
-    loop {
-        match run_editor(&editor, scratch.path(), &mut interrupts)? {
-            EditorEnd::Interrupted(sig) => {
-                scratch.remove();
-                eprintln!(
-                    "ksec: interrupted; the clear text was removed and {file} was not changed"
-                );
-                std::process::exit(128 + sig);
+    session.edit_loop(&editor, scratch, interrupts)
+}
+
+/// The decrypted view of the file (or the template of a new one), and its
+/// opened Secrets to seal the saved text against.
+fn open_view(
+    plan: &EditPlan,
+    session: &Session,
+    file: &str,
+    original: Option<&str>,
+) -> Result<(Zeroizing<String>, Parents)> {
+    let Some(text) = original else {
+        note(&format!(
+            "{file} does not exist: editing a new Secret; it is created when you save a change"
+        ));
+        let parents = Parents {
+            file: file.to_owned(),
+            docs: Vec::new(),
+        };
+        return Ok((Zeroizing::new(template(&plan.path, plan.base64)), parents));
+    };
+    let stream = pipeline::parse(file, text.to_owned())?;
+    let decrypted = pipeline::decrypt(
+        session,
+        &stream,
+        DecryptOptions {
+            cleartext: !plan.base64,
+            allow_missing_mac: false,
+            keep_opened: true,
+        },
+    )?;
+    if decrypted.opened.is_empty() {
+        return Err(
+            Error::new(Exit::State, "no-secret", "no Secret documents to edit").in_file(file),
+        );
+    }
+    check_decodable(file, &stream, plan.base64, &decrypted.opened)?;
+    let parents = Parents {
+        file: file.to_owned(),
+        docs: decrypted.opened,
+    };
+    Ok((decrypted.text, parents))
+}
+
+/// One editing session: the editor loop and what a save turns into.
+struct Edit<'a> {
+    plan: &'a EditPlan,
+    file: &'a str,
+    session: &'a Session,
+    options: SealOptions<'a>,
+    original: Option<&'a str>,
+    view: &'a str,
+}
+
+impl Edit<'_> {
+    /// Runs the editor until a save encrypts, the user gives up, or a
+    /// signal stops it (then the scratch file is removed and the error
+    /// carries exit code 128+signal, so every destructor still runs).
+    fn edit_loop(
+        &self,
+        editor: &[String],
+        mut scratch: Scratch,
+        mut interrupts: Interrupts,
+    ) -> Result<()> {
+        let file = self.file;
+        let interactive = std::io::stdin().is_terminal();
+        // The text the user last saw without an error header, when re-opened.
+        let mut retry: Option<(Zeroizing<String>, Error)> = None;
+        loop {
+            match run_editor(editor, scratch.path(), &mut interrupts)? {
+                EditorEnd::Interrupted(sig) => {
+                    scratch.remove();
+                    return Err(interrupted(file, sig));
+                }
+                EditorEnd::Exited(status) if !status.success() => {
+                    return Err(Error::new(
+                        Exit::State,
+                        "editor-failed",
+                        format!(
+                            "the editor exited with {}; nothing was written",
+                            describe(status)
+                        ),
+                    )
+                    .in_file(file)
+                    .hint("save and quit normally (e.g. `:wq` in vi) to keep your changes"));
+                }
+                EditorEnd::Exited(_) => {}
             }
-            EditorEnd::Exited(status) if !status.success() => {
-                return Err(Failure::new(
-                    Exit::State,
-                    format!(
-                        "{file}: the editor exited with {}; nothing was written",
-                        describe(status)
-                    ),
+            let saved = strip_error_header(scratch.read(self.plan.max_input)?);
+            if let Some(sig) = interrupts.pending() {
+                scratch.remove();
+                return Err(interrupted(file, sig));
+            }
+            if saved.trim().is_empty() {
+                note(&format!(
+                    "the edited text is empty: edit cancelled, {file} was not changed"
+                ));
+                return Ok(());
+            }
+            if let Some((last, failure)) = &retry
+                && *saved == **last
+            {
+                return Err(Error::new(
+                    failure.exit,
+                    failure.code,
+                    format!("edit given up; nothing was written (last error: {failure})"),
                 )
-                .hint("save and quit normally (e.g. `:wq` in vi) to keep your changes"));
+                .in_file(file));
             }
-            EditorEnd::Exited(_) => {}
-        }
-        let saved = strip_error_header(scratch.read(plan.max_input)?);
-        if let Some(sig) = interrupts.pending() {
-            scratch.remove();
-            std::process::exit(128 + sig);
-        }
-        if saved.trim().is_empty() {
-            note(&format!(
-                "the edited text is empty: edit cancelled, {file} was not changed"
-            ));
-            return Ok(());
-        }
-        if let Some((last, failure)) = &retry
-            && *saved == **last
-        {
-            return Err(Failure::new(
-                failure.exit,
-                format!(
-                    "{file}: edit given up; nothing was written (last error: {})",
-                    failure.message
-                ),
-            ));
-        }
-        if *saved == *view && plan.keys.is_empty() && !plan.rotate {
-            match original {
-                Some(_) => note(&format!("no changes; {file} was not written")),
-                None => note(&format!("no changes; {file} was not created")),
-            }
-            return Ok(());
-        }
-        let result = check_kept_secrets(&file, &view, &saved)
-            .and_then(|()| encrypt_with(&file, &saved, &opts, keyring));
-        match result {
-            Ok(out) => {
-                scratch.remove();
-                if let Some(sig) = interrupts.pending() {
-                    // Asked to stop while encrypting: stop before writing.
-                    std::process::exit(128 + sig);
+            if *saved == *self.view && self.plan.keys.is_empty() && !self.plan.rotate {
+                match self.original {
+                    Some(_) => note(&format!("no changes; {file} was not written")),
+                    None => note(&format!("no changes; {file} was not created")),
                 }
-                return write_result(plan, &file, original.as_deref(), &out);
+                return Ok(());
             }
-            Err(failure) if interactive => {
-                eprintln!("ksec: error: {}", failure.message);
-                if let Some(h) = &failure.hint {
-                    eprintln!("  hint: {h}");
+            match self.seal(&saved) {
+                Ok(out) => {
+                    scratch.remove();
+                    if let Some(sig) = interrupts.pending() {
+                        // Asked to stop while encrypting: stop before writing.
+                        return Err(interrupted(file, sig));
+                    }
+                    return write_result(self.plan, file, self.original, &out);
                 }
-                eprintln!("ksec: re-opening the editor so that you can fix it");
-                scratch.write(&error_header(&failure, &saved))?;
-                retry = Some((saved, failure));
+                Err(failure) if interactive => {
+                    eprintln!("ksec: error: {failure}");
+                    if let Some(h) = &failure.hint {
+                        eprintln!("  hint: {h}");
+                    }
+                    eprintln!("ksec: re-opening the editor so that you can fix it");
+                    scratch.write(&error_header(&failure, &saved))?;
+                    retry = Some((saved, failure));
+                }
+                Err(failure) => return Err(failure),
             }
-            Err(failure) => return Err(failure),
         }
     }
+
+    /// The saved text, encrypted against the file it came from.
+    fn seal(&self, saved: &str) -> Result<String> {
+        check_kept_secrets(self.file, self.view, saved)?;
+        pipeline::encrypt_text(self.session, self.file, saved, self.options).map(|s| s.text)
+    }
+}
+
+/// Stopped by a signal: the clear text is gone and the file unchanged.
+fn interrupted(file: &str, sig: i32) -> Error {
+    Error::new(
+        Exit::Signal(u8::try_from(sig).unwrap_or(0)),
+        "interrupted",
+        format!("interrupted; the clear text was removed and {file} was not changed"),
+    )
 }
 
 /// The file as it is now; `None` when it does not exist and `-f` allows
@@ -200,10 +259,9 @@ fn read_original(plan: &EditPlan) -> Result<Option<String>> {
         return Ok(None);
     }
     if !plan.path.exists() {
-        return Err(
-            Failure::new(Exit::Io, format!("{}: no such file", plan.path.display()))
-                .hint("pass -f to create it from a template"),
-        );
+        return Err(Error::new(Exit::Io, "unreadable", "no such file")
+            .in_file(&plan.path.display().to_string())
+            .hint("pass -f to create it from a template"));
     }
     io::read_text(&Source::File(plan.path.clone()), plan.max_input).map(Some)
 }
@@ -212,26 +270,24 @@ fn read_original(plan: &EditPlan) -> Result<Option<String>> {
 /// changed) from the decoded view; such files are edited with `--base64`.
 fn check_decodable(
     file: &str,
-    text: &str,
+    stream: &ksec::manifest::Stream,
     base64: bool,
-    opened: &[super::parent::ParentDoc],
+    opened: &[ParentDoc],
 ) -> Result<()> {
     if base64 {
         return Ok(());
     }
-    let docs = manifest::locate(text).map_err(|e| super::locate_failure(file, &e))?;
     for p in opened {
-        let doc = &docs[p.position];
-        for (v, site) in p.opened.values.iter().zip(&doc.sites) {
-            if v.section == Section::Data && secret::decode_base64(&v.clear).is_none() {
-                return Err(Failure::new(
+        let doc = &stream.docs[p.position];
+        let mine = p.opened.values.iter().filter(|v| v.doc == p.position);
+        for (v, site) in mine.zip(&doc.sites) {
+            if v.section == Section::Data && ksec::k8s::decode_base64(&v.clear).is_none() {
+                return Err(Error::new(
                     Exit::Input,
-                    format!(
-                        "{}, {}: the value is not valid base64, so it cannot be shown decoded",
-                        place(file, doc, site.line),
-                        secret::label(site)
-                    ),
+                    "not-base64",
+                    "the value is not valid base64, so it cannot be shown decoded",
                 )
+                .at(doc.site_location(file, site))
                 .hint("edit with --base64 (-b) to see the values as stored"));
             }
         }
@@ -242,20 +298,24 @@ fn check_decodable(
 /// Refuses a save that turned a Secret into something that is not one (a
 /// typo in `kind`, say): its values would be written in clear text.
 fn check_kept_secrets(file: &str, view: &str, saved: &str) -> Result<()> {
-    let before = manifest::locate(view).map_err(|e| super::locate_failure(file, &e))?;
-    let after = manifest::locate(saved).map_err(|e| super::locate_failure(file, &e))?;
-    for doc in after.iter().filter(|d| !d.is_secret && !d.sites.is_empty()) {
+    let before = pipeline::parse(file, view.to_owned())?;
+    let after = pipeline::parse(file, saved.to_owned())?;
+    for doc in after
+        .docs
+        .iter()
+        .filter(|d| !d.is_secret && !d.sites.is_empty())
+    {
         let was_secret = before
+            .docs
             .iter()
             .any(|b| b.index == doc.index && b.item == doc.item && b.is_secret);
         if was_secret || doc.kind.as_deref() == Some("Secret") {
-            return Err(Failure::new(
+            return Err(Error::new(
                 Exit::Input,
-                format!(
-                    "{}: the document is no longer a Secret (apiVersion: v1, kind: Secret), so its values would be written in clear text",
-                    place(file, doc, doc.line)
-                ),
+                "not-a-secret",
+                "the document is no longer a Secret (apiVersion: v1, kind: Secret), so its values would be written in clear text",
             )
+            .at(doc.location(file, doc.line))
             .hint("restore `apiVersion: v1` and `kind: Secret`, or remove its data/stringData"));
         }
     }
@@ -282,8 +342,9 @@ fn write_result(plan: &EditPlan, file: &str, original: Option<&str>, out: &str) 
     }
     let aside = aside_path(&plan.path);
     io::write_atomic(&aside, out.as_bytes())?;
-    Err(Failure::new(
+    Err(Error::new(
         Exit::State,
+        "changed-on-disk",
         format!(
             "{file} changed on disk while you were editing, so it was not overwritten; your edit is saved, encrypted, in {}",
             aside.display()
@@ -297,7 +358,7 @@ fn write_result(plan: &EditPlan, file: &str, original: Option<&str>, out: &str) 
 
 /// `FILE.ksec-edit-<UTC time>.yaml`, with `-N` added when taken.
 fn aside_path(path: &Path) -> PathBuf {
-    let stamp: String = super::now()
+    let stamp: String = ksec::clock::now_rfc3339()
         .chars()
         .filter(|c| *c != '-' && *c != ':')
         .collect();
@@ -376,9 +437,9 @@ pub fn name_from_path(path: &Path) -> String {
     }
 }
 
-fn error_header(f: &Failure, text: &str) -> String {
+fn error_header(f: &Error, text: &str) -> String {
     let mut s = String::from(ERROR_HEAD);
-    s.push_str(&format!("#   {}\n", f.message.replace('\n', " ")));
+    s.push_str(&format!("#   {}\n", f.to_string().replace('\n', " ")));
     if let Some(h) = &f.hint {
         s.push_str(&format!("#   hint: {}\n", h.replace('\n', " ")));
     }
@@ -425,7 +486,7 @@ mod tests {
 
     #[test]
     fn error_header_round_trip() {
-        let f = Failure::new(Exit::Input, "bad").hint("fix");
+        let f = Error::new(Exit::Input, "test", "bad").hint("fix");
         let text = "apiVersion: v1\n";
         let with = error_header(&f, text);
         assert!(with.starts_with(ERROR_HEAD) && with.contains("#   hint: fix\n"));

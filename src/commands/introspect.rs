@@ -1,14 +1,15 @@
 //! `ksec introspect`: what a file holds and who can open it, without keys.
 
+use std::path::PathBuf;
+
 use serde::Serialize;
 
-use super::{check_problems, doc_failure, load};
-use crate::error::Result;
-use crate::io::{self, Source};
-use crate::manifest::{Document, Section};
-use crate::paths;
-use crate::secret::{self, State};
-use std::path::PathBuf;
+use ksec::error::Result;
+use ksec::formats::State;
+use ksec::io::{self, Source};
+use ksec::manifest::{Section, Stream};
+use ksec::paths;
+use ksec::pipeline;
 
 /// What `introspect` was asked to do.
 pub struct IntrospectPlan {
@@ -39,6 +40,9 @@ struct DocInfo {
     namespace: Option<String>,
     /// "encrypted", "plain", or "not-a-secret".
     state: &'static str,
+    /// The format and its version (`kubesec v3`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    format: Option<String>,
     version: Option<u8>,
     keys: Vec<KeyInfo>,
     mac: bool,
@@ -57,8 +61,8 @@ pub fn run(plan: &IntrospectPlan) -> Result<()> {
     let mut objects = Vec::new();
     for source in &inputs.sources {
         let file = source.display();
-        let (_, docs) = load(source, plan.max_input)?;
-        let infos = describe(&file, &docs)?;
+        let stream = pipeline::read(source, plan.max_input)?;
+        let infos = describe(&stream)?;
         if plan.json {
             objects.push(serde_json::json!({ "file": file, "documents": infos }));
         } else {
@@ -78,9 +82,10 @@ pub fn run(plan: &IntrospectPlan) -> Result<()> {
     io::write_stdout(s.as_bytes())
 }
 
-fn describe(file: &str, docs: &[Document]) -> Result<Vec<DocInfo>> {
-    let mut infos = Vec::with_capacity(docs.len());
-    for doc in docs {
+fn describe(stream: &Stream) -> Result<Vec<DocInfo>> {
+    let classified = pipeline::classify(stream)?;
+    let mut infos = Vec::with_capacity(stream.docs.len());
+    for doc in &stream.docs {
         let mut info = DocInfo {
             document: doc.index,
             item: doc.is_nested().then(|| doc.item_path()),
@@ -89,6 +94,7 @@ fn describe(file: &str, docs: &[Document]) -> Result<Vec<DocInfo>> {
             name: doc.name.clone(),
             namespace: doc.namespace.clone(),
             state: "not-a-secret",
+            format: None,
             version: None,
             keys: Vec::new(),
             mac: false,
@@ -97,28 +103,33 @@ fn describe(file: &str, docs: &[Document]) -> Result<Vec<DocInfo>> {
             data_keys: Vec::new(),
             string_data_keys: Vec::new(),
         };
-        if doc.is_secret {
-            check_problems(file, doc)?;
+        let envelope = classified
+            .envelopes
+            .iter()
+            .find(|e| e.docs.contains(&doc.position));
+        if let Some(envelope) = envelope.filter(|_| doc.is_secret) {
             for s in &doc.sites {
                 match s.section {
                     Section::Data => info.data_keys.push(s.key.clone()),
                     Section::StringData => info.string_data_keys.push(s.key.clone()),
                 }
             }
-            match secret::classify(doc).map_err(|e| doc_failure(file, doc, e))? {
+            match &envelope.state {
                 State::Plain => info.state = "plain",
-                State::Encrypted(f) => {
+                State::Sealed(meta) => {
+                    let m = meta.info();
                     info.state = "encrypted";
-                    info.version = Some(f.version);
-                    info.mac = f.mac.is_some();
-                    info.rotated = f.rotated.clone();
-                    info.kubesec_compatible = Some(f.kubesec_compatible());
-                    info.keys = f
+                    info.version = m.version_number;
+                    info.format = Some(m.version);
+                    info.mac = m.mac;
+                    info.rotated = m.rotated;
+                    info.kubesec_compatible = Some(m.kubesec_compatible);
+                    info.keys = m
                         .keys
                         .iter()
-                        .map(|w| KeyInfo {
-                            kind: w.key.kind.as_str(),
-                            id: w.key.id.clone(),
+                        .map(|k| KeyInfo {
+                            kind: k.kind.as_str(),
+                            id: k.id.clone(),
                         })
                         .collect();
                 }
@@ -162,7 +173,7 @@ fn render_text(file: &str, infos: &[DocInfo]) -> String {
                 );
             }
             _ => {
-                let _ = writeln!(s, "  format: kubesec v{}", i.version.unwrap_or(0));
+                let _ = writeln!(s, "  format: {}", i.format.as_deref().unwrap_or("?"));
                 let _ = writeln!(
                     s,
                     "  values: {} data, {} stringData",

@@ -42,16 +42,14 @@ use std::process::{Command, Stdio};
 
 use zeroize::Zeroizing;
 
-use super::decrypt::decrypt_docs;
-use super::encrypt::{EncryptOptions, encrypt_with};
-use super::parent::{ParentDoc, Parents};
-use super::{batch::Loaded, note};
-use crate::envelope::footer::{ClearSections, KeyId};
-use crate::error::{Exit, Failure, Result};
-use crate::io::{self, Source};
-use crate::keys::{KeyChange, Keyring};
-use crate::manifest::amend::{self, Change, Kind};
-use crate::manifest::{self, Document, Edit, Section};
+use ksec::error::{Error, Exit, Result};
+use ksec::io::{self, Source};
+use ksec::keys::KeyId;
+use ksec::manifest::amend::{self, Change, Kind};
+use ksec::manifest::{self, ClearSections, Document, Edit, Section, Stream};
+use ksec::pipeline::{self, DecryptOptions, ParentDoc, Parents, SealOptions, Session};
+
+use super::{Context, note, plural};
 
 /// What `merge-driver` was asked to do.
 pub struct MergePlan {
@@ -123,24 +121,35 @@ struct Side {
 }
 
 impl Side {
+    fn empty() -> Side {
+        Side {
+            values: BTreeMap::new(),
+            order: Vec::new(),
+            keys: Vec::new(),
+            clear: ClearSections::default(),
+        }
+    }
+
     fn of(d: &ParentDoc) -> Side {
-        let mut keys: Vec<KeyId> = d.opened.footer.keys.iter().map(|w| w.key.clone()).collect();
+        let mut keys: Vec<KeyId> = d.opened.keys();
         keys.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
         Side {
             values: d
                 .opened
                 .values
                 .iter()
+                .filter(|v| v.doc == d.position)
                 .map(|v| ((v.section, v.key.clone()), v.clear.clone()))
                 .collect(),
             order: d
                 .opened
                 .values
                 .iter()
+                .filter(|v| v.doc == d.position)
                 .map(|v| (v.section, v.key.clone()))
                 .collect(),
             keys,
-            clear: d.opened.footer.clear,
+            clear: d.opened.meta.info().clear,
         }
     }
 
@@ -158,7 +167,7 @@ struct Target {
 
 /// Runs the merge driver. Exit 0: merged into OURS; exit 1 (an error with
 /// the conflicts): OURS untouched.
-pub fn run(plan: &MergePlan, keyring: &Keyring) -> Result<()> {
+pub fn run(plan: &MergePlan, ctx: &Context) -> Result<()> {
     let name = plan
         .name
         .clone()
@@ -171,246 +180,311 @@ pub fn run(plan: &MergePlan, keyring: &Keyring) -> Result<()> {
     if base == ours {
         return io::write_atomic(&plan.ours, theirs.as_bytes());
     }
-    let locate = |t: &str, label: &str| {
-        manifest::locate(t).map_err(|e| super::locate_failure(&format!("{name} ({label})"), &e))
-    };
-    let (Ok(bd), Ok(od), Ok(td)) = (
-        locate(&base, "base"),
-        locate(&ours, "ours"),
-        locate(&theirs, "theirs"),
-    ) else {
+    let Some(streams) = parse_sides(&name, [base, ours, theirs]) else {
         return text_merge(plan);
     };
-    let encrypted = |docs: &[Document]| docs.iter().any(|d| d.footer.is_some());
-    if !(encrypted(&bd) || encrypted(&od) || encrypted(&td)) {
+    if !streams
+        .iter()
+        .any(|s| s.docs.iter().any(|d| d.footer.is_some()))
+    {
         return text_merge(plan);
     }
-    let conflict = |what: String| {
-        Failure::new(
-            Exit::Other,
-            format!("merge conflict in {name}: {what}; {name} keeps our (encrypted) version"),
-        )
-        .hint("resolve it with `ksec edit` (or take one side: git checkout --ours/--theirs), then git add")
+    let merge = Merge {
+        name: &name,
+        session: ctx.session(),
     };
-
-    // Open all three versions, their data keys in one batch.
-    let files: Vec<Loaded> = [
-        ("base", &base, bd),
-        ("ours", &ours, od),
-        ("theirs", &theirs, td),
-    ]
-    .into_iter()
-    .map(|(label, text, docs)| Loaded {
-        source: Source::Stdin,
-        name: format!("{name} ({label})"),
-        text: text.to_string(),
-        docs,
-    })
-    .collect();
-    let mut progress = crate::progress::Progress::new(0);
-    super::batch::unwrap_everything(keyring, &files, false, &mut progress);
-    let mut views = Vec::with_capacity(3);
-    for f in &files {
-        let (view, opened) = decrypt_docs(
-            &f.name, &f.text, &f.docs, false, false, keyring, false, true,
-        )
-        .map_err(|e| conflict(format!("cannot open {}: {}", f.name, e.message)))?;
-        views.push((Zeroizing::new(view), opened));
-    }
-
-    // 1. Values, key by key.
-    let sides: Vec<BTreeMap<String, (Side, ParentDoc)>> = views
-        .iter()
-        .map(|(_, opened)| {
-            opened_identities(opened)
-                .into_iter()
-                .zip(opened)
-                .map(|(id, d)| (id, (Side::of(d), d.clone())))
-                .collect()
-        })
-        .collect();
-    let (o, a, b) = (&sides[0], &sides[1], &sides[2]);
-    let mut conflicts = Vec::new();
-    let mut targets: BTreeMap<String, Target> = BTreeMap::new();
-    let mut ids: Vec<&String> = a.keys().chain(b.keys()).collect();
-    ids.sort();
-    ids.dedup();
-    for id in ids {
-        let (os, as_, bs) = (o.get(id), a.get(id), b.get(id));
-        fn side(x: Option<&(Side, ParentDoc)>) -> Option<&Side> {
-            x.map(|(s, _)| s)
-        }
-        match (side(os), side(as_), side(bs)) {
-            (_, None, None) => {}
-            (Some(base), Some(ours), None) | (Some(base), None, Some(ours)) => {
-                if ours != base {
-                    conflicts.push(format!(
-                        "Secret {id}: changed on one side, deleted on the other"
-                    ));
-                }
-            }
-            (base, ours, theirs) => {
-                let empty = Side {
-                    values: BTreeMap::new(),
-                    order: Vec::new(),
-                    keys: Vec::new(),
-                    clear: ClearSections::default(),
-                };
-                let base = base.unwrap_or(&empty);
-                let (ours, theirs) = match (ours, theirs) {
-                    (Some(x), Some(y)) => (x, y),
-                    (Some(x), None) => (x, x),
-                    (None, Some(y)) => (y, y),
-                    (None, None) => unreachable!("handled above"),
-                };
-                let take_theirs =
-                    if ours.setting() == theirs.setting() || theirs.setting() == base.setting() {
-                        false
-                    } else if ours.setting() == base.setting() || as_.is_none() {
-                        true
-                    } else {
-                        conflicts.push(format!(
-                            "Secret {id}: its keys were changed differently on both sides"
-                        ));
-                        false
-                    };
-                let values = merge_values(id, base, ours, theirs, &mut conflicts);
-                let donor = if take_theirs || as_.is_none() {
-                    bs
-                } else {
-                    as_
-                };
-                let donor = donor.expect("a side that has the Secret").1.clone();
-                targets.insert(id.clone(), Target { values, donor });
-            }
-        }
-    }
-    if !conflicts.is_empty() {
-        for c in &conflicts {
-            eprintln!("ksec: conflict: {name}: {c}");
-        }
-        return Err(conflict(format!(
-            "{} conflicting change{}",
-            conflicts.len(),
-            super::encrypt::plural(conflicts.len())
-        )));
-    }
-
-    // 2. Everything else, as text.
-    let skeletons: Vec<String> = files
-        .iter()
-        .map(|f| skeleton(&f.text, &f.docs))
-        .collect::<Result<_>>()?;
-    let merged = merge_file(&skeletons[1], &skeletons[0], &skeletons[2])?;
-    let Some(merged) = merged else {
-        return Err(conflict(
-            "the manifest outside the Secret values (metadata, comments, documents) changed on both sides at the same place".into(),
-        ));
-    };
-    let bodies_ours = bodies(&views[1].0)?;
-    let bodies_theirs = bodies(&views[2].0)?;
-    let mut clear = Zeroizing::new(merged);
-    for (marker, body) in bodies_theirs.iter().chain(bodies_ours.iter()).rev() {
-        if clear.contains(marker.as_str()) {
-            *clear = clear.replace(marker.as_str(), body);
-        }
-    }
-    if clear.contains(MARKER) {
-        return Err(conflict(
-            "a data/stringData section could not be placed".into(),
-        ));
-    }
-
-    // The merged values, spliced into the merged text.
-    let docs = manifest::locate(&clear)
-        .map_err(|e| conflict(format!("the merged text does not parse ({e})")))?;
-    let roots = amend::outline(&clear)
-        .map_err(|e| conflict(format!("the merged text does not parse ({e})")))?;
-    let mut edits = Vec::new();
-    let mut parents = Vec::new();
-    for (position, id) in doc_identities(&docs) {
-        let doc = &docs[position];
-        let Some(target) = targets.get(&id) else {
-            return Err(conflict(format!(
-                "Secret {id} is in the merged text but not in either side"
-            )));
-        };
-        let mut changes = Vec::new();
-        for s in &doc.sites {
-            if !target
-                .values
-                .iter()
-                .any(|(sec, k, _)| *sec == s.section && *k == s.key)
-            {
-                changes.push(Change {
-                    path: vec![s.section.as_str().into()],
-                    key: s.key.clone(),
-                    value: None,
-                });
-            }
-        }
-        for (sec, k, v) in &target.values {
-            match doc.sites.iter().find(|s| s.section == *sec && s.key == *k) {
-                Some(s) if s.value == **v => {}
-                _ => changes.push(Change {
-                    path: vec![sec.as_str().into()],
-                    key: k.clone(),
-                    value: Some(v.to_string()),
-                }),
-            }
-        }
-        edits.extend(
-            amend::amend(
-                &clear,
-                manifest::outline::object(&roots, doc)
-                    .ok_or_else(|| conflict(format!("Secret {id} cannot be found again")))?,
-                &changes,
-                doc.newline,
-            )
-            .map_err(|e| conflict(e.to_string()))?,
-        );
-        parents.push(target.donor.clone());
-    }
-    let merged_clear = Zeroizing::new(manifest::splice(&clear, &mut edits));
-
-    // 3. Encrypt again against the chosen sides, then check the result.
-    let parents = Parents {
-        file: format!("{name} (ours/theirs)"),
-        docs: parents,
-    };
-    let now = super::now();
-    let keys = KeyChange::default();
-    let opts = EncryptOptions {
-        parents: Some(&parents),
-        ..EncryptOptions::new(&keys, &now)
-    };
-    let out = encrypt_with(&name, &merged_clear, &opts, keyring)?;
-    let (_, reopened) = super::decrypt::decrypt_opened(&name, &out, false, false, keyring)?;
-    for (id, d) in opened_identities(&reopened).into_iter().zip(&reopened) {
-        let want = &targets[&id].values;
-        let got: Vec<(Section, String, &str)> = d
-            .opened
-            .values
-            .iter()
-            .map(|v| (v.section, v.key.clone(), v.clear.as_str()))
-            .collect();
-        let same = got.len() == want.len()
-            && want.iter().all(|(s, k, v)| {
-                got.iter()
-                    .any(|(gs, gk, gv)| gs == s && gk == k && *gv == v.as_str())
-            });
-        if !same {
-            return Err(Failure::new(
-                Exit::Other,
-                format!(
-                    "{name}: internal error: the merged file does not hold the merged values; nothing was written"
-                ),
-            ));
-        }
-    }
+    let views = merge.open_sides(&streams)?;
+    let targets = merge.merge_secrets(&views)?;
+    let clear = merge.merge_text(&streams, &views)?;
+    let (clear, donors) = merge.place_values(&clear, &targets)?;
+    let out = merge.seal(&clear, donors)?;
+    merge.verify(&out, &targets)?;
     io::write_atomic(&plan.ours, out.as_bytes())?;
     note(&format!("merged {name} key by key"));
     Ok(())
+}
+
+/// The three versions located (base, ours, theirs); `None` when one of them
+/// is not valid YAML (then git's text merge decides).
+fn parse_sides(name: &str, texts: [String; 3]) -> Option<Vec<Stream>> {
+    let labels = ["base", "ours", "theirs"];
+    texts
+        .into_iter()
+        .zip(labels)
+        .map(|(t, label)| pipeline::parse(&format!("{name} ({label})"), t).ok())
+        .collect()
+}
+
+/// One side opened: its clear view and its opened Secrets.
+struct View {
+    text: Zeroizing<String>,
+    opened: Vec<ParentDoc>,
+}
+
+/// A merge in progress.
+struct Merge<'a> {
+    name: &'a str,
+    session: Session,
+}
+
+impl Merge<'_> {
+    /// A conflict: OURS stays as it was, encrypted.
+    fn conflict(&self, what: String) -> Error {
+        let name = self.name;
+        Error::new(
+            Exit::Other,
+            "merge-conflict",
+            format!("merge conflict in {name}: {what}; {name} keeps our (encrypted) version"),
+        )
+        .hint("resolve it with `ksec edit` (or take one side: git checkout --ours/--theirs), then git add")
+    }
+
+    /// Opens all three versions, their data keys in one batch.
+    fn open_sides(&self, streams: &[Stream]) -> Result<Vec<View>> {
+        let decrypted = pipeline::decrypt_all(
+            &self.session,
+            streams,
+            DecryptOptions {
+                keep_opened: true,
+                ..DecryptOptions::default()
+            },
+        )
+        .map_err(|e| self.conflict(format!("cannot open {}", e)))?;
+        Ok(decrypted
+            .into_iter()
+            .map(|d| View {
+                text: d.text,
+                opened: d.opened,
+            })
+            .collect())
+    }
+
+    /// Step 1: every Secret's values merged three ways, key by key; the
+    /// keys a Secret is encrypted to (and its clear sections) as one
+    /// setting.
+    fn merge_secrets(&self, views: &[View]) -> Result<BTreeMap<String, Target>> {
+        let sides: Vec<BTreeMap<String, (Side, ParentDoc)>> = views
+            .iter()
+            .map(|v| {
+                opened_identities(&v.opened)
+                    .into_iter()
+                    .zip(&v.opened)
+                    .map(|(id, d)| (id, (Side::of(d), d.clone())))
+                    .collect()
+            })
+            .collect();
+        let (o, a, b) = (&sides[0], &sides[1], &sides[2]);
+        let mut conflicts = Vec::new();
+        let mut targets: BTreeMap<String, Target> = BTreeMap::new();
+        let mut ids: Vec<&String> = a.keys().chain(b.keys()).collect();
+        ids.sort();
+        ids.dedup();
+        for id in ids {
+            if let Some(t) = merge_secret(id, o.get(id), a.get(id), b.get(id), &mut conflicts) {
+                targets.insert(id.clone(), t);
+            }
+        }
+        if !conflicts.is_empty() {
+            for c in &conflicts {
+                eprintln!("ksec: conflict: {}: {c}", self.name);
+            }
+            return Err(self.conflict(format!(
+                "{} conflicting change{}",
+                conflicts.len(),
+                plural(conflicts.len())
+            )));
+        }
+        Ok(targets)
+    }
+
+    /// Step 2: everything but the values, merged as text by `git merge-file`
+    /// on skeletons (every body a marker, footers removed: no value and no
+    /// ciphertext reaches the disk), then the bodies put back from ours
+    /// (theirs' where only they have a section).
+    fn merge_text(&self, streams: &[Stream], views: &[View]) -> Result<Zeroizing<String>> {
+        let skeletons: Vec<String> = streams
+            .iter()
+            .map(|s| skeleton(&s.text, &s.docs))
+            .collect::<Result<_>>()?;
+        let merged = merge_file(&skeletons[1], &skeletons[0], &skeletons[2])?;
+        let Some(merged) = merged else {
+            return Err(self.conflict(
+                "the manifest outside the Secret values (metadata, comments, documents) changed on both sides at the same place".into(),
+            ));
+        };
+        let bodies_ours = bodies(&views[1].text)?;
+        let bodies_theirs = bodies(&views[2].text)?;
+        let mut clear = Zeroizing::new(merged);
+        for (marker, body) in bodies_theirs.iter().chain(bodies_ours.iter()).rev() {
+            if clear.contains(marker.as_str()) {
+                *clear = clear.replace(marker.as_str(), body);
+            }
+        }
+        if clear.contains(MARKER) {
+            return Err(self.conflict("a data/stringData section could not be placed".into()));
+        }
+        Ok(clear)
+    }
+
+    /// The merged values spliced into the merged text, and each Secret's
+    /// donor (the side whose data key and key lines it keeps).
+    fn place_values(
+        &self,
+        clear: &str,
+        targets: &BTreeMap<String, Target>,
+    ) -> Result<(Zeroizing<String>, Vec<ParentDoc>)> {
+        let stream = pipeline::parse(self.name, clear.to_owned())
+            .map_err(|e| self.conflict(format!("the merged text does not parse ({e})")))?;
+        let roots = amend::outline(clear)
+            .map_err(|e| self.conflict(format!("the merged text does not parse ({e})")))?;
+        let mut edits = Vec::new();
+        let mut donors = Vec::new();
+        for (position, id) in doc_identities(&stream.docs) {
+            let doc = &stream.docs[position];
+            let Some(target) = targets.get(&id) else {
+                return Err(self.conflict(format!(
+                    "Secret {id} is in the merged text but not in either side"
+                )));
+            };
+            let node = manifest::outline::object(&roots, doc)
+                .ok_or_else(|| self.conflict(format!("Secret {id} cannot be found again")))?;
+            edits.extend(
+                amend::amend(clear, node, &value_changes(doc, target), doc.newline)
+                    .map_err(|e| self.conflict(e.to_string()))?,
+            );
+            donors.push(target.donor.clone());
+        }
+        Ok((Zeroizing::new(manifest::splice(clear, &mut edits)), donors))
+    }
+
+    /// Step 3: the merged clear text encrypted against the chosen sides.
+    fn seal(&self, clear: &str, donors: Vec<ParentDoc>) -> Result<String> {
+        let parents = Parents {
+            file: format!("{} (ours/theirs)", self.name),
+            docs: donors,
+        };
+        let options = SealOptions {
+            parents: Some(&parents),
+            ..SealOptions::default()
+        };
+        pipeline::encrypt_text(&self.session, self.name, clear, options).map(|s| s.text)
+    }
+
+    /// The result opened again must hold exactly the merged values.
+    fn verify(&self, out: &str, targets: &BTreeMap<String, Target>) -> Result<()> {
+        let stream = pipeline::parse(self.name, out.to_owned())?;
+        let reopened = pipeline::decrypt(
+            &self.session,
+            &stream,
+            DecryptOptions {
+                keep_opened: true,
+                ..DecryptOptions::default()
+            },
+        )?
+        .opened;
+        for (id, d) in opened_identities(&reopened).into_iter().zip(&reopened) {
+            let want = &targets[&id].values;
+            let got: Vec<(Section, String, &str)> = d
+                .opened
+                .values
+                .iter()
+                .filter(|v| v.doc == d.position)
+                .map(|v| (v.section, v.key.clone(), v.clear.as_str()))
+                .collect();
+            let same = got.len() == want.len()
+                && want.iter().all(|(s, k, v)| {
+                    got.iter()
+                        .any(|(gs, gk, gv)| gs == s && gk == k && *gv == v.as_str())
+                });
+            if !same {
+                return Err(Error::internal(format!(
+                    "{}: internal error: the merged file does not hold the merged values; nothing was written",
+                    self.name
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One Secret merged three ways; `None` when both sides removed it or one
+/// removed an unchanged one.
+fn merge_secret(
+    id: &str,
+    os: Option<&(Side, ParentDoc)>,
+    as_: Option<&(Side, ParentDoc)>,
+    bs: Option<&(Side, ParentDoc)>,
+    conflicts: &mut Vec<String>,
+) -> Option<Target> {
+    let side = |x: Option<&(Side, ParentDoc)>| x.map(|(s, _)| s.clone());
+    match (side(os), side(as_), side(bs)) {
+        (_, None, None) => None,
+        (Some(base), Some(ours), None) | (Some(base), None, Some(ours)) => {
+            if ours != base {
+                conflicts.push(format!(
+                    "Secret {id}: changed on one side, deleted on the other"
+                ));
+            }
+            None
+        }
+        (base, ours, theirs) => {
+            let base = base.unwrap_or_else(Side::empty);
+            let (ours, theirs) = match (ours, theirs) {
+                (Some(x), Some(y)) => (x, y),
+                (Some(x), None) => (x.clone(), x),
+                (None, Some(y)) => (y.clone(), y),
+                (None, None) => unreachable!("handled above"),
+            };
+            let take_theirs =
+                if ours.setting() == theirs.setting() || theirs.setting() == base.setting() {
+                    false
+                } else if ours.setting() == base.setting() || as_.is_none() {
+                    true
+                } else {
+                    conflicts.push(format!(
+                        "Secret {id}: its keys were changed differently on both sides"
+                    ));
+                    false
+                };
+            let values = merge_values(id, &base, &ours, &theirs, conflicts);
+            let donor = if take_theirs || as_.is_none() {
+                bs
+            } else {
+                as_
+            };
+            let donor = donor.expect("a side that has the Secret").1.clone();
+            Some(Target { values, donor })
+        }
+    }
+}
+
+/// The changes that make a Secret of the merged text hold `target`'s values.
+fn value_changes(doc: &Document, target: &Target) -> Vec<Change> {
+    let mut changes = Vec::new();
+    for s in &doc.sites {
+        if !target
+            .values
+            .iter()
+            .any(|(sec, k, _)| *sec == s.section && *k == s.key)
+        {
+            changes.push(Change {
+                path: vec![s.section.as_str().into()],
+                key: s.key.clone(),
+                value: None,
+            });
+        }
+    }
+    for (sec, k, v) in &target.values {
+        match doc.sites.iter().find(|s| s.section == *sec && s.key == *k) {
+            Some(s) if s.value == **v => {}
+            _ => changes.push(Change {
+                path: vec![sec.as_str().into()],
+                key: k.clone(),
+                value: Some(v.to_string()),
+            }),
+        }
+    }
+    changes
 }
 
 /// Three-way merge of one Secret's values; conflicts are appended.
@@ -462,7 +536,7 @@ fn marker(id: &str, section: &str) -> String {
 
 /// The byte ranges of each Secret's non-empty `data`/`stringData` body.
 fn body_ranges(text: &str, docs: &[Document]) -> Result<Vec<(String, std::ops::Range<usize>)>> {
-    let roots = amend::outline(text).map_err(|e| super::locate_failure("merge", &e))?;
+    let roots = amend::outline(text).map_err(|e| pipeline::locate_error("merge", &e))?;
     let mut out = Vec::new();
     for (position, id) in doc_identities(docs) {
         let Some(node) = manifest::outline::object(&roots, &docs[position]) else {
@@ -499,8 +573,8 @@ fn skeleton(text: &str, docs: &[Document]) -> Result<String> {
 
 /// Marker → the body's clear text, from a decrypted view.
 fn bodies(view: &str) -> Result<Vec<(String, Zeroizing<String>)>> {
-    let docs = manifest::locate(view).map_err(|e| super::locate_failure("merge", &e))?;
-    Ok(body_ranges(view, &docs)?
+    let stream = pipeline::parse("merge", view.to_owned())?;
+    Ok(body_ranges(view, &stream.docs)?
         .into_iter()
         .map(|(m, r)| (m, Zeroizing::new(view[r].to_owned())))
         .collect())
@@ -509,15 +583,16 @@ fn bodies(view: &str) -> Result<Vec<(String, Zeroizing<String>)>> {
 /// `git merge-file -p` on three texts without secrets; `None` on a conflict.
 fn merge_file(ours: &str, base: &str, theirs: &str) -> Result<Option<String>> {
     let dir = tempfile::tempdir().map_err(|e| {
-        Failure::new(
+        Error::new(
             Exit::Io,
+            "write",
             format!("cannot create a temporary directory: {e}"),
         )
     })?;
     let write = |n: &str, t: &str| -> Result<PathBuf> {
         let p = dir.path().join(n);
         std::fs::write(&p, t)
-            .map_err(|e| Failure::new(Exit::Io, format!("{}: {e}", p.display())))?;
+            .map_err(|e| Error::new(Exit::Io, "write", format!("{}: {e}", p.display())))?;
         Ok(p)
     };
     let (a, o, b) = (
@@ -540,17 +615,14 @@ fn merge_file(ours: &str, base: &str, theirs: &str) -> Result<Option<String>> {
         .args([&a, &o, &b])
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| Failure::new(Exit::Other, format!("cannot run git merge-file: {e}")))?;
+        .map_err(|e| Error::internal(format!("cannot run git merge-file: {e}")))?;
     match out.status.code() {
         Some(0) => Ok(Some(String::from_utf8_lossy(&out.stdout).into_owned())),
         Some(n) if n > 0 => Ok(None),
-        _ => Err(Failure::new(
-            Exit::Other,
-            format!(
-                "git merge-file failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        )),
+        _ => Err(Error::internal(format!(
+            "git merge-file failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))),
     }
 }
 
@@ -562,17 +634,18 @@ fn text_merge(plan: &MergePlan) -> Result<()> {
         .args([&plan.ours, &plan.base, &plan.theirs])
         .stdin(Stdio::null())
         .status()
-        .map_err(|e| Failure::new(Exit::Other, format!("cannot run git merge-file: {e}")))?;
+        .map_err(|e| Error::internal(format!("cannot run git merge-file: {e}")))?;
     match status.code() {
         Some(0) => Ok(()),
-        Some(n) if n > 0 => Err(Failure::new(
+        Some(n) if n > 0 => Err(Error::new(
             Exit::Other,
+            "merge-conflict",
             format!(
                 "merge conflict in {}: {n} conflicting hunk{} (no encrypted Secrets: merged as text)",
                 plan.name.as_deref().unwrap_or("the file"),
-                super::encrypt::plural(n as usize)
+                plural(n as usize)
             ),
         )),
-        _ => Err(Failure::new(Exit::Other, "git merge-file failed")),
+        _ => Err(Error::internal("git merge-file failed")),
     }
 }

@@ -6,16 +6,14 @@
 
 use std::path::PathBuf;
 
-use super::batch::{self, Loaded};
-use super::encrypt::{Expected, reopened_values, sealed_edits, verify};
-use super::{Output, check_problems, doc_failure, place};
-use crate::error::{Exit, Failure, Result};
-use crate::io::Source;
-use crate::keys::Keyring;
-use crate::manifest;
-use crate::paths;
-use crate::progress::Progress;
-use crate::secret::{self, OpenOptions, State};
+use ksec::error::{Error, Exit, Result};
+use ksec::formats::{OpenOptions, Opened};
+use ksec::io::Source;
+use ksec::manifest::{Section, Stream};
+use ksec::paths;
+use ksec::pipeline::{self, SealJob, SealOptions, Session};
+
+use super::{Context, Output, confirm, read_all};
 
 /// What `recompute-mac` was asked to do.
 pub struct RecomputePlan {
@@ -27,129 +25,128 @@ pub struct RecomputePlan {
     pub max_input: u64,
 }
 
+/// How the Secrets to sign are opened: the MAC is not checked (that is the
+/// point), and v1/v2 files are read.
+const OPEN: OpenOptions = OpenOptions {
+    allow_missing_mac: true,
+    skip_mac: true,
+    drop_tokens: false,
+};
+
 /// Runs `recompute-mac`: one summary for every file, one question, then
 /// every file is written. In a tree, files without encrypted Secrets are
 /// skipped; a single such file is an error.
-pub fn run(plan: &RecomputePlan, keyring: &Keyring) -> Result<()> {
+pub fn run(plan: &RecomputePlan, ctx: &Context) -> Result<()> {
     let inputs = paths::expand_some(&plan.paths, Source::Stdin)?;
     if inputs.sources.contains(&Source::Stdin) {
-        return Err(Failure::new(
-            Exit::Usage,
+        return Err(Error::usage(
             "recompute-mac rewrites files in place; it cannot read stdin",
         ));
     }
-    let mut progress = Progress::new(inputs.sources.len());
-    let files = batch::load_all(&inputs.sources, plan.max_input, &mut progress)?;
-    batch::unwrap_everything(keyring, &files, true, &mut progress);
-    progress.clear();
-    let mut summary = Vec::new();
-    let mut results = Vec::new();
-    for f in &files {
-        let before = summary.len();
-        let out = sign(f, keyring, &mut summary)?;
-        if summary.len() == before {
-            if inputs.single {
-                return Err(Failure::new(
-                    Exit::State,
-                    format!("{}: no encrypted Secret documents to sign", f.name),
-                ));
-            }
-            continue;
-        }
-        results.push((f, out));
-    }
-    if results.is_empty() {
-        return Err(Failure::new(
-            Exit::State,
-            "no encrypted Secret documents to sign in these files",
-        ));
-    }
+    let session = ctx.session();
+    let streams = read_all(&inputs.sources, plan.max_input)?;
+    let (summary, chosen) = summarise(&session, &streams, inputs.single)?;
     eprintln!("ksec: about to sign these values as they decrypt now:");
     for line in &summary {
         eprintln!("  {line}");
     }
     if !plan.yes {
-        super::confirm("recompute-mac", "Sign them?")?;
+        confirm("recompute-mac", "sign", "Sign them?")?;
     }
-    for (f, out) in results {
+    let jobs: Vec<SealJob<'_>> = chosen
+        .iter()
+        .map(|&i| SealJob {
+            stream: &streams[i],
+            options: SealOptions {
+                only_sealed: true,
+                open: OPEN,
+                resign: true,
+                ..SealOptions::default()
+            },
+        })
+        .collect();
+    let results = pipeline::seal_all(&session, &jobs)?;
+    for (&i, sealed) in chosen.iter().zip(&results) {
         Output::InPlaceEach
-            .for_source(&f.source)?
-            .write(&f.text, &out)?;
+            .for_source(&inputs.sources[i])?
+            .write(&streams[i].text, &sealed.text)?;
     }
     Ok(())
 }
 
-/// Re-signs every encrypted Secret of one file; appends what it signs to
-/// `summary` and returns the verified result.
-fn sign(f: &Loaded, keyring: &Keyring, summary: &mut Vec<String>) -> Result<String> {
-    let (file, text, docs) = (&f.name, &f.text, &f.docs);
-    let opts = OpenOptions {
-        allow_missing_mac: true,
-        skip_mac: true,
-        drop_tokens: false,
-    };
-    let mut edits = Vec::new();
-    let mut expected = Vec::new();
-    for doc in docs.iter().filter(|d| d.is_secret) {
-        check_problems(file, doc)?;
-        let State::Encrypted(footer) =
-            secret::classify(doc).map_err(|e| doc_failure(file, doc, e))?
-        else {
-            if doc.sites.is_empty() {
-                continue;
-            }
-            return Err(super::plain_secret_kept(file, doc));
-        };
-        let opened =
-            secret::open(doc, footer, keyring, opts).map_err(|e| doc_failure(file, doc, e))?;
-        summary.push(format!(
-            "{}: format v{} → v{}, keys: {}",
-            place(file, doc, doc.line),
-            opened.footer.version,
-            if doc
-                .sites
-                .iter()
-                .any(|s| s.section == manifest::Section::StringData)
-            {
-                4
-            } else {
-                3
-            },
-            opened
-                .footer
-                .keys
-                .iter()
-                .map(|k| k.key.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-        for v in &opened.values {
-            summary.push(format!(
-                "    {}.{} ({} bytes)",
-                v.section.as_str(),
-                v.key,
-                v.clear.len()
-            ));
+/// What will be signed, per Secret (keys and value sizes, never values), and
+/// the files that have something to sign.
+fn summarise(
+    session: &Session,
+    streams: &[Stream],
+    single: bool,
+) -> Result<(Vec<String>, Vec<usize>)> {
+    let opened = pipeline::open_all(session, streams, OPEN)?;
+    let mut summary = Vec::new();
+    let mut chosen = Vec::new();
+    for (i, os) in opened.iter().enumerate() {
+        let stream = &streams[i];
+        let before = summary.len();
+        for (e, o) in os.classified.envelopes.iter().zip(&os.opened) {
+            let doc = &stream.docs[e.docs[0]];
+            let Some(o) = o else {
+                if doc.sites.is_empty() {
+                    continue;
+                }
+                return Err(Error::new(
+                    Exit::State,
+                    "clear-value",
+                    "the Secret is not encrypted, and this file would be written back with its values in clear text",
+                )
+                .at(doc.location(&stream.name, doc.line))
+                .hint(format!("encrypt it first: ksec encrypt -i {}", stream.name)));
+            };
+            describe(
+                &mut summary,
+                &doc.location(&stream.name, doc.line).to_string(),
+                doc.sites.iter().any(|s| s.section == Section::StringData),
+                o,
+            );
         }
-        let values = reopened_values(doc, &opened);
-        let keys: Vec<_> = opened.footer.keys.iter().map(|w| w.key.clone()).collect();
-        let sealed = secret::seal(
-            &values,
-            &keys,
-            Some(&opened),
-            opened.dek.clone(),
-            keyring,
-            &super::now(),
-            opened.footer.clear,
-        )
-        .map_err(|e| doc_failure(file, doc, e))?;
-        edits.extend(sealed_edits(text, doc, &sealed));
-        expected.push(Expected::new(doc, &sealed, &values));
+        if summary.len() == before {
+            if single {
+                return Err(Error::new(
+                    Exit::State,
+                    "no-secret",
+                    "no encrypted Secret documents to sign",
+                )
+                .in_file(&stream.name));
+            }
+            continue;
+        }
+        chosen.push(i);
     }
-    let out = manifest::splice(text, &mut edits);
-    verify(&out, docs.len(), &expected).map_err(|why| {
-        Failure::new(Exit::Other, format!("{file}: internal error: the signed result did not verify ({why}); nothing was written"))
-    })?;
-    super::encrypt::refuse_exposed_text(file, &out)?;
-    Ok(out)
+    if chosen.is_empty() {
+        return Err(Error::new(
+            Exit::State,
+            "no-secret",
+            "no encrypted Secret documents to sign in these files",
+        ));
+    }
+    Ok((summary, chosen))
+}
+
+/// `PLACE: format v1 → v3, keys: …` and one line per value.
+fn describe(summary: &mut Vec<String>, place: &str, string_data: bool, o: &Opened) {
+    let info = o.meta.info();
+    let keys: Vec<String> = info.keys.iter().map(ToString::to_string).collect();
+    summary.push(format!(
+        "{place}: format v{} → v{}, keys: {}",
+        info.version_number.unwrap_or(0),
+        if string_data { 4 } else { 3 },
+        keys.join(", ")
+    ));
+    for v in &o.values {
+        summary.push(format!(
+            "    {}.{} ({} bytes)",
+            v.section.as_str(),
+            v.key,
+            v.clear.len()
+        ));
+    }
 }

@@ -1,12 +1,9 @@
 //! `ksec completion SHELL` and `ksec man`: generated from the same clap
 //! definitions as the parser (clap_complete, clap_mangen), so they cannot
-//! drift from the real command line.
+//! drift from the real command line. `main` passes the definitions in.
 
-use clap::CommandFactory as _;
-
-use crate::cli::Cli;
-use crate::error::{Exit, Failure, Result};
-use crate::io;
+use ksec::error::{Error, Result};
+use ksec::io;
 
 /// The shells `completion` writes scripts for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -21,8 +18,7 @@ pub enum Shell {
 }
 
 /// Prints the completion script for `shell`.
-pub fn completion(shell: Shell) -> Result<()> {
-    let mut command = Cli::command();
+pub fn completion(mut command: clap::Command, shell: Shell) -> Result<()> {
     let mut out = Vec::new();
     let generator = match shell {
         Shell::Bash => clap_complete::Shell::Bash,
@@ -34,11 +30,10 @@ pub fn completion(shell: Shell) -> Result<()> {
 }
 
 /// Prints the man page, section 1, in roff.
-pub fn man() -> Result<()> {
-    let command = Cli::command();
+pub fn man(command: clap::Command) -> Result<()> {
     let mut out = Vec::new();
     clap_mangen::Man::new(command)
         .render(&mut out)
-        .map_err(|e| Failure::new(Exit::Other, format!("cannot render the man page: {e}")))?;
+        .map_err(|e| Error::internal(format!("cannot render the man page: {e}")))?;
     io::write_stdout(&out)
 }

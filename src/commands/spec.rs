@@ -7,9 +7,9 @@ use std::path::PathBuf;
 
 use zeroize::Zeroizing;
 
-use crate::error::{Exit, Failure, Result};
-use crate::manifest::Section;
-use crate::secret;
+use ksec::error::{Error, Exit, Result};
+use ksec::k8s;
+use ksec::manifest::Section;
 
 /// Where a value comes from.
 #[derive(Clone, PartialEq, Eq)]
@@ -66,7 +66,7 @@ pub fn parse_values(
     let mut out = Vec::with_capacity(args.len());
     for arg in args {
         let bad = |what: String| {
-            Failure::new(Exit::Usage, format!("{flag} `{}`: {what}", shown(arg)))
+            Error::usage(format!("{flag} `{}`: {what}", shown(arg)))
                 .hint("use KEY=VALUE, KEY=- (standard input), file:PATH, file:KEY=PATH or ~KEY")
         };
         let (key, source) = if let Some(key) = arg.strip_prefix('~') {
@@ -76,7 +76,7 @@ pub fn parse_values(
             (key.to_owned(), None)
         } else if let Some(rest) = arg.strip_prefix("file:") {
             match rest.split_once('=') {
-                Some((k, path)) if secret::valid_key(k) && !path.is_empty() => {
+                Some((k, path)) if k8s::valid_key(k) && !path.is_empty() => {
                     (k.to_owned(), Some(ValueSource::File(PathBuf::from(path))))
                 }
                 _ => {
@@ -99,7 +99,7 @@ pub fn parse_values(
             };
             (k.to_owned(), Some(source))
         };
-        if !secret::valid_key(&key) {
+        if !k8s::valid_key(&key) {
             return Err(bad(format!(
                 "`{key}` is not a valid Secret key (letters, digits, `-`, `_` and `.`)"
             )));
@@ -126,7 +126,7 @@ fn shown(arg: &str) -> String {
 pub fn parse_meta(args: &[String], flag: &str, allow_remove: bool) -> Result<Vec<MetaSpec>> {
     args.iter()
         .map(|arg| {
-            let bad = |what: &str| Failure::new(Exit::Usage, format!("{flag} `{arg}`: {what}"));
+            let bad = |what: &str| Error::usage(format!("{flag} `{arg}`: {what}"));
             let (key, value) = match arg.strip_prefix('~') {
                 Some(k) if allow_remove => (k.to_owned(), None),
                 Some(_) => return Err(bad("~KEY removes a key, which only `patch` does")),
@@ -149,20 +149,14 @@ pub fn parse_meta(args: &[String], flag: &str, allow_remove: bool) -> Result<Vec
 pub fn check_metadata(specs: &[MetaSpec]) -> Result<()> {
     for m in specs {
         if !matches!(m.key.as_str(), "name" | "namespace") {
-            return Err(Failure::new(
-                Exit::Usage,
-                format!(
-                    "--metadata `{}`: only name and namespace can be set here",
-                    m.key
-                ),
-            )
+            return Err(Error::usage(format!(
+                "--metadata `{}`: only name and namespace can be set here",
+                m.key
+            ))
             .hint("labels and annotations have their own flags: -l KEY=VALUE, -a KEY=VALUE"));
         }
         if m.key == "name" && m.value.as_deref().is_none_or(str::is_empty) {
-            return Err(Failure::new(
-                Exit::Usage,
-                "--metadata: a Secret needs a name",
-            ));
+            return Err(Error::usage("--metadata: a Secret needs a name"));
         }
     }
     Ok(())
@@ -175,11 +169,10 @@ pub fn check_one_stdin(specs: &[ValueSpec]) -> Result<()> {
         .filter(|s| s.source == Some(ValueSource::Stdin))
         .count();
     if n > 1 {
-        return Err(Failure::new(
-            Exit::Usage,
-            "only one value can be read from standard input (KEY=-)",
-        )
-        .hint("read the others from files: file:KEY=PATH"));
+        return Err(
+            Error::usage("only one value can be read from standard input (KEY=-)")
+                .hint("read the others from files: file:KEY=PATH"),
+        );
     }
     Ok(())
 }
@@ -209,11 +202,12 @@ pub fn read_values(specs: &[ValueSpec], limit: u64) -> Result<Vec<ReadValue>> {
                     .take(limit + 1)
                     .read_to_end(&mut b)
                     .map_err(|e| {
-                        Failure::new(
+                        Error::new(
                             Exit::Io,
+                            "unreadable",
                             format!(
                                 "{label}: cannot read standard input: {}",
-                                crate::io::io_reason(&e)
+                                ksec::io::io_reason(&e)
                             ),
                         )
                     })?;
@@ -221,12 +215,13 @@ pub fn read_values(specs: &[ValueSpec], limit: u64) -> Result<Vec<ReadValue>> {
             }
             Some(ValueSource::File(p)) => {
                 let cannot_read = |e: std::io::Error| {
-                    Failure::new(
+                    Error::new(
                         Exit::Io,
+                        "unreadable",
                         format!(
                             "{label}: {}: cannot read: {}",
                             p.display(),
-                            crate::io::io_reason(&e)
+                            ksec::io::io_reason(&e)
                         ),
                     )
                 };
@@ -238,19 +233,21 @@ pub fn read_values(specs: &[ValueSpec], limit: u64) -> Result<Vec<ReadValue>> {
         };
         if let Some(b) = &bytes {
             if b.len() as u64 > limit {
-                return Err(Failure::new(
+                return Err(Error::new(
                     Exit::Input,
+                    "invalid-value",
                     format!(
                         "{label}: the value is larger than the limit of {}",
-                        crate::io::human_size(limit)
+                        ksec::io::human_size(limit)
                     ),
                 ));
             }
             if spec.section == Section::StringData
                 && (std::str::from_utf8(b).is_err() || b.contains(&0))
             {
-                return Err(Failure::new(
+                return Err(Error::new(
                     Exit::Input,
+                    "invalid-value",
                     format!(
                         "{label}: the value is not UTF-8 text without NUL, which stringData needs"
                     ),
@@ -270,7 +267,7 @@ pub fn read_values(specs: &[ValueSpec], limit: u64) -> Result<Vec<ReadValue>> {
 /// it holds the same bytes), the text itself for `stringData`.
 pub fn stored(section: Section, bytes: &[u8], prior: Option<&str>) -> Zeroizing<String> {
     match section {
-        Section::Data => secret::encode_data_like(bytes, prior),
+        Section::Data => k8s::encode_data_like(bytes, prior),
         Section::StringData => Zeroizing::new(String::from_utf8_lossy(bytes).into_owned()),
     }
 }

@@ -11,21 +11,18 @@
 //! Every file is verified before any is written; files already in line are
 //! not touched.
 
-use std::cell::OnceCell;
 use std::path::PathBuf;
 
-use super::batch::{self, Loaded};
-use super::encrypt::{EncryptOptions, Prepared, plural, prepare};
-use super::{Output, doc_failure, key_failure, note, place};
-use crate::config::Configs;
-use crate::envelope::DataKey;
-use crate::envelope::footer::{ClearSections, KeyId};
-use crate::error::{Exit, Failure, Result};
-use crate::io::Source;
-use crate::keys::{KeyChange, Keyring};
-use crate::paths;
-use crate::progress::Progress;
-use crate::secret::{self, State};
+use ksec::config::Configs;
+use ksec::error::{Error, Result};
+use ksec::formats::State;
+use ksec::io::Source;
+use ksec::keys::KeyId;
+use ksec::manifest::{ClearSections, Stream};
+use ksec::paths;
+use ksec::pipeline::{self, KeyPolicy, RuleKeys, SealJob, SealOptions};
+
+use super::{Context, Output, confirm, note, plural, read_all};
 
 /// What `updatekeys` was asked to do.
 pub struct UpdatekeysPlan {
@@ -37,77 +34,29 @@ pub struct UpdatekeysPlan {
     pub max_input: u64,
 }
 
+/// A file whose Secrets differ from its rule, and the rule.
+struct Todo {
+    file: usize,
+    keys: Vec<KeyId>,
+    clear: ClearSections,
+}
+
 /// Runs `updatekeys`.
-pub fn run(plan: &UpdatekeysPlan, keyring: &Keyring, configs: &Configs) -> Result<()> {
+pub fn run(plan: &UpdatekeysPlan, ctx: &Context) -> Result<()> {
     let inputs = paths::expand_some(&plan.paths, Source::Stdin)?;
     if inputs.sources.contains(&Source::Stdin) {
-        return Err(Failure::new(
-            Exit::Usage,
+        return Err(Error::usage(
             "updatekeys rewrites files in place; it cannot read stdin",
         ));
     }
-    let mut progress = Progress::new(inputs.sources.len());
-    let files = batch::load_all(&inputs.sources, plan.max_input, &mut progress)?;
-    progress.clear();
-    // What each file needs: its rule, and a line per Secret that differs.
-    let mut todo: Vec<(&Loaded, Vec<KeyId>, ClearSections)> = Vec::new();
-    let mut lines = Vec::new();
-    let mut unruled = 0usize;
-    for f in &files {
-        let Some((config, i)) = configs.rule(&f.source)? else {
-            unruled += 1;
-            continue;
-        };
-        let rule = &config.rules[i];
-        let mut differs = false;
-        for doc in f.docs.iter().filter(|d| d.is_secret) {
-            super::check_problems(&f.name, doc)?;
-            let State::Encrypted(footer) =
-                secret::classify(doc).map_err(|e| doc_failure(&f.name, doc, e))?
-            else {
-                continue;
-            };
-            let keys: Vec<KeyId> = footer.keys.iter().map(|w| w.key.clone()).collect();
-            if rule.agrees(&keys, footer.clear) {
-                continue;
-            }
-            differs = true;
-            let mut parts: Vec<String> = Vec::new();
-            parts.extend(
-                rule.keys
-                    .iter()
-                    .filter(|k| !keys.contains(k))
-                    .map(|k| format!("+ {k}")),
-            );
-            let removed: Vec<&KeyId> = keys.iter().filter(|k| !rule.keys.contains(k)).collect();
-            parts.extend(removed.iter().map(|k| format!("- {k}")));
-            if footer.clear != rule.clear {
-                parts.push(format!(
-                    "clear sections {} → {}",
-                    footer.clear.describe(),
-                    rule.clear.describe()
-                ));
-            }
-            let rotation = if removed.is_empty() {
-                "data key kept"
-            } else {
-                "data key rotated: every value re-encrypted"
-            };
-            lines.push(format!(
-                "{}: {} ({rotation})",
-                place(&f.name, doc, doc.line),
-                parts.join(", ")
-            ));
-        }
-        if differs {
-            todo.push((f, rule.keys.clone(), rule.clear));
-        }
-    }
+    let configs = ctx.configs()?;
+    let streams = read_all(&inputs.sources, plan.max_input)?;
+    let (todo, lines, unruled) = differences(&configs, &inputs.sources, &streams)?;
     if todo.is_empty() {
         note(&format!(
             "{} file{} checked: every encrypted Secret agrees with its rule{}",
-            files.len(),
-            plural(files.len()),
+            streams.len(),
+            plural(streams.len()),
             if unruled > 0 {
                 format!(" ({unruled} without a rule)")
             } else {
@@ -121,73 +70,115 @@ pub fn run(plan: &UpdatekeysPlan, keyring: &Keyring, configs: &Configs) -> Resul
         eprintln!("  {l}");
     }
     if !plan.yes {
-        super::confirm("updatekeys", "Update these files?")?;
+        confirm("updatekeys", "change keys", "Update these files?")?;
     }
-
-    // Open every affected file's data keys in one batch, prepare every
-    // file, make every wrap in one batch, then seal and verify all.
-    let mut progress = Progress::new(todo.len());
-    batch::unwrap_everything(
-        keyring,
-        todo.iter().map(|(f, _, _)| *f),
-        false,
-        &mut progress,
-    );
-    let now = super::now();
-    let changes: Vec<KeyChange> = todo
+    // One batch of unwraps for every affected file, one batch of wraps.
+    let session = ctx.session();
+    let jobs: Vec<SealJob<'_>> = todo
         .iter()
-        .map(|(_, keys, _)| KeyChange {
-            set: keys.clone(),
-            ..KeyChange::default()
+        .map(|t| SealJob {
+            stream: &streams[t.file],
+            options: SealOptions {
+                policy: KeyPolicy {
+                    rule: Some(RuleKeys {
+                        keys: &t.keys,
+                        clear: t.clear,
+                    }),
+                    enforce_rule: true,
+                    ..KeyPolicy::default()
+                },
+                only_sealed: true,
+                ..SealOptions::default()
+            },
         })
         .collect();
-    let opts: Vec<EncryptOptions<'_>> = todo
-        .iter()
-        .zip(&changes)
-        .map(|((_, _, clear), change)| EncryptOptions {
-            force_clear: Some(*clear),
-            skip_plain: true,
-            ..EncryptOptions::new(change, &now)
-        })
-        .collect();
-    let default_key = OnceCell::new();
-    let mut prepared: Vec<Prepared<'_>> = Vec::with_capacity(todo.len());
-    for (((f, _, _), o), change) in todo.iter().zip(&opts).zip(&changes) {
-        prepared.push(prepare(
-            &f.name,
-            &f.text,
-            &f.docs,
-            o,
-            Some(change),
-            keyring,
-            &default_key,
-        )?);
-    }
-    let requests: Vec<(KeyId, DataKey)> =
-        prepared.iter().flat_map(Prepared::wrap_requests).collect();
-    progress.step(&format!("wrapping {} data keys", requests.len()));
-    keyring
-        .wrap_all(&requests)
-        .map_err(|(k, e)| key_failure(&format!("key {k}"), &e))?;
-    let mut results = Vec::with_capacity(prepared.len());
-    for (p, o) in prepared.into_iter().zip(&opts) {
-        results.push(p.finish(o, keyring)?);
-    }
-    progress.clear();
+    let results = pipeline::seal_all(&session, &jobs)?;
     let mut written = 0;
-    for ((f, _, _), out) in todo.iter().zip(&results) {
-        if *out != f.text {
+    for (t, sealed) in todo.iter().zip(&results) {
+        let stream = &streams[t.file];
+        if sealed.text != stream.text {
             Output::InPlaceEach
-                .for_source(&f.source)?
-                .write(&f.text, out)?;
-            note(&format!("updated {}", f.name));
+                .for_source(&inputs.sources[t.file])?
+                .write(&stream.text, &sealed.text)?;
+            note(&format!("updated {}", stream.name));
             written += 1;
         }
     }
     note(&format!(
         "{written} of {} file{} updated",
-        files.len(),
-        plural(files.len())
+        streams.len(),
+        plural(streams.len())
     ));
     Ok(())
+}
+
+/// The files that differ from their rules, a line per Secret that does
+/// (keys added and removed, clear sections), and how many files no rule
+/// matches.
+fn differences(
+    configs: &Configs,
+    sources: &[Source],
+    streams: &[Stream],
+) -> Result<(Vec<Todo>, Vec<String>, usize)> {
+    let mut todo = Vec::new();
+    let mut lines = Vec::new();
+    let mut unruled = 0usize;
+    for (i, (source, stream)) in sources.iter().zip(streams).enumerate() {
+        let Some((config, r)) = configs.rule(source)? else {
+            unruled += 1;
+            continue;
+        };
+        let rule = &config.rules[r];
+        let classified = pipeline::classify(stream)?;
+        let mut differs = false;
+        for e in &classified.envelopes {
+            let State::Sealed(meta) = &e.state else {
+                continue;
+            };
+            let info = meta.info();
+            if rule.agrees(&info.keys, info.clear) {
+                continue;
+            }
+            differs = true;
+            let mut parts: Vec<String> = Vec::new();
+            parts.extend(
+                rule.keys
+                    .iter()
+                    .filter(|k| !info.keys.contains(k))
+                    .map(|k| format!("+ {k}")),
+            );
+            let removed: Vec<&KeyId> = info
+                .keys
+                .iter()
+                .filter(|k| !rule.keys.contains(k))
+                .collect();
+            parts.extend(removed.iter().map(|k| format!("- {k}")));
+            if info.clear != rule.clear {
+                parts.push(format!(
+                    "clear sections {} → {}",
+                    info.clear.describe(),
+                    rule.clear.describe()
+                ));
+            }
+            let rotation = if removed.is_empty() {
+                "data key kept"
+            } else {
+                "data key rotated: every value re-encrypted"
+            };
+            let doc = &stream.docs[e.docs[0]];
+            lines.push(format!(
+                "{}: {} ({rotation})",
+                doc.location(&stream.name, doc.line),
+                parts.join(", ")
+            ));
+        }
+        if differs {
+            todo.push(Todo {
+                file: i,
+                keys: rule.keys.clone(),
+                clear: rule.clear,
+            });
+        }
+    }
+    Ok((todo, lines, unruled))
 }

@@ -32,11 +32,10 @@ use std::path::{Component, Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::commands::decrypt::{check_kubectl_split, decrypt_stream, refuse_hidden_ciphertext};
-use crate::error::{Exit, Failure, Result};
+use crate::error::{Error, Exit, Location, Result};
 use crate::io::{self, Source};
-use crate::keys::Keyring;
 use crate::manifest::tree::{self, Node};
+use crate::pipeline::{self, DecryptOptions, Session};
 
 /// The configuration's `apiVersion`.
 pub const API_VERSION: &str = "ksec.dev/v1";
@@ -67,10 +66,12 @@ impl Config {
     /// Reads and checks a configuration node. `origin` names it in messages.
     pub fn from_node(node: &Node, origin: &str) -> Result<Config> {
         let invalid = |what: String| {
-            Failure::new(
+            Error::new(
                 Exit::Input,
-                format!("{origin}: invalid {KIND} configuration: {what}"),
+                "invalid-configuration",
+                format!("invalid {KIND} configuration: {what}"),
             )
+            .in_file(origin)
         };
         let config: Config =
             serde_json::from_value(node.to_json()).map_err(|e| invalid(e.to_string()))?;
@@ -88,13 +89,19 @@ impl Config {
 
     /// Reads a configuration file's text (the first document).
     pub fn from_text(text: &str, origin: &str) -> Result<Config> {
-        let docs = tree::parse_stream(text)
-            .map_err(|e| Failure::new(Exit::Input, format!("{origin}: {e}")))?;
+        let docs = tree::parse_stream(text).map_err(|e| {
+            Error::new(Exit::Input, "invalid-configuration", e.to_string()).in_file(origin)
+        })?;
         let node = docs
             .iter()
             .find(|d| !d.is_empty_document())
             .ok_or_else(|| {
-                Failure::new(Exit::Input, format!("{origin}: the configuration is empty"))
+                Error::new(
+                    Exit::Input,
+                    "invalid-configuration",
+                    "the configuration is empty",
+                )
+                .in_file(origin)
             })?;
         Config::from_node(node, origin)
     }
@@ -109,38 +116,47 @@ pub struct Generated {
 }
 
 /// Decrypts every configured file (paths relative to `root`) into objects.
-pub fn generate(config: &Config, root: &Path, keyring: &Keyring) -> Result<Vec<Generated>> {
-    let mut out = Vec::new();
+pub fn generate(config: &Config, root: &Path, session: &Session) -> Result<Vec<Generated>> {
+    let mut streams = Vec::with_capacity(config.files.len());
     for file in &config.files {
         let path = confine(root, file)?;
         let text = io::read_text(&Source::File(path), io::DEFAULT_MAX_INPUT)?;
-        let docs = crate::manifest::locate(&text)
-            .map_err(|e| crate::commands::locate_failure(file, &e))?;
-        for doc in docs.iter().filter(|d| !d.is_secret) {
-            refuse_hidden_ciphertext(file, doc)?;
+        let stream = pipeline::parse(file, text)?;
+        for doc in &stream.docs {
+            pipeline::refuse_hidden_ciphertext(file, doc)?;
+            pipeline::refuse_stray_ciphertext(file, doc)?;
         }
-        if !docs.iter().any(|d| d.is_secret) {
-            return Err(Failure::new(
+        if stream.secrets().next().is_none() {
+            return Err(Error::new(
                 Exit::Input,
-                format!("{file}: no Secret to decrypt in this file"),
+                "no-secret",
+                "no Secret to decrypt in this file",
             )
+            .in_file(file)
             .hint("list files without Secrets under `resources`, not in the SecretDecryptor"));
         }
-        let clear = decrypt_stream(file, &text, false, false, keyring)?;
-        check_kubectl_split(file, &clear)?;
-        let docs = tree::parse_stream(&clear).map_err(|e| {
-            Failure::new(
-                Exit::Other,
-                format!("{file}: internal error: the decrypted stream does not parse again ({e})"),
-            )
+        streams.push(stream);
+    }
+    // Every file's data keys in one batch.
+    let decrypted = pipeline::decrypt_all(session, &streams, DecryptOptions::default())?;
+    let mut out = Vec::new();
+    for (file, clear) in config.files.iter().zip(&decrypted) {
+        pipeline::kubectl::check_split(file, &clear.text)?;
+        let docs = tree::parse_stream(&clear.text).map_err(|e| {
+            Error::internal(format!(
+                "internal error: the decrypted stream does not parse again ({e})"
+            ))
+            .in_file(file)
         })?;
         for doc in docs.iter().filter(|d| !d.is_empty_document()) {
             let mut object = doc.to_json();
             if !object.is_object() {
-                return Err(Failure::new(
+                return Err(Error::new(
                     Exit::Input,
-                    format!("{file}:{}: a document that is not an object", doc.line),
-                ));
+                    "not-an-object",
+                    "a document that is not an object",
+                )
+                .at(Location::file(file).line(doc.line)));
             }
             let kind = object["kind"].as_str().unwrap_or_default();
             if config.name_suffix_hash && matches!(kind, "Secret" | "ConfigMap") {
@@ -163,13 +179,15 @@ pub fn generate(config: &Config, root: &Path, keyring: &Keyring) -> Result<Vec<G
 /// (also through symbolic links).
 fn confine(root: &Path, file: &str) -> Result<PathBuf> {
     let outside = || {
-        Failure::new(
+        Error::new(
             Exit::Input,
+            "outside-root",
             format!(
-                "{file}: outside the root {}; a {KIND} reads only files under the kustomization (or kpt package) root",
+                "outside the root {}; a {KIND} reads only files under the kustomization (or kpt package) root",
                 root.display()
             ),
         )
+        .in_file(file)
     };
     let rel = Path::new(file);
     if rel.is_absolute() || rel.components().any(|c| matches!(c, Component::Prefix(_))) {
@@ -177,10 +195,12 @@ fn confine(root: &Path, file: &str) -> Result<PathBuf> {
     }
     let path = root.join(rel);
     let io_err = |p: &Path, e: std::io::Error| {
-        Failure::new(
+        Error::new(
             Exit::Io,
-            format!("{}: cannot read: {}", p.display(), io::io_reason(&e)),
+            "unreadable",
+            format!("cannot read: {}", io::io_reason(&e)),
         )
+        .in_file(&p.display().to_string())
     };
     let real_root = root.canonicalize().map_err(|e| io_err(root, e))?;
     let real = path.canonicalize().map_err(|e| io_err(&path, e))?;

@@ -21,12 +21,11 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::{Config, Generated, generate};
-use crate::envelope::codec;
-use crate::envelope::footer::is_footer_line;
-use crate::error::{Exit, Failure, Result};
-use crate::keys::Keyring;
+use crate::error::{Error, Exit, Result};
+use crate::formats::{is_metadata_comment as is_footer_line, looks_sealed};
 use crate::manifest::tree::{self, Node, NodeValue};
 use crate::manifest::{Edit, splice};
+use crate::pipeline::Session;
 
 /// The wire format's `apiVersion` and `kind`.
 const LIST_API_VERSION: &str = "config.kubernetes.io/v1";
@@ -34,8 +33,9 @@ const LIST_KIND: &str = "ResourceList";
 const PACKAGE_PATH: &str = "internal.config.kubernetes.io/package-path";
 
 /// Runs the function over a `ResourceList` text; `cwd` is the fallback root.
-pub fn process(input: &str, cwd: &Path, keyring: &Keyring) -> Result<String> {
-    let bad = |what: &str| Failure::new(Exit::Input, format!("<stdin>: {what}"));
+pub fn process(input: &str, cwd: &Path, session: &Session) -> Result<String> {
+    let bad =
+        |what: &str| Error::new(Exit::Input, "invalid-resource-list", what).in_file("<stdin>");
     let docs = tree::parse_stream(input).map_err(|e| bad(&e.to_string()))?;
     let mut content = docs.iter().filter(|d| !d.is_empty_document());
     let (Some(list), None) = (content.next(), content.next()) else {
@@ -59,7 +59,7 @@ pub fn process(input: &str, cwd: &Path, keyring: &Keyring) -> Result<String> {
         })?;
     let config = Config::from_node(config_node, "functionConfig")?;
     let root = package_root(&config).unwrap_or_else(|| cwd.to_owned());
-    let generated = generate(&config, &root, keyring)?;
+    let generated = generate(&config, &root, session)?;
     let output = add_items(input, list, &generated)?;
     verify(&output, list, &generated)?;
     Ok(output)
@@ -76,8 +76,8 @@ fn package_root(config: &Config) -> Option<PathBuf> {
 }
 
 /// The output for a failure: no items, one error result.
-pub fn failure_list(f: &Failure) -> String {
-    let mut message = f.message.clone();
+pub fn failure_list(f: &Error) -> String {
+    let mut message = f.to_string();
     if let Some(h) = &f.hint {
         message.push_str(" (hint: ");
         message.push_str(h);
@@ -231,10 +231,9 @@ fn refuse_ciphertext(item: &Node, index: usize) -> Result<()> {
         return Ok(());
     }
     let encrypted = ["data", "stringData"].iter().any(|s| {
-        v[*s].as_object().is_some_and(|m| {
-            m.values()
-                .any(|x| x.as_str().is_some_and(codec::looks_encrypted))
-        })
+        v[*s]
+            .as_object()
+            .is_some_and(|m| m.values().any(|x| x.as_str().is_some_and(looks_sealed)))
     });
     if !encrypted {
         return Ok(());
@@ -244,8 +243,9 @@ fn refuse_ciphertext(item: &Node, index: usize) -> Result<()> {
         .pointer("/metadata/annotations/config.kubernetes.io~1path")
         .and_then(Value::as_str)
         .unwrap_or("?");
-    Err(Failure::new(
+    Err(Error::new(
         Exit::Input,
+        "ciphertext-outside-secret",
         format!(
             "items[{index}] (Secret {}{name}, file {path}) holds kubesec ciphertext that this {} does not decrypt; kubectl would store the ciphertext as data",
             if ns.is_empty() { String::new() } else { format!("{ns}/") },
@@ -259,10 +259,9 @@ fn refuse_ciphertext(item: &Node, index: usize) -> Result<()> {
 /// object reads back as itself.
 fn verify(output: &str, input_list: &Node, generated: &[Generated]) -> Result<()> {
     let internal = |why: &str| {
-        Failure::new(
-            Exit::Other,
-            format!("internal error: the ResourceList written did not verify ({why})"),
-        )
+        Error::internal(format!(
+            "internal error: the ResourceList written did not verify ({why})"
+        ))
     };
     let docs = tree::parse_stream(output).map_err(|e| internal(&e.to_string()))?;
     let list = docs

@@ -20,9 +20,8 @@ use age::secrecy::ExposeSecret as _;
 use age::x25519;
 use zeroize::Zeroizing;
 
-use super::{KeyError, Provider};
-use crate::envelope::DataKey;
-use crate::envelope::footer::KeyType;
+use super::{KeyError, KeyType, Provider, Secret, UnwrapRequest, WrapRequest};
+use crate::report::Reporter;
 
 /// Environment variable holding identity text.
 pub const ENV_KEY: &str = "KSEC_AGE_KEY";
@@ -111,7 +110,7 @@ pub fn generate_identity_file(path: &Path) -> Result<String, GenerateError> {
     let secret = identity.to_string();
     let body = Zeroizing::new(format!(
         "# created: {}\n# public key: {recipient}\n{}\n",
-        crate::commands::keygen::rfc3339_now(),
+        crate::clock::now_rfc3339(),
         secret.expose_secret()
     ));
     // tempfile creates 0600 files; persist_noclobber refuses to replace an
@@ -144,6 +143,20 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         b.mode(0o700);
     }
     b.create(dir)
+}
+
+/// A warning when an identity file can be read by group or others (as ssh
+/// warns about private keys).
+pub fn permission_warning(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "{}: the age identity is readable by others (mode {mode:04o}); protect it with `chmod 600 {}`",
+            path.display(),
+            path.display()
+        )
+    })
 }
 
 /// Why a new identity file was not written.
@@ -184,6 +197,7 @@ pub fn local_recipient() -> Result<(String, Option<PathBuf>), String> {
 /// The age provider. Identities are loaded on first unwrap.
 pub struct AgeProvider {
     identities: OnceCell<Result<Vec<(String, x25519::Identity)>, String>>,
+    reporter: std::rc::Rc<dyn Reporter>,
 }
 
 impl AgeProvider {
@@ -194,10 +208,12 @@ impl AgeProvider {
             .map_err(|_| format!("`{id}` is not an age X25519 recipient (age1…)"))
     }
 
-    /// A provider reading identities from the environment and default file.
-    pub fn from_env() -> Self {
+    /// A provider reading identities from the environment and default file;
+    /// warnings (an identity file others can read) go to `reporter`.
+    pub fn from_env(reporter: std::rc::Rc<dyn Reporter>) -> Self {
         AgeProvider {
             identities: OnceCell::new(),
+            reporter,
         }
     }
 
@@ -209,10 +225,17 @@ impl AgeProvider {
                 .into_iter()
                 .map(|i| (i.to_public().to_string(), i))
                 .collect())),
+            reporter: std::rc::Rc::new(crate::report::Silent),
         })
     }
 
-    fn load() -> Result<Vec<(String, x25519::Identity)>, String> {
+    fn load(&self) -> Result<Vec<(String, x25519::Identity)>, String> {
+        let read = |p: &Path| {
+            if let Some(w) = permission_warning(p) {
+                self.reporter.warn(&w);
+            }
+            read_identity_file(p)
+        };
         let mut ids = Vec::new();
         if let Ok(text) = std::env::var(ENV_KEY) {
             ids.extend(parse_identities(&Zeroizing::new(text), ENV_KEY)?);
@@ -225,12 +248,12 @@ impl AgeProvider {
                     p.display()
                 ));
             }
-            ids.extend(read_identity_file(&p)?);
+            ids.extend(read(&p)?);
         }
         if let Ok(p) = default_identity_path()
             && p.exists()
         {
-            ids.extend(read_identity_file(&p)?);
+            ids.extend(read(&p)?);
         }
         Ok(ids
             .into_iter()
@@ -240,7 +263,7 @@ impl AgeProvider {
 
     fn identities(&self) -> Result<&[(String, x25519::Identity)], KeyError> {
         self.identities
-            .get_or_init(Self::load)
+            .get_or_init(|| self.load())
             .as_deref()
             .map_err(|e| KeyError::Unavailable(e.clone()))
     }
@@ -255,7 +278,8 @@ impl Provider for AgeProvider {
         AgeProvider::parse_recipient(id).map_err(KeyError::InvalidId)
     }
 
-    fn wrap(&self, id: &str, dek: &DataKey) -> Result<Vec<u8>, KeyError> {
+    fn wrap(&self, request: &WrapRequest<'_>) -> Result<Vec<u8>, KeyError> {
+        let id = request.id;
         let recipient = x25519::Recipient::from_str(id).map_err(|_| {
             KeyError::InvalidId(format!("`{id}` is not an age X25519 recipient (age1…)"))
         })?;
@@ -266,14 +290,14 @@ impl Provider for AgeProvider {
                 .map_err(|e| failed(&e))?;
         let mut out = Vec::with_capacity(256);
         let mut w = encryptor.wrap_output(&mut out).map_err(|e| failed(&e))?;
-        w.write_all(dek.as_bytes()).map_err(|e| failed(&e))?;
+        w.write_all(request.secret).map_err(|e| failed(&e))?;
         w.finish().map_err(|e| failed(&e))?;
         Ok(out)
     }
 
-    fn unwrap(&self, id: &str, blob: &[u8]) -> Result<DataKey, KeyError> {
+    fn unwrap(&self, request: &UnwrapRequest<'_>) -> Result<Secret, KeyError> {
         let ids = self.identities()?;
-        let Some((_, identity)) = ids.iter().find(|(r, _)| r == id) else {
+        let Some((_, identity)) = ids.iter().find(|(r, _)| r == request.id) else {
             return Err(KeyError::Unavailable(format!(
                 "no identity for this recipient (looked in {ENV_KEY}, {ENV_KEY_FILE} and {})",
                 default_identity_path().map_or_else(|e| e, |p| p.display().to_string())
@@ -282,14 +306,13 @@ impl Provider for AgeProvider {
         let bad = |e: &dyn std::fmt::Display| {
             KeyError::Failed(format!("cannot decrypt the age-wrapped data key: {e}"))
         };
-        let decryptor = age::Decryptor::new(blob).map_err(|e| bad(&e))?;
+        let decryptor = age::Decryptor::new(request.blob).map_err(|e| bad(&e))?;
         let mut reader = decryptor
             .decrypt(iter::once(identity as &dyn age::Identity))
             .map_err(|e| bad(&e))?;
-        let mut dek = Zeroizing::new(Vec::with_capacity(32));
-        reader.read_to_end(&mut dek).map_err(|e| bad(&e))?;
-        DataKey::from_slice(&dek)
-            .ok_or_else(|| KeyError::Failed("the age-wrapped data key is not 32 bytes".into()))
+        let mut secret = Zeroizing::new(Vec::with_capacity(33));
+        reader.read_to_end(&mut secret).map_err(|e| bad(&e))?;
+        Ok(secret)
     }
 
     fn is_local(&self) -> bool {
@@ -307,17 +330,33 @@ mod tests {
         let recipient = identity.to_public().to_string();
         let p = AgeProvider {
             identities: OnceCell::from(Ok(vec![(recipient.clone(), identity)])),
+            reporter: std::rc::Rc::new(crate::report::Silent),
         };
-        let dek = DataKey::from_bytes([5; 32]);
-        let blob = p.wrap(&recipient, &dek).unwrap();
-        assert_eq!(p.unwrap(&recipient, &blob).unwrap(), dek);
+        let params = super::super::KeyParams::default();
+        let secret = [5u8; 32];
+        let wrap = |id: &str| {
+            p.wrap(&WrapRequest {
+                id,
+                secret: &secret,
+                params: &params,
+            })
+        };
+        let unwrap = |id: &str, blob: &[u8]| {
+            p.unwrap(&UnwrapRequest {
+                id,
+                blob,
+                params: &params,
+            })
+        };
+        let blob = wrap(&recipient).unwrap();
+        assert_eq!(*unwrap(&recipient, &blob).unwrap(), secret.to_vec());
         let other = x25519::Identity::generate().to_public().to_string();
         assert!(matches!(
-            p.unwrap(&other, &blob),
+            unwrap(&other, &blob),
             Err(KeyError::Unavailable(_))
         ));
         assert!(matches!(
-            p.unwrap(&recipient, b"garbage"),
+            unwrap(&recipient, b"garbage"),
             Err(KeyError::Failed(_))
         ));
         assert!(p.resolve("age1nope").is_err());

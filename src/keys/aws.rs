@@ -25,9 +25,8 @@ use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
 use futures_util::StreamExt as _;
 
-use super::{KeyError, Provider};
-use crate::envelope::DataKey;
-use crate::envelope::footer::KeyType;
+use super::{KeyError, KeyParams, KeyType, Provider, Secret, UnwrapRequest, WrapRequest};
+use crate::report::Reporter;
 
 /// Default time for one KMS operation, retries included.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,8 +42,6 @@ pub struct AwsOptions {
     pub timeout: Duration,
     /// Concurrent calls at most.
     pub jobs: usize,
-    /// Show the request flow on stderr.
-    pub verbose: bool,
 }
 
 impl Default for AwsOptions {
@@ -53,7 +50,6 @@ impl Default for AwsOptions {
             profile: None,
             timeout: DEFAULT_TIMEOUT,
             jobs: DEFAULT_JOBS,
-            verbose: false,
         }
     }
 }
@@ -61,6 +57,7 @@ impl Default for AwsOptions {
 /// The AWS KMS provider.
 pub struct AwsProvider {
     options: AwsOptions,
+    reporter: std::rc::Rc<dyn Reporter>,
     runtime: OnceCell<Result<tokio::runtime::Runtime, String>>,
     config: OnceCell<SdkConfig>,
     clients: RefCell<HashMap<String, Client>>,
@@ -119,10 +116,12 @@ pub fn check_id(id: &str) -> Result<(), KeyError> {
 }
 
 impl AwsProvider {
-    /// A provider; nothing is loaded until the first AWS call.
-    pub fn new(options: AwsOptions) -> Self {
+    /// A provider; nothing is loaded until the first AWS call. `-v` traces
+    /// of each call go to `reporter`.
+    pub fn new(options: AwsOptions, reporter: std::rc::Rc<dyn Reporter>) -> Self {
         AwsProvider {
             options,
+            reporter,
             runtime: OnceCell::new(),
             config: OnceCell::new(),
             clients: RefCell::new(HashMap::new()),
@@ -143,8 +142,8 @@ impl AwsProvider {
     }
 
     fn log(&self, msg: &str) {
-        if self.options.verbose {
-            eprintln!("ksec: aws: {msg}");
+        if self.reporter.tracing() {
+            self.reporter.trace(&format!("aws: {msg}"));
         }
     }
 
@@ -246,15 +245,18 @@ impl AwsProvider {
         client: Client,
         region: String,
         id: String,
-        dek: DataKey,
+        secret: Secret,
+        params: KeyParams,
     ) -> Result<Vec<u8>, KeyError> {
         let started = Instant::now();
-        let result = client
+        let mut call = client
             .encrypt()
             .key_id(&id)
-            .plaintext(Blob::new(dek.as_bytes().to_vec()))
-            .send()
-            .await;
+            .plaintext(Blob::new(secret.to_vec()));
+        for (k, v) in params.encryption_context {
+            call = call.encryption_context(k, v);
+        }
+        let result = call.send().await;
         self.calls.set(self.calls.get() + 1);
         self.log(&format!(
             "Encrypt {id} ({region}): {} in {} ms",
@@ -273,14 +275,17 @@ impl AwsProvider {
         region: String,
         id: String,
         blob: Vec<u8>,
-    ) -> Result<DataKey, KeyError> {
+        params: KeyParams,
+    ) -> Result<Secret, KeyError> {
         let started = Instant::now();
-        let result = client
+        let mut call = client
             .decrypt()
             .key_id(&id)
-            .ciphertext_blob(Blob::new(blob))
-            .send()
-            .await;
+            .ciphertext_blob(Blob::new(blob));
+        for (k, v) in params.encryption_context {
+            call = call.encryption_context(k, v);
+        }
+        let result = call.send().await;
         self.calls.set(self.calls.get() + 1);
         self.log(&format!(
             "Decrypt {id} ({region}): {} in {} ms",
@@ -292,9 +297,7 @@ impl AwsProvider {
             .plaintext
             .map(Blob::into_inner)
             .ok_or_else(|| KeyError::Failed("KMS Decrypt returned no plaintext".into()))?;
-        let plain = zeroize::Zeroizing::new(plain);
-        DataKey::from_slice(&plain)
-            .ok_or_else(|| KeyError::Failed("the unwrapped data key is not 32 bytes".into()))
+        Ok(zeroize::Zeroizing::new(plain))
     }
 
     /// Runs one future per request, at most `jobs` at a time, in order.
@@ -448,19 +451,19 @@ impl Provider for AwsProvider {
         parse_id(id).map(|_| id.to_owned())
     }
 
-    fn wrap(&self, id: &str, dek: &DataKey) -> Result<Vec<u8>, KeyError> {
-        self.wrap_many(&[(id, dek)])
+    fn wrap(&self, request: &WrapRequest<'_>) -> Result<Vec<u8>, KeyError> {
+        self.wrap_many(std::slice::from_ref(request))
             .pop()
             .expect("one result per request")
     }
 
-    fn unwrap(&self, id: &str, blob: &[u8]) -> Result<DataKey, KeyError> {
-        self.unwrap_many(&[(id, blob)])
+    fn unwrap(&self, request: &UnwrapRequest<'_>) -> Result<Secret, KeyError> {
+        self.unwrap_many(std::slice::from_ref(request))
             .pop()
             .expect("one result per request")
     }
 
-    fn wrap_many(&self, requests: &[(&str, &DataKey)]) -> Vec<Result<Vec<u8>, KeyError>> {
+    fn wrap_many(&self, requests: &[WrapRequest<'_>]) -> Vec<Result<Vec<u8>, KeyError>> {
         self.log(&format!(
             "wrapping {} data key{} in one batch, at most {} at a time",
             requests.len(),
@@ -468,20 +471,24 @@ impl Provider for AwsProvider {
             self.options.jobs.max(1)
         ));
         let prepared: Vec<Result<(Client, String), KeyError>> =
-            requests.iter().map(|(id, _)| self.client(id)).collect();
+            requests.iter().map(|r| self.client(r.id)).collect();
         let mut futures = Vec::new();
-        for ((id, dek), c) in requests.iter().zip(&prepared) {
+        for (r, c) in requests.iter().zip(&prepared) {
             let c = c.clone();
-            let (id, dek) = (id.to_string(), (*dek).clone());
+            let (id, secret, params) = (
+                r.id.to_string(),
+                zeroize::Zeroizing::new(r.secret.to_vec()),
+                r.params.clone(),
+            );
             futures.push(async move {
                 let (client, region) = c?;
-                self.encrypt(client, region, id, dek).await
+                self.encrypt(client, region, id, secret, params).await
             });
         }
         self.run_all(futures)
     }
 
-    fn unwrap_many(&self, requests: &[(&str, &[u8])]) -> Vec<Result<DataKey, KeyError>> {
+    fn unwrap_many(&self, requests: &[UnwrapRequest<'_>]) -> Vec<Result<Secret, KeyError>> {
         self.log(&format!(
             "unwrapping {} data key{} in one batch, at most {} at a time",
             requests.len(),
@@ -489,14 +496,14 @@ impl Provider for AwsProvider {
             self.options.jobs.max(1)
         ));
         let prepared: Vec<Result<(Client, String), KeyError>> =
-            requests.iter().map(|(id, _)| self.client(id)).collect();
+            requests.iter().map(|r| self.client(r.id)).collect();
         let mut futures = Vec::new();
-        for ((id, blob), c) in requests.iter().zip(&prepared) {
+        for (r, c) in requests.iter().zip(&prepared) {
             let c = c.clone();
-            let (id, blob) = (id.to_string(), blob.to_vec());
+            let (id, blob, params) = (r.id.to_string(), r.blob.to_vec(), r.params.clone());
             futures.push(async move {
                 let (client, region) = c?;
-                self.decrypt(client, region, id, blob).await
+                self.decrypt(client, region, id, blob, params).await
             });
         }
         self.run_all(futures)

@@ -20,9 +20,8 @@ use std::process::{Command, Stdio};
 
 use zeroize::Zeroizing;
 
-use super::{KeyError, Provider};
-use crate::envelope::DataKey;
-use crate::envelope::footer::KeyType;
+use super::{KeyError, KeyType, Provider, Secret, UnwrapRequest, WrapRequest};
+use crate::report::Reporter;
 
 /// Environment variable naming the gpg binary.
 pub const ENV_GPG: &str = "KSEC_GPG";
@@ -38,13 +37,12 @@ pub struct PgpOptions {
     pub passphrase_file: Option<PathBuf>,
     /// Accept data keys whose signature is missing or cannot be verified.
     pub allow_unsigned: bool,
-    /// Show gpg command lines on stderr.
-    pub verbose: bool,
 }
 
 /// The PGP provider.
 pub struct PgpProvider {
     options: PgpOptions,
+    reporter: std::rc::Rc<dyn Reporter>,
     binary: OnceCell<Result<OsString, String>>,
     /// Fingerprints (primary and subkeys) with a secret key here.
     secret_fprs: OnceCell<Result<HashSet<String>, KeyError>>,
@@ -174,10 +172,12 @@ fn exact(who: &str) -> String {
 }
 
 impl PgpProvider {
-    /// A provider with these options; gpg is located on first use.
-    pub fn new(options: PgpOptions) -> Self {
+    /// A provider with these options; gpg is located on first use. Its
+    /// command lines (with `-v`) and warnings go to `reporter`.
+    pub fn new(options: PgpOptions, reporter: std::rc::Rc<dyn Reporter>) -> Self {
         PgpProvider {
             options,
+            reporter,
             binary: OnceCell::new(),
             secret_fprs: OnceCell::new(),
             warned_unsigned: std::cell::Cell::new(false),
@@ -230,16 +230,16 @@ impl PgpProvider {
             ]);
         }
         argv.extend(args.iter().map(OsString::from));
-        if self.options.verbose {
+        if self.reporter.tracing() {
             let shown: Vec<String> = argv
                 .iter()
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect();
-            eprintln!(
-                "ksec: running {} {}",
+            self.reporter.trace(&format!(
+                "running {} {}",
                 bin.to_string_lossy(),
                 shown.join(" ")
-            );
+            ));
         }
         let mut child = Command::new(bin)
             .args(&argv)
@@ -492,27 +492,27 @@ impl Provider for PgpProvider {
         Ok(fpr)
     }
 
-    fn wrap(&self, fpr: &str, dek: &DataKey) -> Result<Vec<u8>, KeyError> {
-        let mut args = vec![
-            "--armor",
-            "--trust-model",
-            "always",
-            "--sign",
-            "--encrypt",
-            "--recipient",
-            fpr,
-        ];
-        if let Some(s) = &self.options.signer {
+    fn wrap(&self, request: &WrapRequest<'_>) -> Result<Vec<u8>, KeyError> {
+        let fpr = request.id;
+        let signed = request.params.pgp_signed;
+        let mut args = vec!["--armor", "--trust-model", "always"];
+        if signed {
+            args.push("--sign");
+        }
+        args.extend(["--encrypt", "--recipient", fpr]);
+        if let (true, Some(s)) = (signed, &self.options.signer) {
             args.extend(["--local-user", s.as_str()]);
         }
-        let (out, status, _) = self.run(&args, dek.as_bytes())?;
-        if !status.has("END_ENCRYPTION") || !status.has("SIG_CREATED") || out.is_empty() {
+        let (out, status, _) = self.run(&args, request.secret)?;
+        if !status.has("END_ENCRYPTION") || (signed && !status.has("SIG_CREATED")) || out.is_empty()
+        {
             return Err(encrypt_failure(&status, fpr));
         }
         Ok(out.to_vec())
     }
 
-    fn unwrap(&self, fpr: &str, blob: &[u8]) -> Result<DataKey, KeyError> {
+    fn unwrap(&self, request: &UnwrapRequest<'_>) -> Result<Secret, KeyError> {
+        let (fpr, blob) = (request.id, request.blob);
         if !self.secret_fingerprints()?.contains(fpr) {
             return Err(KeyError::Unavailable(
                 "no secret key for it in the gpg keyring".into(),
@@ -540,7 +540,7 @@ impl Provider for PgpProvider {
             return Err(KeyError::Failed(reason));
         }
         let signed_ok = status.has("GOODSIG") && status.has("VALIDSIG");
-        if !signed_ok {
+        if request.params.pgp_signed && !signed_ok {
             let problem = if let Some(a) =
                 status.args("ERRSIG").or_else(|| status.args("NO_PUBKEY"))
             {
@@ -564,11 +564,17 @@ impl Provider for PgpProvider {
                 )));
             }
             if !self.warned_unsigned.replace(true) {
-                eprintln!("ksec: warning: {problem}; accepted because of --pgp-allow-unsigned");
+                self.reporter.warn(&format!(
+                    "{problem}; accepted because of --pgp-allow-unsigned"
+                ));
             }
         }
-        DataKey::from_slice(&out)
-            .ok_or_else(|| KeyError::Failed("the PGP-wrapped data key is not 32 bytes".into()))
+        if out.is_empty() {
+            return Err(KeyError::Failed(
+                "gpg decrypted the wrapped data key to nothing".into(),
+            ));
+        }
+        Ok(out)
     }
 
     fn is_local(&self) -> bool {

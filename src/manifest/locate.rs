@@ -7,7 +7,6 @@ use std::ops::Range;
 use granit_parser::{Event, Options, Parser, ScalarStyle, ScanError, Span, StrInput};
 
 use super::{Document, FooterBlock, LocateError, Problem, Section, Stray, StrayValue, ValueSite};
-use crate::envelope::footer::is_footer_line;
 
 /// The annotation in which client-side `kubectl apply` keeps a copy of the
 /// whole object, clear values included.
@@ -20,10 +19,13 @@ type Ev<'a> = (Event<'a>, Span);
 
 /// Reads a YAML stream and returns its documents with the positions of every
 /// Secret value and footer. Secrets inside a `List`'s items come right after
-/// the List, as nested documents ([`Document::item`]).
-pub fn locate(text: &str) -> Result<Vec<Document>, LocateError> {
+/// the List, as nested documents ([`Document::item`]). `metadata` tells
+/// which comment lines (from their `#`) are format metadata (footers) that
+/// belong to a document; the locator does not know any format.
+pub fn locate(text: &str, metadata: fn(&str) -> bool) -> Result<Vec<Document>, LocateError> {
     let mut w = Walker {
         text,
+        metadata,
         parser: parser(text),
         peeked: None,
         content_end: 0,
@@ -195,6 +197,8 @@ struct FooterComment {
 
 struct Walker<'a> {
     text: &'a str,
+    /// Which comment lines are format metadata.
+    metadata: fn(&str) -> bool,
     parser: Parser<'a, StrInput<'a>>,
     peeked: Option<Ev<'a>>,
     /// End of the last content byte seen in the current document.
@@ -231,7 +235,7 @@ impl<'a> Walker<'a> {
                     let r = span_range(&span);
                     let line_start = self.text[..r.start].rfind('\n').map_or(0, |i| i + 1);
                     let first_on_line = self.text[line_start..r.start].bytes().all(|b| b == b' ');
-                    if first_on_line && is_footer_line(line_at(self.text, r.start)) {
+                    if first_on_line && (self.metadata)(line_at(self.text, r.start)) {
                         self.footer_lines.push(FooterComment {
                             start: r.start,
                             line_start,

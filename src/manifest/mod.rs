@@ -19,6 +19,47 @@ use std::ops::Range;
 
 pub use locate::{LAST_APPLIED, count_documents, locate};
 
+use crate::error::Location;
+
+/// A manifest stream read into memory: its name in messages, its text, and
+/// its located documents.
+#[derive(Debug, Clone)]
+pub struct Stream {
+    /// The input's name in messages (`k8s/db.yaml`, `<stdin>`).
+    pub name: String,
+    /// The text as read.
+    pub text: String,
+    /// Its documents (nested Secrets of Lists included), in text order.
+    pub docs: Vec<Document>,
+}
+
+impl Stream {
+    /// Locates `text`; `metadata` tells which comment lines are format
+    /// metadata that belongs to a document.
+    pub fn parse(
+        name: &str,
+        text: String,
+        metadata: fn(&str) -> bool,
+    ) -> Result<Stream, LocateError> {
+        let docs = locate(&text, metadata)?;
+        Ok(Stream {
+            name: name.to_owned(),
+            text,
+            docs,
+        })
+    }
+
+    /// The Secrets (top-level and in Lists), in text order.
+    pub fn secrets(&self) -> impl Iterator<Item = &Document> {
+        self.docs.iter().filter(|d| d.is_secret)
+    }
+
+    /// How many top-level documents the stream has.
+    pub fn document_count(&self) -> usize {
+        document_count(&self.docs)
+    }
+}
+
 /// Which map a secret value lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Section {
@@ -26,6 +67,66 @@ pub enum Section {
     Data,
     /// `stringData`: values are plain text.
     StringData,
+}
+
+/// The sections (`data`, `stringData`) whose values a Secret keeps in
+/// clear text on purpose (a `.ksec.yaml` rule's `sections:`). Default:
+/// none, every value is encrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct ClearSections {
+    /// `data` values stay clear.
+    pub data: bool,
+    /// `stringData` values stay clear.
+    pub string_data: bool,
+}
+
+impl ClearSections {
+    /// Whether no section is kept clear.
+    pub fn is_empty(self) -> bool {
+        !self.data && !self.string_data
+    }
+
+    /// Whether `section` is kept clear.
+    pub fn contains(self, section: Section) -> bool {
+        match section {
+            Section::Data => self.data,
+            Section::StringData => self.string_data,
+        }
+    }
+
+    /// `data`, `stringData` or `data,stringData`; empty when none.
+    pub fn names(self) -> String {
+        let mut v = Vec::new();
+        if self.data {
+            v.push("data");
+        }
+        if self.string_data {
+            v.push("stringData");
+        }
+        v.join(",")
+    }
+
+    /// [`ClearSections::names`] for messages: `none` when no section is clear.
+    pub fn describe(self) -> String {
+        if self.is_empty() {
+            "none".to_owned()
+        } else {
+            self.names()
+        }
+    }
+
+    /// Parses the list written by [`ClearSections::names`].
+    pub fn parse(s: &str) -> Option<ClearSections> {
+        let mut c = ClearSections::default();
+        for name in s.split(',') {
+            match name {
+                "data" if !c.data => c.data = true,
+                "stringData" if !c.string_data => c.string_data = true,
+                _ => return None,
+            }
+        }
+        Some(c)
+    }
 }
 
 impl Section {
@@ -68,6 +169,11 @@ pub struct ValueSite {
 }
 
 impl ValueSite {
+    /// `section.key`, for messages.
+    pub fn label(&self) -> String {
+        format!("{}.{}", self.section.as_str(), self.key)
+    }
+
     /// How a clear value is written at this site, in a document whose line
     /// break is `newline`.
     pub fn context<'a>(&self, newline: &'a str) -> scalar::Context<'a> {
@@ -195,6 +301,33 @@ impl Document {
     /// empty for a top-level document.
     pub fn item_path(&self) -> String {
         item_path(&self.item)
+    }
+
+    /// Where `line` of this document is, for messages: file, line,
+    /// document, item and `Secret ns/name` (or its kind for other objects).
+    pub fn location(&self, file: &str, line: usize) -> Location {
+        Location {
+            file: Some(file.to_owned()),
+            line,
+            column: 0,
+            document: Some(self.index),
+            item: self.item_path(),
+            object: Some(format!(
+                "{} {}",
+                if self.is_secret {
+                    "Secret"
+                } else {
+                    self.kind.as_deref().unwrap_or("no kind")
+                },
+                self.display_name()
+            )),
+            key: None,
+        }
+    }
+
+    /// The location of one of its values.
+    pub fn site_location(&self, file: &str, site: &ValueSite) -> Location {
+        self.location(file, site.line).key(site.label())
     }
 
     /// `namespace/name`, `name`, or a placeholder, for messages.

@@ -103,7 +103,7 @@ fn every_kind_of_problem_is_listed_with_its_line() {
         "t/applied.yaml:7: document 1 (Secret prod/db): metadata.annotations holds kubectl.kubernetes.io/last-applied-configuration",
         "t/clear.yaml:7: document 1 (Secret prod/db), data.username: clear-text value: the Secret is not encrypted",
         "t/clear.yaml:8: document 1 (Secret prod/db), data.password: clear-text value",
-        "t/configmap.yaml:7: document 1 (ConfigMap prod/db) carries encrypted values",
+        "t/configmap.yaml:7: document 1 (ConfigMap prod/db): encrypted values or a `# kubesec:` footer in a document that is not",
         "t/damaged.yaml:8: document 1 (Secret prod/db), data.password: the encrypted value is damaged",
         "t/footer.yaml:9: document 1 (Secret prod/db): unsupported format version",
         "t/invalid.yaml:1: invalid YAML",

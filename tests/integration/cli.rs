@@ -664,7 +664,8 @@ fn secrets_are_recognised_only_as_v1_secret() {
 /// Writes a v1 file by hand from the format description: no MAC, empty
 /// values stored as `""`.
 fn v1_file(env: &TestEnv) -> String {
-    use ksec::envelope::{DataKey, codec};
+    use ksec::formats::kubesec::codec;
+    use ksec::keys::DataKey;
     use std::io::Write as _;
     let dek = DataKey::generate();
     let recipient: age::x25519::Recipient = env.recipient.parse().unwrap();

@@ -26,7 +26,9 @@ fn mask(text: &str, recipient: &str) -> String {
             "# kubesec:age:<recipient>:<wrapped data key>".to_owned()
         } else {
             match body.split_once(": ") {
-                Some((k, v)) if ksec::envelope::codec::looks_encrypted(v.trim_matches('"')) => {
+                Some((k, v))
+                    if ksec::formats::kubesec::codec::looks_encrypted(v.trim_matches('"')) =>
+                {
                     format!("{k}: <ciphertext>")
                 }
                 _ => body.to_owned(),

@@ -486,7 +486,7 @@ fn secret_entries(root: &Node) -> Result<(bool, Vec<Entry>), String> {
 
 /// The Secret values `ksec::manifest::locate` finds, per document.
 fn located(text: &str) -> Result<Vec<(bool, Vec<Entry>)>, String> {
-    let docs = ksec::manifest::locate(text).map_err(|e| e.to_string())?;
+    let docs = ksec::pipeline::locate(text).map_err(|e| e.to_string())?;
     Ok(docs
         .iter()
         .map(|d| {

@@ -204,7 +204,7 @@ fn encrypt_and_verify_independently(input: &str, expect_version: u8) -> String {
 
 /// `(section, key, value)` of every Secret value in a manifest, after YAML parsing.
 fn clear_values(text: &str) -> Vec<(&'static str, String, String)> {
-    ksec::manifest::locate(text)
+    ksec::pipeline::locate(text)
         .expect("valid YAML")
         .iter()
         .flat_map(|d| &d.sites)

@@ -16,9 +16,8 @@ use std::process::{Command, Output};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use ksec::envelope::DataKey;
-use ksec::envelope::codec::{encrypt_value, random_iv};
-use ksec::manifest;
+use ksec::formats::kubesec::codec::{encrypt_value, random_iv};
+use ksec::keys::DataKey;
 
 use super::pgp::{ALICE, BOB, Gpg, body, key_blob, key_ids, refusal};
 use crate::support::{self, TestEnv, ok_stdout};
@@ -128,7 +127,7 @@ fn kverify(path: &Path, dek_hex: &str) -> String {
 
 /// (section.key, token) of every value of the first Secret of `text`.
 fn tokens(text: &str) -> Vec<(String, String)> {
-    let docs = manifest::locate(text).unwrap();
+    let docs = ksec::pipeline::locate(text).unwrap();
     let doc = docs.iter().find(|d| d.is_secret).expect("a Secret");
     doc.sites
         .iter()

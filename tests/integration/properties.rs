@@ -5,11 +5,11 @@
 use age::secrecy::ExposeSecret as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use ksec::commands::decrypt::{decrypt_opened, decrypt_stream};
-use ksec::commands::encrypt::{EncryptOptions, encrypt_stream, encrypt_with};
-use ksec::commands::parent::Parents;
 use ksec::keys::{KeyChange, Keyring};
 use ksec::manifest::{self, scalar};
+use ksec::pipeline::{
+    self, DecryptOptions, KeyPolicy, Parents, SealOptions, Session, decrypt_text, encrypt_text,
+};
 use proptest::prelude::*;
 
 /// One entry of a generated section.
@@ -173,7 +173,7 @@ impl Manifest {
 }
 
 struct Keys {
-    keyring: Keyring,
+    session: Session,
     change: KeyChange,
 }
 
@@ -181,15 +181,51 @@ fn keys() -> Keys {
     let identity = age::x25519::Identity::generate();
     let recipient = identity.to_public().to_string();
     Keys {
-        keyring: Keyring::with_age_identities(identity.to_string().expose_secret()).unwrap(),
+        session: Session::quiet(
+            Keyring::with_age_identities(identity.to_string().expose_secret()).unwrap(),
+        ),
         change: KeyChange::parse(&[format!("age:{recipient}")]).unwrap(),
+    }
+}
+
+impl Keys {
+    /// Encrypts to the test key (or, without `change`, to the keys the
+    /// text's Secrets have).
+    fn encrypt(
+        &self,
+        text: &str,
+        change: Option<&KeyChange>,
+        parents: Option<&Parents>,
+        cleartext: bool,
+    ) -> String {
+        let options = SealOptions {
+            policy: KeyPolicy {
+                change,
+                ..KeyPolicy::default()
+            },
+            parents,
+            cleartext,
+            ..SealOptions::default()
+        };
+        encrypt_text(&self.session, "gen.yaml", text, options)
+            .expect("encrypts")
+            .text
+    }
+
+    fn decrypt(&self, text: &str, cleartext: bool, keep_opened: bool) -> pipeline::Decrypted {
+        let opts = DecryptOptions {
+            cleartext,
+            allow_missing_mac: false,
+            keep_opened,
+        };
+        decrypt_text(&self.session, "gen.yaml", text, opts).expect("decrypts")
     }
 }
 
 /// The text with every value (and a comment trailing it) replaced by a
 /// marker and footers removed: what encryption must never change.
 fn skeleton(text: &str) -> String {
-    let docs = manifest::locate(text).expect("parses");
+    let docs = pipeline::locate(text).expect("parses");
     let mut edits = Vec::new();
     for d in &docs {
         // A comment that trails a value belongs with it: encryption moves a
@@ -212,12 +248,12 @@ proptest! {
     fn round_trip_is_exact_and_only_values_change(m in manifest()) {
         let k = keys();
         let text = m.render();
-        let enc = encrypt_stream("gen.yaml", &text, &k.change, false, &k.keyring).expect("encrypts");
-        let dec = decrypt_stream("gen.yaml", &enc, false, false, &k.keyring).expect("decrypts");
-        prop_assert_eq!(&dec, &text, "decrypt(encrypt(x)) != x");
+        let enc = k.encrypt(&text, Some(&k.change), None, false);
+        let dec = k.decrypt(&enc, false, false).text;
+        prop_assert_eq!(&*dec, &text, "decrypt(encrypt(x)) != x");
         prop_assert_eq!(skeleton(&enc), skeleton(&text), "bytes outside values changed");
         // Re-encrypting changes nothing.
-        let again = encrypt_stream("gen.yaml", &enc, &KeyChange::default(), false, &k.keyring).expect("re-encrypts");
+        let again = k.encrypt(&enc, None, None, false);
         prop_assert_eq!(&again, &enc, "re-encryption changed the file");
     }
 
@@ -227,16 +263,10 @@ proptest! {
     #[test]
     fn decrypted_view_reseals_to_the_same_bytes(m in manifest(), decoded in any::<bool>()) {
         let k = keys();
-        let enc = encrypt_stream("gen.yaml", &m.render(), &k.change, false, &k.keyring).expect("encrypts");
-        let (view, opened) = decrypt_opened("gen.yaml", &enc, decoded, false, &k.keyring).expect("decrypts");
-        let parents = Parents { file: "gen.yaml".into(), docs: opened };
-        let keys = KeyChange::default();
-        let opts = EncryptOptions {
-            cleartext: decoded,
-            parents: Some(&parents),
-            ..EncryptOptions::new(&keys, "2000-01-01T00:00:00Z")
-        };
-        let again = encrypt_with("gen.yaml", &view, &opts, &k.keyring).expect("re-encrypts");
+        let enc = k.encrypt(&m.render(), Some(&k.change), None, false);
+        let view = k.decrypt(&enc, decoded, true);
+        let parents = Parents { file: "gen.yaml".into(), docs: view.opened };
+        let again = k.encrypt(&view.text, None, Some(&parents), decoded);
         prop_assert_eq!(&again, &enc, "the view did not reseal to the same bytes");
     }
 
@@ -244,7 +274,7 @@ proptest! {
     fn no_clear_text_survives(m in manifest()) {
         let k = keys();
         let text = m.render();
-        let enc = encrypt_stream("gen.yaml", &text, &k.change, false, &k.keyring).expect("encrypts");
+        let enc = k.encrypt(&text, Some(&k.change), None, false);
         let outside = skeleton(&text);
         for v in m.values() {
             let chars: Vec<char> = v.chars().collect();

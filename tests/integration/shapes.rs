@@ -290,7 +290,7 @@ fn decrypt_refuses_ciphertext_outside_a_secret_it_opened() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(out.stdout.is_empty());
     assert!(
-        stderr(&out).contains("document 1, items[0] (Secret prod/db) carries encrypted values")
+        stderr(&out).contains("document 1, items[0] (Secret prod/db): encrypted values or a `# kubesec:` footer in a document that is not")
     );
 
     // Ciphertext moved into a Template's objects.

@@ -35,6 +35,10 @@ impl TestEnv {
             ),
         )
         .unwrap();
+        // As age-keygen writes it: readable by its owner only (ksec warns
+        // about identity files others can read).
+        use std::os::unix::fs::PermissionsExt as _;
+        fs::set_permissions(&key_file, fs::Permissions::from_mode(0o600)).unwrap();
         fs::create_dir_all(dir.path().join("home")).unwrap();
         TestEnv {
             dir,

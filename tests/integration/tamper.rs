@@ -85,7 +85,7 @@ impl Case {
             .lines()
             .enumerate()
             .filter_map(|(i, l)| Some((i, l.split_once(": ")?.1.to_owned())))
-            .filter(|(_, v)| ksec::envelope::codec::looks_encrypted(v))
+            .filter(|(_, v)| ksec::formats::kubesec::codec::looks_encrypted(v))
             .collect()
     }
 

@@ -13,11 +13,12 @@ use std::path::PathBuf;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use ksec::envelope::codec::{self, CodecError, Iv, Token};
-use ksec::envelope::footer::{KeyId, KeyType};
-use ksec::envelope::{DataKey, mac};
-use ksec::manifest::{self, Document, Section};
-use ksec::secret::{self, DocError, OpenOptions, State};
+use ksec::formats::kubesec::codec::{self, CodecError, Iv, Token};
+use ksec::formats::kubesec::mac;
+use ksec::formats::kubesec::{Footer, Kubesec};
+use ksec::formats::{Envelope, Format as _, OpenOptions, Opened, State};
+use ksec::keys::{DataKey, KeyId, KeyType};
+use ksec::manifest::{Document, Section};
 use serde_json::Value;
 
 use crate::support;
@@ -191,7 +192,7 @@ fn iv_from_b64(s: &str) -> Option<Iv> {
 /// Reads a vector file and returns its text and its single Secret document.
 fn load_doc(v: &Vector) -> Result<(String, Document), String> {
     let text = fs::read_to_string(v.path()).map_err(|e| format!("cannot read: {e}"))?;
-    let docs = manifest::locate(&text).map_err(|e| format!("locate failed: {e}"))?;
+    let docs = ksec::pipeline::locate(&text).map_err(|e| format!("locate failed: {e}"))?;
     let mut secrets: Vec<Document> = docs.into_iter().filter(|d| d.is_secret).collect();
     if secrets.len() != 1 {
         return Err(format!(
@@ -206,12 +207,31 @@ fn load_doc(v: &Vector) -> Result<(String, Document), String> {
     Ok((text, doc))
 }
 
-fn encrypted_footer(v: &Vector, doc: &Document) -> Result<ksec::envelope::footer::Footer, String> {
-    match secret::classify(doc) {
-        Ok(State::Encrypted(f)) => Ok(f),
-        Ok(State::Plain) => Err("classified as plain, expected encrypted".into()),
-        Err(e) => Err(format!("classify failed: {e:?} ({})", v.name)),
-    }
+fn encrypted_footer(v: &Vector, doc: &Document) -> Result<Footer, String> {
+    let block = doc
+        .footer
+        .as_ref()
+        .ok_or("classified as plain, expected encrypted")?;
+    Footer::parse(block.lines.iter().map(String::as_str))
+        .map_err(|e| format!("footer does not parse: {e} ({})", v.name))
+}
+
+/// Opens a vector's Secret with a given footer and data key through the
+/// kubesec format's seam; errors by their stable code.
+fn open_with(
+    text: &str,
+    doc: &Document,
+    footer: Footer,
+    dek: DataKey,
+) -> Result<Opened, &'static str> {
+    let stream = ksec::pipeline::parse("vector.yaml", text.to_owned()).map_err(|e| e.code)?;
+    let envelope = Envelope {
+        docs: vec![doc.position],
+        state: State::Sealed(std::rc::Rc::new(footer)),
+    };
+    Kubesec
+        .open_with_key(&stream, &envelope, dek, OpenOptions::default())
+        .map_err(|e| e.code)
 }
 
 // ---------------------------------------------------------------------------
@@ -494,7 +514,7 @@ fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
 fn vectors_files_open_with_recorded_dek() {
     let mut f = Failures::default();
     for v in vectors() {
-        let (_, doc) = match load_doc(&v) {
+        let (text, doc) = match load_doc(&v) {
             Ok(x) => x,
             Err(e) => {
                 f.push(format!("{}: {e}", v.name));
@@ -508,9 +528,9 @@ fn vectors_files_open_with_recorded_dek() {
                 continue;
             }
         };
-        let opened = secret::open_with_key(&doc, footer, v.dek(), OpenOptions::default());
+        let opened = open_with(&text, &doc, footer, v.dek());
         if !v.mac_valid {
-            f.check(matches!(opened, Err(DocError::MacMismatch { .. })), || {
+            f.check(matches!(opened, Err("mac-mismatch")), || {
                 format!("{}: mac_valid is false but the file opened", v.name)
             });
             continue;
@@ -564,7 +584,7 @@ fn vectors_files_open_with_recorded_dek() {
 fn vectors_files_refuse_wrong_dek_and_changed_mac() {
     let mut f = Failures::default();
     for v in vectors() {
-        let (_, doc) = match load_doc(&v) {
+        let (text, doc) = match load_doc(&v) {
             Ok(x) => x,
             Err(e) => {
                 f.push(format!("{}: {e}", v.name));
@@ -580,28 +600,23 @@ fn vectors_files_refuse_wrong_dek_and_changed_mac() {
         };
         let mut wrong = v.dek;
         wrong[31] ^= 0x80;
-        let r = secret::open_with_key(
-            &doc,
-            footer.clone(),
-            DataKey::from_bytes(wrong),
-            OpenOptions::default(),
-        );
-        f.check(matches!(r, Err(DocError::Authentication { .. })), || {
+        let r = open_with(&text, &doc, footer.clone(), DataKey::from_bytes(wrong));
+        f.check(matches!(r, Err("authentication")), || {
             format!("{}: wrong DEK gave {:?}", v.name, r.as_ref().err())
         });
         // A well-formed MAC with a wrong tag must not verify.
         let mut bad = footer.clone();
         bad.mac = Some("AAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAA==".into());
-        let r = secret::open_with_key(&doc, bad, v.dek(), OpenOptions::default());
-        f.check(matches!(r, Err(DocError::MacMismatch { .. })), || {
+        let r = open_with(&text, &doc, bad, v.dek());
+        f.check(matches!(r, Err("mac-mismatch")), || {
             format!("{}: zeroed MAC gave {:?}", v.name, r.as_ref().err())
         });
         // A dropped key line changes the AAD (when there is more than one).
         if footer.keys.len() > 1 {
             let mut fewer = footer.clone();
             fewer.keys.pop();
-            let r = secret::open_with_key(&doc, fewer, v.dek(), OpenOptions::default());
-            f.check(matches!(r, Err(DocError::MacMismatch { .. })), || {
+            let r = open_with(&text, &doc, fewer, v.dek());
+            f.check(matches!(r, Err("mac-mismatch")), || {
                 format!(
                     "{}: dropping a key line gave {:?}",
                     v.name,

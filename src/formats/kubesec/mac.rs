@@ -10,9 +10,9 @@
 use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
-use super::DataKey;
 use super::codec::{self, CodecError, Iv, Token};
-use super::footer::{KeyId, kubesec_order};
+use super::footer::kubesec_order;
+use crate::keys::{DataKey, KeyId};
 
 /// Builds the MAC's associated data. Entries need not be sorted.
 pub fn aad(
@@ -59,7 +59,7 @@ pub fn verify(key: &DataKey, aad: &[u8], mac: &str) -> Result<(), CodecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::footer::KeyType;
+    use crate::keys::KeyType;
 
     #[test]
     fn aad_layout() {

@@ -20,8 +20,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use zeroize::Zeroizing;
 
-use super::warn;
-use crate::error::{Exit, Failure, Result};
+use crate::error::{Error, Exit, Result};
 use crate::io::io_reason;
 
 /// A 0600 file in a fresh 0700 directory; both removed on drop.
@@ -63,18 +62,24 @@ fn in_memory(dir: &Path) -> bool {
 }
 
 impl Scratch {
-    /// Creates the directory and writes `content` to `name` inside it.
-    pub fn create(name: &str, content: &str) -> Result<Scratch> {
+    /// Creates the directory and writes `content` to `name` inside it. A
+    /// warning goes to `reporter` when the directory is not memory-backed.
+    pub fn create(
+        name: &str,
+        content: &str,
+        reporter: &dyn crate::report::Reporter,
+    ) -> Result<Scratch> {
         let (base, memory) = base_dir();
         if !memory {
-            warn(&format!(
+            reporter.warn(&format!(
                 "no memory-backed directory (tmpfs) found; the clear text goes to {} while you edit, and is removed afterwards",
                 base.display()
             ));
         }
         let fail = |what: &str, e: std::io::Error| {
-            Failure::new(
+            Error::new(
                 Exit::Io,
+                "scratch",
                 format!(
                     "cannot {what} in {} for editing: {}",
                     base.display(),
@@ -105,8 +110,9 @@ impl Scratch {
     /// removed it, as editors that save by renaming do).
     pub fn write(&self, content: &str) -> Result<()> {
         let fail = |e: std::io::Error| {
-            Failure::new(
+            Error::new(
                 Exit::Io,
+                "scratch",
                 format!("cannot write the file to edit: {}", io_reason(&e)),
             )
         };
@@ -158,10 +164,7 @@ impl Interrupts {
     /// Starts catching the signals.
     pub fn catch() -> Result<Interrupts> {
         let signals = Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(|e| {
-            Failure::new(
-                Exit::Other,
-                format!("cannot set up signal handling: {}", io_reason(&e)),
-            )
+            Error::internal(format!("cannot set up signal handling: {}", io_reason(&e)))
         })?;
         Ok(Interrupts { signals })
     }
@@ -197,11 +200,11 @@ pub fn editor_command() -> Result<Vec<String>> {
         })
         .unwrap_or(("default", "vi".to_owned()));
     let words = shell_words::split(&value).map_err(|e| {
-        Failure::new(Exit::Usage, format!("${var}: cannot split `{value}`: {e}"))
+        Error::usage(format!("${var}: cannot split `{value}`: {e}"))
             .hint("quote it like a shell command, e.g. EDITOR=\"code --wait\"")
     })?;
     if words.is_empty() {
-        return Err(Failure::new(Exit::Usage, format!("${var} is empty")));
+        return Err(Error::usage(format!("${var} is empty")));
     }
     Ok(words)
 }
@@ -218,10 +221,11 @@ pub fn run_editor(argv: &[String], path: &Path, interrupts: &mut Interrupts) -> 
         .arg(path)
         .spawn()
         .map_err(|e| {
-            Failure::new(
-                Exit::Usage,
-                format!("cannot start the editor `{}`: {}", argv[0], io_reason(&e)),
-            )
+            Error::usage(format!(
+                "cannot start the editor `{}`: {}",
+                argv[0],
+                io_reason(&e)
+            ))
             .hint("set VISUAL or EDITOR to an editor that waits until you close the file, e.g. EDITOR=\"code --wait\"")
         })?;
     let mut interrupted: Option<i32> = None;
@@ -245,10 +249,10 @@ pub fn run_editor(argv: &[String], path: &Path, interrupts: &mut Interrupts) -> 
             Err(e) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(Failure::new(
-                    Exit::Other,
-                    format!("cannot wait for the editor: {}", io_reason(&e)),
-                ));
+                return Err(Error::internal(format!(
+                    "cannot wait for the editor: {}",
+                    io_reason(&e)
+                )));
             }
         }
     }

@@ -33,10 +33,11 @@
 //! token in a section it names is not decrypted. kubesec cannot read such
 //! files (it would try to decrypt the clear values).
 
-use std::fmt;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+
+use crate::keys::{KeyId, KeyParams, KeyType, WrappedKey};
+use crate::manifest::ClearSections;
 
 /// The prefix of every kubesec footer line.
 pub const KUBESEC_PREFIX: &str = "# kubesec:";
@@ -46,138 +47,6 @@ pub const KSEC_PREFIX: &str = "# ksec:";
 const ROTATED: &str = "rotated:";
 /// The ksec line that names the sections kept in clear text.
 const CLEAR: &str = "clear:";
-
-/// The sections (`data`, `stringData`) whose values a document keeps in
-/// clear text on purpose. Default: none, every value is encrypted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
-pub struct ClearSections {
-    /// `data` values stay clear.
-    pub data: bool,
-    /// `stringData` values stay clear.
-    pub string_data: bool,
-}
-
-impl ClearSections {
-    /// Whether no section is kept clear.
-    pub fn is_empty(self) -> bool {
-        !self.data && !self.string_data
-    }
-
-    /// Whether the section named `name` (`data` or `stringData`) is kept clear.
-    pub fn contains(self, name: &str) -> bool {
-        match name {
-            "data" => self.data,
-            "stringData" => self.string_data,
-            _ => false,
-        }
-    }
-
-    /// `data`, `stringData` or `data,stringData`; empty when none.
-    pub fn names(self) -> String {
-        let mut v = Vec::new();
-        if self.data {
-            v.push("data");
-        }
-        if self.string_data {
-            v.push("stringData");
-        }
-        v.join(",")
-    }
-
-    /// [`ClearSections::names`] for messages: `none` when no section is clear.
-    pub fn describe(self) -> String {
-        if self.is_empty() {
-            "none".to_owned()
-        } else {
-            self.names()
-        }
-    }
-
-    /// Parses the list written by [`ClearSections::names`].
-    pub fn parse(s: &str) -> Option<ClearSections> {
-        let mut c = ClearSections::default();
-        for name in s.split(',') {
-            match name {
-                "data" if !c.data => c.data = true,
-                "stringData" if !c.string_data => c.string_data = true,
-                _ => return None,
-            }
-        }
-        Some(c)
-    }
-}
-
-/// The kind of key that wraps a data key. The declaration order is the
-/// footer and MAC order: kubesec's `pgp < gcp < aws`, then ours.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum KeyType {
-    /// OpenPGP, through gpg.
-    Pgp,
-    /// Google Cloud KMS.
-    Gcp,
-    /// AWS KMS.
-    Aws,
-    /// age X25519 (a ksec addition: kubesec cannot read these files).
-    Age,
-}
-
-impl KeyType {
-    /// The footer name of the type.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyType::Pgp => "pgp",
-            KeyType::Gcp => "gcp",
-            KeyType::Aws => "aws",
-            KeyType::Age => "age",
-        }
-    }
-
-    /// Parses a footer type name.
-    pub fn parse(s: &str) -> Option<KeyType> {
-        Some(match s {
-            "pgp" => KeyType::Pgp,
-            "gcp" => KeyType::Gcp,
-            "aws" => KeyType::Aws,
-            "age" => KeyType::Age,
-            _ => return None,
-        })
-    }
-
-    /// Whether kubesec itself understands this key type.
-    pub fn kubesec_compatible(self) -> bool {
-        matches!(self, KeyType::Pgp | KeyType::Gcp | KeyType::Aws)
-    }
-}
-
-impl fmt::Display for KeyType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A key named by type and id, e.g. `age:age1…` or `pgp:F4D4…`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct KeyId {
-    /// The key's type.
-    pub kind: KeyType,
-    /// The id as written in the footer (fingerprint, ARN, recipient, …).
-    pub id: String,
-}
-
-impl fmt::Display for KeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.kind, self.id)
-    }
-}
-
-/// One key line: a key and the data key wrapped by it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WrappedKey {
-    /// Which key wrapped the data key.
-    pub key: KeyId,
-    /// The provider's ciphertext of the data key.
-    pub blob: Vec<u8>,
-}
 
 /// A parsed footer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -277,7 +146,7 @@ impl Footer {
             };
             if let Some(rest) = line.strip_prefix(KSEC_PREFIX) {
                 if let Some(ts) = rest.strip_prefix(ROTATED)
-                    && is_timestamp(ts)
+                    && crate::clock::parse_rfc3339(ts).is_some()
                 {
                     if rotated.is_some() {
                         return Err(FooterError::DuplicateRotated);
@@ -324,7 +193,7 @@ impl Footer {
                     mac = Some((*m).to_owned());
                 }
                 [kind, id @ .., blob] if !id.is_empty() => {
-                    let kind = KeyType::parse(kind).ok_or_else(|| FooterError::UnknownType {
+                    let kind = key_type(kind).ok_or_else(|| FooterError::UnknownType {
                         line: i,
                         kind: shorten(kind),
                     })?;
@@ -337,7 +206,11 @@ impl Footer {
                     if keys.iter().any(|k| k.key == key) {
                         return Err(FooterError::DuplicateKey(key.to_string()));
                     }
-                    keys.push(WrappedKey { key, blob });
+                    keys.push(WrappedKey {
+                        key,
+                        params: params(),
+                        blob,
+                    });
                 }
                 _ => return Err(unparsable()),
             }
@@ -385,49 +258,38 @@ impl Footer {
     /// Whether kubesec can read this footer: only kubesec key types, and
     /// no section kept in clear text (kubesec would try to decrypt it).
     pub fn kubesec_compatible(&self) -> bool {
-        self.clear.is_empty() && self.keys.iter().all(|k| k.key.kind.kubesec_compatible())
+        self.clear.is_empty() && self.keys.iter().all(|k| kubesec_knows(k.key.kind))
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ`, the only form ksec writes.
-fn is_timestamp(s: &str) -> bool {
-    let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
-    b.len() == 20
-        && digits(0..4)
-        && b[4] == b'-'
-        && digits(5..7)
-        && b[7] == b'-'
-        && digits(8..10)
-        && b[10] == b'T'
-        && digits(11..13)
-        && b[13] == b':'
-        && digits(14..16)
-        && b[16] == b':'
-        && digits(17..19)
-        && b[19] == b'Z'
+/// How kubesec uses keys: PGP-wrapped data keys are signed (and their
+/// signature required), no KMS encryption context.
+pub fn params() -> KeyParams {
+    KeyParams {
+        pgp_signed: true,
+        encryption_context: Vec::new(),
+    }
 }
 
-/// Formats seconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ` (UTC).
-pub fn utc_timestamp(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+/// The key types a kubesec footer can name: kubesec's own (`pgp`, `gcp`,
+/// `aws`) and ksec's additions.
+fn key_type(name: &str) -> Option<KeyType> {
+    KeyType::parse(name)
+}
+
+/// Whether kubesec itself can read footers with this key type.
+pub fn kubesec_knows(kind: KeyType) -> bool {
+    matches!(kind, KeyType::Pgp | KeyType::Gcp | KeyType::Aws)
+}
+
+/// kubesec's order of key types: pgp < gcp < aws; ksec's additions after.
+fn rank(kind: KeyType) -> u8 {
+    match kind {
+        KeyType::Pgp => 0,
+        KeyType::Gcp => 1,
+        KeyType::Aws => 2,
+        KeyType::Age => 3,
+    }
 }
 
 /// kubesec's key order: Go's `sort.Sort` (an insertion sort for short lists)
@@ -436,7 +298,7 @@ pub fn utc_timestamp(secs: u64) -> String {
 /// earlier type does not always move forward), so it is copied exactly: the
 /// footer and the MAC of every file kubesec wrote depend on it.
 pub fn kubesec_order<T>(items: &mut [T], key: impl Fn(&T) -> &KeyId) {
-    let less = |a: &KeyId, b: &KeyId| a.kind < b.kind && a.id < b.id;
+    let less = |a: &KeyId, b: &KeyId| rank(a.kind) < rank(b.kind) && a.id < b.id;
     for i in 1..items.len() {
         let mut j = i;
         while j > 0 && less(key(&items[j]), key(&items[j - 1])) {
@@ -549,10 +411,6 @@ mod tests {
             ]),
             FooterError::DuplicateRotated
         ));
-        assert_eq!(utc_timestamp(0), "1970-01-01T00:00:00Z");
-        assert_eq!(utc_timestamp(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(utc_timestamp(1_748_779_200), "2025-06-01T12:00:00Z");
-        assert!(is_timestamp(&utc_timestamp(4_102_444_799)));
     }
 
     #[test]

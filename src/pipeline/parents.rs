@@ -14,11 +14,11 @@
 //!
 //! A Secret without a match gets a new data key.
 
-use super::{check_problems, doc_failure};
-use crate::error::{Exit, Failure, Result};
-use crate::keys::Keyring;
-use crate::manifest::{self, Document, Section};
-use crate::secret::{self, OpenOptions, Opened, State};
+use super::Session;
+use super::open::open_all;
+use crate::error::{Error, Exit, Result};
+use crate::formats::{OpenOptions, Opened};
+use crate::manifest::{Document, Section, Stream};
 
 /// One opened Secret of a previous version.
 #[derive(Clone)]
@@ -41,7 +41,7 @@ impl ParentDoc {
         self.opened
             .values
             .iter()
-            .find(|v| v.section == section && v.key == key)
+            .find(|v| v.doc == self.position && v.section == section && v.key == key)
             .map(|v| v.clear.as_str())
     }
 }
@@ -55,32 +55,35 @@ pub struct Parents {
 }
 
 impl Parents {
-    /// Opens every encrypted Secret of `text`. A MAC that does not verify,
+    /// Opens every encrypted Secret of `stream`. A MAC that does not verify,
     /// or a Secret no available key opens, is an error: a parent must be
     /// trustworthy, because its ciphertext is copied.
-    pub fn open(file: &str, text: &str, keyring: &Keyring) -> Result<Parents> {
-        let docs = manifest::locate(text).map_err(|e| super::locate_failure(file, &e))?;
+    pub fn open(session: &Session, stream: &Stream) -> Result<Parents> {
+        let opened = open_all(
+            session,
+            std::slice::from_ref(stream),
+            OpenOptions::default(),
+        )?;
         let mut out = Vec::new();
-        for doc in docs.iter().filter(|d| d.is_secret) {
-            check_problems(file, doc)?;
-            let State::Encrypted(footer) =
-                secret::classify(doc).map_err(|e| doc_failure(file, doc, e))?
-            else {
-                continue;
-            };
-            let opened = secret::open(doc, footer, keyring, OpenOptions::default())
-                .map_err(|e| doc_failure(file, doc, e))?;
-            out.push(ParentDoc::new(doc, opened));
+        for os in &opened {
+            for (e, o) in os.classified.envelopes.iter().zip(&os.opened) {
+                let Some(o) = o else { continue };
+                for &d in &e.docs {
+                    out.push(ParentDoc::new(&stream.docs[d], o.clone()));
+                }
+            }
         }
         if out.is_empty() {
-            return Err(Failure::new(
+            return Err(Error::new(
                 Exit::State,
-                format!("{file}: the parent has no encrypted Secret"),
+                "no-parent",
+                "the parent has no encrypted Secret",
             )
+            .in_file(&stream.name)
             .hint("--parent takes an earlier encrypted version of the same file"));
         }
         Ok(Parents {
-            file: file.to_owned(),
+            file: stream.name.clone(),
             docs: out,
         })
     }
@@ -137,8 +140,8 @@ impl ParentDoc {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::DataKey;
-    use crate::envelope::footer::Footer;
+    use crate::formats::kubesec::Footer;
+    use crate::keys::DataKey;
 
     fn parents(names: &[(&str, &str)]) -> Parents {
         let docs = names
@@ -151,13 +154,13 @@ mod tests {
                 namespace: (!ns.is_empty()).then(|| ns.to_string()),
                 opened: Opened {
                     dek: DataKey::from_bytes([0; 32]),
-                    footer: Footer {
+                    meta: std::rc::Rc::new(Footer {
                         version: 3,
                         keys: Vec::new(),
                         mac: None,
                         rotated: None,
                         clear: Default::default(),
-                    },
+                    }),
                     values: Vec::new(),
                 },
             })
@@ -182,7 +185,7 @@ mod tests {
                 d
             })
             .collect();
-        manifest::locate(&text.join("---\n")).unwrap()
+        crate::manifest::locate(&text.join("---\n"), crate::formats::is_metadata_comment).unwrap()
     }
 
     fn assign(old: &[(&str, &str)], new: &[(&str, &str)]) -> Vec<Option<usize>> {

@@ -18,7 +18,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use rand::RngCore as _;
 use zeroize::Zeroizing;
 
-use super::DataKey;
+use crate::keys::DataKey;
 
 /// Values are padded to a multiple of this many bytes, hiding their exact length.
 pub const PAD_BLOCK: usize = 48;

@@ -1,0 +1,249 @@
+//! Classifying a kubesec document (plain, encrypted, or a refused mixture)
+//! and opening it: unwrap the data key, decrypt and verify every value and
+//! the MAC.
+
+use std::rc::Rc;
+
+use zeroize::Zeroizing;
+
+use super::codec::{self, CodecError};
+use super::footer::{Footer, FooterError};
+use super::{mac, no_mac_in_format};
+use crate::error::{Error, Exit, Result};
+use crate::formats::{ClearValue, Metadata, OpenOptions, Opened};
+use crate::keys::{DataKey, KeyId, Keyring, UnwrapFailure};
+use crate::manifest::{Document, Section, ValueSite};
+
+/// A token shape check loose enough to tell a damaged token from clear text:
+/// base64 characters in two or three dot-separated parts.
+pub fn token_shaped(s: &str) -> bool {
+    let parts = s.split('.').count();
+    (2..=3).contains(&parts)
+        && s.len() >= 20
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'.'))
+}
+
+/// Whether a site holds a token (a v1 empty value counts as one).
+fn is_token(site: &ValueSite, v1: bool) -> bool {
+    codec::looks_encrypted(&site.value) || (v1 && site.value.is_empty())
+}
+
+/// The footer of a document, parsed; errors on the offending line.
+pub fn parse_footer(file: &str, doc: &Document) -> Result<Option<Footer>> {
+    let Some(block) = &doc.footer else {
+        return Ok(None);
+    };
+    Footer::parse(block.lines.iter().map(String::as_str))
+        .map(Some)
+        .map_err(|error| {
+            let line = match &error {
+                FooterError::Unparsable { line, .. }
+                | FooterError::UnknownType { line, .. }
+                | FooterError::UnknownKsecLine { line, .. } => block.line + line,
+                _ => block.line,
+            };
+            Error::new(Exit::Input, "malformed-footer", error.to_string())
+                .at(doc.location(file, line))
+        })
+}
+
+/// Decides whether a document is plain (`None`) or encrypted, refusing
+/// mixtures.
+pub fn classify(file: &str, doc: &Document) -> Result<Option<Footer>> {
+    let footer = parse_footer(file, doc)?;
+    let v1 = footer.as_ref().is_some_and(|f| f.version == 1);
+    let clear = footer.as_ref().map(|f| f.clear).unwrap_or_default();
+    // Values of sections kept clear on purpose are neither tokens nor clear
+    // text that should have been encrypted.
+    let sealed = || doc.sites.iter().filter(|s| !clear.contains(s.section));
+    let first_clear = sealed().find(|s| !is_token(s, v1));
+    let first_token = sealed().find(|s| is_token(s, v1));
+    match (footer, first_clear, first_token) {
+        (None, _, None) => Ok(None),
+        (None, _, Some(t)) => Err(no_footer(file, doc, t.line)),
+        (Some(f), None, _) => Ok(Some(f)),
+        (Some(_), Some(c), _) if token_shaped(&c.value) => Err(corrupt(file, doc, c)),
+        (Some(_), Some(c), Some(_)) => Err(partial(file, doc, c)),
+        (Some(_), Some(_), None) => Err(footer_on_clear_text(
+            file,
+            doc,
+            doc.footer.as_ref().map_or(doc.line, |b| b.line),
+        )),
+    }
+}
+
+/// Unwraps the data key and decrypts and verifies every value.
+pub fn open(
+    file: &str,
+    doc: &Document,
+    meta: Rc<dyn Metadata>,
+    keyring: &Keyring,
+    opts: OpenOptions,
+) -> Result<Opened> {
+    let footer = super::footer(meta.as_ref())?;
+    if footer.version < 3 && !opts.allow_missing_mac && !opts.skip_mac {
+        return Err(no_mac_in_format(file, doc, footer.version));
+    }
+    let secret = keyring
+        .unwrap(&footer.keys)
+        .map_err(|f| no_key(file, doc, &f))?;
+    let dek = DataKey::from_slice(&secret).ok_or_else(|| {
+        Error::new(
+            Exit::Key,
+            "unwrap",
+            "the unwrapped data key is not 32 bytes",
+        )
+        .at(doc.location(file, doc.line))
+    })?;
+    open_with_key(file, doc, meta, dek, opts)
+}
+
+/// Decrypts and verifies every value with a known data key.
+pub fn open_with_key(
+    file: &str,
+    doc: &Document,
+    meta: Rc<dyn Metadata>,
+    dek: DataKey,
+    opts: OpenOptions,
+) -> Result<Opened> {
+    let footer = super::footer(meta.as_ref())?;
+    let mut values = Vec::with_capacity(doc.sites.len());
+    let cipher = codec::ValueCipher::new(&dek);
+    for s in &doc.sites {
+        let kept_clear = footer.clear.contains(s.section);
+        let clear = if kept_clear || (footer.version == 1 && s.value.is_empty()) {
+            // Kept in clear text on purpose (the MAC below still covers it).
+            Zeroizing::new(s.value.clone())
+        } else {
+            cipher
+                .decrypt_value(&s.key, &s.value)
+                .map_err(|e| match e {
+                    CodecError::Malformed => corrupt(file, doc, s),
+                    _ => unauthentic(file, doc, s),
+                })?
+        };
+        let token = if kept_clear || opts.drop_tokens {
+            String::new()
+        } else {
+            s.value.clone()
+        };
+        values.push(ClearValue {
+            doc: doc.position,
+            section: s.section,
+            key: s.key.clone(),
+            clear,
+            token,
+        });
+    }
+    let footer_line = doc.footer.as_ref().map_or(doc.line, |b| b.line);
+    if !opts.skip_mac && footer.version >= 3 {
+        let Some(m) = &footer.mac else {
+            return Err(missing_mac(file, doc, footer_line));
+        };
+        let ids: Vec<KeyId> = footer.keys.iter().map(|k| k.key.clone()).collect();
+        let aad = mac_aad(&values, &ids);
+        mac::verify(&dek, &aad, m).map_err(|_| mac_mismatch(file, doc, footer_line))?;
+    }
+    Ok(Opened { dek, meta, values })
+}
+
+/// The MAC's associated data over clear values and key ids.
+pub fn mac_aad(values: &[ClearValue], keys: &[KeyId]) -> Zeroizing<Vec<u8>> {
+    let pick = |sec: Section| -> Vec<(&str, &str)> {
+        values
+            .iter()
+            .filter(|v| v.section == sec)
+            .map(|v| (v.key.as_str(), v.clear.as_str()))
+            .collect()
+    };
+    mac::aad(&pick(Section::Data), &pick(Section::StringData), keys)
+}
+
+pub(super) fn not_encrypted(file: &str, doc: &Document) -> Error {
+    Error::new(Exit::State, "not-encrypted", "the Secret is not encrypted")
+        .at(doc.location(file, doc.line))
+        .hint("there is nothing to decrypt; `ksec encrypt` encrypts it")
+}
+
+fn no_footer(file: &str, doc: &Document, line: usize) -> Error {
+    Error::new(
+        Exit::Integrity,
+        "missing-footer",
+        "encrypted values but no `# kubesec:` footer (deleted?)",
+    )
+    .at(doc.location(file, line))
+    .hint("restore the footer lines from version control")
+}
+
+fn corrupt(file: &str, doc: &Document, site: &ValueSite) -> Error {
+    Error::new(
+        Exit::Integrity,
+        "malformed-value",
+        "the encrypted value is damaged (not valid base64 `ciphertext.iv.tag`)",
+    )
+    .at(doc.site_location(file, site))
+}
+
+fn partial(file: &str, doc: &Document, site: &ValueSite) -> Error {
+    Error::new(
+        Exit::State,
+        "partly-encrypted",
+        "the document is partly encrypted: this value is in clear text",
+    )
+    .at(doc.site_location(file, site))
+    .hint("decrypt the document first (ksec decrypt -i), then encrypt it again")
+}
+
+fn footer_on_clear_text(file: &str, doc: &Document, line: usize) -> Error {
+    Error::new(
+        Exit::State,
+        "footer-on-clear-text",
+        "the document has a ksec/kubesec footer but its values are in clear text",
+    )
+    .at(doc.location(file, line))
+    .hint("remove the `# kubesec:` footer lines, then encrypt it")
+}
+
+fn unauthentic(file: &str, doc: &Document, site: &ValueSite) -> Error {
+    Error::new(
+        Exit::Integrity,
+        "authentication",
+        "the value does not verify (it was changed, moved to another key, or belongs to another document)",
+    )
+    .at(doc.site_location(file, site))
+}
+
+fn missing_mac(file: &str, doc: &Document, line: usize) -> Error {
+    Error::new(
+        Exit::Integrity,
+        "no-mac",
+        "the footer has no MAC line (`# kubesec:mac:`), so tampering cannot be ruled out",
+    )
+    .at(doc.location(file, line))
+    .hint(format!(
+        "if you trust the values, sign them again with `ksec recompute-mac {file}`"
+    ))
+}
+
+fn mac_mismatch(file: &str, doc: &Document, line: usize) -> Error {
+    Error::new(
+        Exit::Integrity,
+        "mac-mismatch",
+        "the MAC does not verify: values, keys or key lines were changed outside ksec",
+    )
+    .at(doc.location(file, line))
+    .hint(format!(
+        "compare with version control; if the current values are right, re-sign them with `ksec recompute-mac {file}`"
+    ))
+}
+
+fn no_key(file: &str, doc: &Document, f: &UnwrapFailure) -> Error {
+    Error::new(
+        Exit::Key,
+        "no-key",
+        format!("no available key can open the data key ({f})"),
+    )
+    .at(doc.location(file, doc.line))
+    .maybe_hint(crate::keys::unwrap_hint(f))
+}

@@ -1,0 +1,306 @@
+//! Sealing a kubesec document (tokens and footer) and stripping it (clear
+//! values, footer removed), keeping what did not change byte for byte.
+
+use std::collections::HashMap;
+
+use zeroize::Zeroizing;
+
+use super::codec::{self, CodecError};
+use super::footer::{self, Footer, kubesec_order};
+use super::mac;
+use super::open::mac_aad;
+use crate::error::{Error, Exit, Result};
+use crate::formats::render::{clear_edit, kept_clear_edit, token_edit};
+use crate::formats::{
+    ClearValue, Opened, Plain, SealRequest, Sealed, SealedCheck, Sealing, StripOptions, Stripped,
+    digest,
+};
+use crate::keys::{DataKey, KeyId, Keyring, WrapJob, WrappedKey};
+use crate::manifest::{self, ClearSections, Document, Edit, Section, Stream};
+
+/// A document waiting for its wraps.
+struct KubesecSealing<'a> {
+    file: &'a str,
+    text: &'a str,
+    doc: &'a Document,
+    values: Vec<Plain>,
+    keys: Vec<KeyId>,
+    /// The previous version, when sealed with the same data key.
+    previous: Option<&'a Opened>,
+    dek: DataKey,
+    now: &'a str,
+    clear: ClearSections,
+    resign: bool,
+    fresh: bool,
+}
+
+pub(super) fn prepare<'a>(
+    stream: &'a Stream,
+    doc: &'a Document,
+    request: SealRequest<'a>,
+) -> Result<Box<dyn Sealing + 'a>> {
+    if request.values.len() != doc.sites.len() {
+        return Err(Error::internal("one value per site expected"));
+    }
+    let fresh = !matches!(request.envelope.state, crate::formats::State::Sealed(_));
+    let previous = request.previous.filter(|p| p.dek == request.dek);
+    Ok(Box::new(KubesecSealing {
+        file: &stream.name,
+        text: &stream.text,
+        doc,
+        values: request.values,
+        keys: request.keys,
+        previous,
+        dek: request.dek,
+        now: request.now,
+        clear: request.clear,
+        resign: request.resign,
+        fresh,
+    }))
+}
+
+impl KubesecSealing<'_> {
+    /// The key lines of the previous version that hold this data key.
+    fn held(&self, key: &KeyId) -> Option<&WrappedKey> {
+        self.previous
+            .and_then(|p| p.meta.key_lines().iter().find(|w| w.key == *key))
+    }
+
+    /// One token per value: unchanged values keep theirs (same IV, same
+    /// bytes); changed ones get a fresh IV; clear sections stay clear.
+    fn tokens(&self) -> Result<Vec<String>> {
+        let cipher = codec::ValueCipher::new(&self.dek);
+        let before: HashMap<(Section, &str), &ClearValue> = self
+            .previous
+            .map(|p| {
+                p.values
+                    .iter()
+                    .map(|o| ((o.section, o.key.as_str()), o))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut tokens = Vec::with_capacity(self.values.len());
+        for v in &self.values {
+            if self.clear.contains(v.section) {
+                tokens.push(v.clear.to_string());
+                continue;
+            }
+            let reused = before
+                .get(&(v.section, v.key.as_str()))
+                .filter(|o| *o.clear == *v.clear && codec::looks_encrypted(&o.token))
+                .map(|o| o.token.clone());
+            let token = match reused {
+                Some(t) => t,
+                None => cipher
+                    .encrypt_value(&v.key, &v.clear, &codec::random_iv())
+                    .map_err(|e| value_error(self.file, self.doc, v, &e))?,
+            };
+            tokens.push(token);
+        }
+        Ok(tokens)
+    }
+
+    /// The footer: key lines in kubesec's order (kept blobs for keys that
+    /// hold the data key already), the MAC (kept when it still verifies),
+    /// the version, the clear sections and the rotation record.
+    fn footer(&self, keyring: &Keyring, tokens: &[String]) -> Result<Footer> {
+        let mut ordered = self.keys.clone();
+        kubesec_order(&mut ordered, |k| k);
+        let mut wrapped = Vec::with_capacity(ordered.len());
+        for key in ordered {
+            let blob = match self.held(&key) {
+                Some(w) => w.blob.clone(),
+                None => keyring
+                    .wrap(&key, &footer::params(), self.dek.as_bytes())
+                    .map_err(|e| {
+                        crate::keys::key_error(&e, &key)
+                            .at(self.doc.location(self.file, self.doc.line))
+                    })?,
+            };
+            wrapped.push(WrappedKey {
+                key,
+                params: footer::params(),
+                blob,
+            });
+        }
+        let ids: Vec<KeyId> = wrapped.iter().map(|w| w.key.clone()).collect();
+        let sealed_values: Vec<ClearValue> = self
+            .values
+            .iter()
+            .zip(tokens)
+            .map(|(v, t)| ClearValue {
+                doc: self.doc.position,
+                section: v.section,
+                key: v.key.clone(),
+                clear: v.clear.clone(),
+                token: t.clone(),
+            })
+            .collect();
+        let aad = mac_aad(&sealed_values, &ids);
+        let kept_mac = self
+            .previous
+            .filter(|_| !self.resign)
+            .and_then(|p| super::footer(p.meta.as_ref()).ok())
+            .and_then(|f| f.mac.as_ref())
+            .filter(|m| mac::verify(&self.dek, &aad, m).is_ok())
+            .cloned();
+        let mac = kept_mac.unwrap_or_else(|| mac::compute(&self.dek, &aad, &codec::random_iv()));
+        let version = if self.values.iter().any(|v| v.section == Section::StringData) {
+            4
+        } else {
+            3
+        };
+        let rotated = match self.previous {
+            Some(p) => super::footer(p.meta.as_ref())?.rotated.clone(),
+            None => Some(self.now.to_owned()),
+        };
+        Ok(Footer {
+            version,
+            keys: wrapped,
+            mac: Some(mac),
+            rotated,
+            clear: self.clear,
+        })
+    }
+}
+
+impl Sealing for KubesecSealing<'_> {
+    fn wrap_jobs(&self) -> Vec<WrapJob> {
+        self.keys
+            .iter()
+            .filter(|k| self.held(k).is_none())
+            .map(|k| WrapJob {
+                key: k.clone(),
+                params: footer::params(),
+                secret: Zeroizing::new(self.dek.as_bytes().to_vec()),
+            })
+            .collect()
+    }
+
+    fn finish(self: Box<Self>, keyring: &Keyring) -> Result<Sealed> {
+        let tokens = self.tokens()?;
+        let footer = self.footer(keyring, &tokens)?;
+        let (doc, text) = (self.doc, self.text);
+        let mut edits: Vec<Edit> = doc
+            .sites
+            .iter()
+            .zip(&tokens)
+            .filter_map(|(site, token)| {
+                if footer.clear.contains(site.section) {
+                    kept_clear_edit(doc, site, token)
+                } else {
+                    Some(token_edit(site, token))
+                }
+            })
+            .collect();
+        let lines = footer.render_lines();
+        edits.push(manifest::write_footer(text, doc, &lines));
+        let check = Check {
+            position: doc.position,
+            label: match doc.item_path() {
+                p if p.is_empty() => doc.index.to_string(),
+                p => format!("{}, {p}", doc.index),
+            },
+            dek: self.dek.clone(),
+            values: self
+                .values
+                .iter()
+                .map(|v| (v.section, digest(&v.key), digest(&v.clear)))
+                .collect(),
+            clear: footer.clear,
+            footer: lines,
+        };
+        Ok(Sealed {
+            edits,
+            check: Box::new(check),
+            fresh: usize::from(self.fresh),
+        })
+    }
+}
+
+/// What one sealed document must read back as. Values are kept as digests,
+/// not as a second clear copy.
+struct Check {
+    position: usize,
+    /// Its name in messages: `N` or `N, items[i]`.
+    label: String,
+    dek: DataKey,
+    /// Per value, in file order: section, digest of the key, digest of the clear text.
+    values: Vec<(Section, u64, u64)>,
+    clear: ClearSections,
+    /// The footer lines as written.
+    footer: Vec<String>,
+}
+
+impl SealedCheck for Check {
+    fn verify(&self, out: &Stream) -> std::result::Result<(), String> {
+        let doc = out
+            .docs
+            .get(self.position)
+            .ok_or_else(|| format!("document {} is missing", self.label))?;
+        let lines = doc.footer.as_ref().map(|f| &f.lines);
+        if lines != Some(&self.footer) {
+            return Err(format!("document {} lost its footer", self.label));
+        }
+        if doc.sites.len() != self.values.len() {
+            return Err(format!("document {} changed shape", self.label));
+        }
+        // Every value decrypts, under its own key name, to what was meant.
+        let cipher = codec::ValueCipher::new(&self.dek);
+        for (site, (section, key, clear)) in doc.sites.iter().zip(&self.values) {
+            let value = if self.clear.contains(site.section) {
+                Zeroizing::new(site.value.clone())
+            } else {
+                cipher
+                    .decrypt_value(&site.key, &site.value)
+                    .map_err(|err| format!("document {}, {}: {err}", self.label, site.label()))?
+            };
+            if site.section != *section || digest(&site.key) != *key || digest(&value) != *clear {
+                return Err(format!(
+                    "document {}, {} does not decrypt to its value",
+                    self.label,
+                    site.label()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The edits that write an opened document in clear text: every value
+/// (sections kept clear stay as they are, unless `-x` decodes `data`) and
+/// the footer removed.
+pub(super) fn strip(
+    stream: &Stream,
+    doc: &Document,
+    opened: &Opened,
+    footer: &Footer,
+    opts: StripOptions,
+) -> Result<Stripped> {
+    let mut edits = Vec::with_capacity(doc.sites.len() + 1);
+    let mut intended = Vec::with_capacity(doc.sites.len());
+    for (site, value) in doc.sites.iter().zip(&opened.values) {
+        let kept_clear = footer.clear.contains(site.section);
+        if kept_clear && !(opts.cleartext && site.section == Section::Data) {
+            // A section kept in clear text: its bytes stay as they are.
+            intended.push(digest(&value.clear));
+            continue;
+        }
+        let (edit, parsed) = clear_edit(&stream.text, doc, site, &value.clear, opts.cleartext);
+        edits.push(edit);
+        intended.push(digest(&parsed));
+    }
+    if let Some(f) = &doc.footer {
+        edits.push(manifest::remove_footer(&stream.text, f));
+    }
+    Ok(Stripped {
+        edits,
+        expected: vec![(doc.position, intended)],
+    })
+}
+
+fn value_error(file: &str, doc: &Document, v: &Plain, e: &CodecError) -> Error {
+    Error::new(Exit::Input, "invalid-value", e.to_string()).at(doc
+        .location(file, v.line)
+        .key(format!("{}.{}", v.section.as_str(), v.key)))
+}

@@ -1,0 +1,321 @@
+//! On-disk formats: how encrypted values, wrapped data keys and the MAC are
+//! written into a manifest, behind one seam.
+//!
+//! A [`Format`] turns a located [`Stream`] into [`Envelope`]s — groups of
+//! values that share one data key (kubesec: one Secret document; sops: the
+//! whole file) — each either plain or sealed with [`Metadata`] (the kubesec
+//! footer, the sops block). It opens sealed envelopes (unwrap, decrypt,
+//! verify), seals plain or opened ones (encrypt, wrap, write metadata), and
+//! strips them for output. Everything else — which documents are Secrets,
+//! where their values sit, splicing edits — is [`crate::manifest`]'s, and
+//! the orchestration (batches of key-service calls over many files,
+//! verification before writing) is [`crate::pipeline`]'s.
+//!
+//! Adding a format = one module implementing [`Format`] and its line in
+//! [`FORMATS`].
+
+pub mod kubesec;
+pub mod render;
+
+use std::any::Any;
+use std::fmt::Debug;
+use std::rc::Rc;
+
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::keys::{DataKey, KeyId, Keyring, WrapJob, WrappedKey};
+use crate::manifest::{ClearSections, Edit, Section, Stream};
+
+/// Every format this build reads, the default (for new files) first.
+pub static FORMATS: &[&dyn Format] = &[&kubesec::Kubesec];
+
+/// The format a stream is written in: the one whose metadata it carries,
+/// else the default. Refuses a stream that mixes formats.
+pub fn detect(stream: &Stream) -> Result<&'static dyn Format> {
+    let mut found = FORMATS.iter().copied().filter(|f| f.detect(stream));
+    match (found.next(), found.next()) {
+        (Some(one), None) => Ok(one),
+        (None, _) => Ok(FORMATS[0]),
+        (Some(a), Some(b)) => Err(Error::new(
+            crate::error::Exit::Input,
+            "mixed-formats",
+            format!(
+                "the stream mixes the {} and {} formats; ksec works on one format per file",
+                a.name(),
+                b.name()
+            ),
+        )
+        .in_file(&stream.name)
+        .hint("split the file, or convert it to one format")),
+    }
+}
+
+/// The format named `name` (`kubesec`, `sops`).
+pub fn by_name(name: &str) -> Option<&'static dyn Format> {
+    FORMATS.iter().copied().find(|f| f.name() == name)
+}
+
+/// Whether a comment line (from its `#`, line break removed) is metadata of
+/// some format, which the locator must attach to a document.
+pub fn is_metadata_comment(line: &str) -> bool {
+    FORMATS.iter().any(|f| f.is_metadata_comment(line))
+}
+
+/// A 64-bit digest of a value, for checking that a result reads back as
+/// intended without keeping a second copy of every value in memory. Never
+/// written anywhere.
+pub fn digest(value: &str) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::hash::DefaultHasher::new();
+    value.hash(&mut h);
+    h.finish()
+}
+
+/// The first 8 hex digits of the SHA-256 of `s`: how `textconv` shows
+/// ciphertext it cannot open (it says nothing about the clear value, which
+/// is under a random IV).
+pub fn fingerprint(s: &str) -> String {
+    use sha2::{Digest as _, Sha256};
+    let digest = Sha256::digest(s.as_bytes());
+    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether `value` has the shape of an encrypted value in any format.
+pub fn looks_sealed(value: &str) -> bool {
+    FORMATS.iter().any(|f| f.looks_sealed(value))
+}
+
+/// What a sealed envelope's metadata says, for `introspect` and `check`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaInfo {
+    /// The format and version, e.g. `kubesec v3`.
+    pub version: String,
+    /// The numeric version (kubesec 1–4), where there is one.
+    pub version_number: Option<u8>,
+    /// The keys that wrap the data key, in file order.
+    pub keys: Vec<KeyId>,
+    /// Whether the metadata carries a MAC.
+    pub mac: bool,
+    /// Whether the format version itself has a MAC (kubesec v1/v2 do not).
+    pub mac_in_format: bool,
+    /// When ksec generated the data key, if recorded.
+    pub rotated: Option<String>,
+    /// Sections kept in clear text on purpose.
+    pub clear: ClearSections,
+    /// Whether kubesec itself can read the envelope.
+    pub kubesec_compatible: bool,
+}
+
+/// The metadata of a sealed envelope (kubesec footer, sops block). Each
+/// format downcasts its own ([`Metadata::as_any`]).
+pub trait Metadata: Debug {
+    /// The key lines that can open the data key.
+    fn key_lines(&self) -> &[WrappedKey];
+    /// The sets of key lines to unwrap; each set opens when any of its
+    /// lines does (one set, unless the format splits the data key).
+    fn unwrap_sets(&self) -> Vec<&[WrappedKey]> {
+        vec![self.key_lines()]
+    }
+    /// What it says, for people.
+    fn info(&self) -> MetaInfo;
+    /// For the format's own downcast.
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// Whether an envelope's values are encrypted.
+#[derive(Debug, Clone)]
+pub enum State {
+    /// No metadata, every value in clear text.
+    Plain,
+    /// Metadata, every value (outside clear sections) encrypted.
+    Sealed(Rc<dyn Metadata>),
+}
+
+/// Values that share one data key: for kubesec one Secret, for sops a file.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    /// The documents it covers: positions in the stream's located documents.
+    pub docs: Vec<usize>,
+    /// Plain or sealed.
+    pub state: State,
+}
+
+/// How strictly to open.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenOptions {
+    /// Accept formats without a MAC (kubesec v1/v2).
+    pub allow_missing_mac: bool,
+    /// Do not check the MAC at all (repair: `recompute-mac`).
+    pub skip_mac: bool,
+    /// Do not keep each value's token in the result (for output that will
+    /// not be sealed again; saves a copy of every ciphertext).
+    pub drop_tokens: bool,
+}
+
+/// A clear value of an opened envelope, with its current token.
+#[derive(Clone)]
+pub struct ClearValue {
+    /// Position of its document in the stream.
+    pub doc: usize,
+    /// Section of the value.
+    pub section: Section,
+    /// Map key.
+    pub key: String,
+    /// The clear text (base64 text for `data`).
+    pub clear: Zeroizing<String>,
+    /// The token it was read from (empty when dropped, for a v1 empty value,
+    /// and for a value of a section kept in clear text).
+    pub token: String,
+}
+
+/// An opened envelope: its data key, metadata, and clear values.
+#[derive(Clone)]
+pub struct Opened {
+    /// The data key.
+    pub dek: DataKey,
+    /// The metadata as read.
+    pub meta: Rc<dyn Metadata>,
+    /// The values, in file order.
+    pub values: Vec<ClearValue>,
+}
+
+impl Opened {
+    /// The keys that hold the data key.
+    pub fn keys(&self) -> Vec<KeyId> {
+        self.meta
+            .key_lines()
+            .iter()
+            .map(|w| w.key.clone())
+            .collect()
+    }
+}
+
+/// A value to seal.
+pub struct Plain {
+    /// Section.
+    pub section: Section,
+    /// Map key.
+    pub key: String,
+    /// Clear text (base64 text for `data`).
+    pub clear: Zeroizing<String>,
+    /// 1-based line, for errors.
+    pub line: usize,
+}
+
+/// What sealing one envelope needs, decided by the pipeline.
+pub struct SealRequest<'a> {
+    /// The envelope (its documents and sites).
+    pub envelope: &'a Envelope,
+    /// The values, in the order of the envelope's sites.
+    pub values: Vec<Plain>,
+    /// The keys to wrap the data key for.
+    pub keys: Vec<KeyId>,
+    /// What it is sealed against: its own earlier version or a parent
+    /// (unchanged values keep their tokens when the data key is the same).
+    pub previous: Option<&'a Opened>,
+    /// The data key.
+    pub dek: DataKey,
+    /// When, for a new data key's record.
+    pub now: &'a str,
+    /// Sections kept in clear text.
+    pub clear: ClearSections,
+    /// Write a new MAC even when the old one still verifies (`recompute-mac`).
+    pub resign: bool,
+}
+
+/// An envelope ready to seal once its wraps are made (so that the wraps of
+/// many envelopes and files go to the key services in one batch).
+pub trait Sealing {
+    /// The wraps it needs that the previous version does not hold.
+    fn wrap_jobs(&self) -> Vec<WrapJob>;
+    /// Seals it: the edits to make, and how to check the result.
+    fn finish(self: Box<Self>, keyring: &Keyring) -> Result<Sealed>;
+}
+
+/// A sealed envelope: its edits and a check of the written result.
+pub struct Sealed {
+    /// Token and metadata edits.
+    pub edits: Vec<Edit>,
+    /// Checks the re-located result (the envelope reads back as sealed).
+    pub check: Box<dyn SealedCheck>,
+    /// How many of its documents were clear text before.
+    pub fresh: usize,
+}
+
+/// How a sealed envelope is checked once the whole result is written out.
+pub trait SealedCheck {
+    /// Ok when the envelope in `out` decrypts to exactly what was sealed.
+    fn verify(&self, out: &Stream) -> std::result::Result<(), String>;
+}
+
+/// How clear values are written by [`Format::strip`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StripOptions {
+    /// `data` values base64-decoded (`-x`).
+    pub cleartext: bool,
+}
+
+/// A stripped envelope: edits that write its values in clear text and
+/// remove its metadata, and what each value must read back as (digests).
+pub struct Stripped {
+    /// The edits.
+    pub edits: Vec<Edit>,
+    /// Per document position: the digest of each site's clear value, in site order.
+    pub expected: Vec<(usize, Vec<u64>)>,
+}
+
+/// One on-disk format.
+pub trait Format: Sync {
+    /// Its name (`kubesec`).
+    fn name(&self) -> &'static str;
+    /// Whether the stream carries this format's metadata.
+    fn detect(&self, stream: &Stream) -> bool;
+    /// Whether a comment line (from its `#`) is this format's metadata.
+    fn is_metadata_comment(&self, line: &str) -> bool;
+    /// Whether a value has the shape of this format's encrypted values.
+    fn looks_sealed(&self, value: &str) -> bool;
+    /// Groups the stream's Secrets into envelopes and classifies each,
+    /// refusing mixtures (partly encrypted, tokens without metadata).
+    fn envelopes(&self, stream: &Stream) -> Result<Vec<Envelope>>;
+    /// Unwraps the data key and decrypts and verifies every value (the
+    /// keyring answers from memory when a batch unwrapped it already).
+    fn open(
+        &self,
+        stream: &Stream,
+        envelope: &Envelope,
+        keyring: &Keyring,
+        opts: OpenOptions,
+    ) -> Result<Opened>;
+    /// Decrypts and verifies with a data key known already.
+    fn open_with_key(
+        &self,
+        stream: &Stream,
+        envelope: &Envelope,
+        dek: DataKey,
+        opts: OpenOptions,
+    ) -> Result<Opened>;
+    /// Prepares sealing one envelope.
+    fn prepare<'a>(
+        &self,
+        stream: &'a Stream,
+        request: SealRequest<'a>,
+    ) -> Result<Box<dyn Sealing + 'a>>;
+    /// The edits that write an opened envelope in clear text.
+    fn strip(
+        &self,
+        stream: &Stream,
+        envelope: &Envelope,
+        opened: &Opened,
+        opts: StripOptions,
+    ) -> Result<Stripped>;
+    /// What `git diff` shows for a sealed envelope (`ksec textconv`): its
+    /// values decrypted when `opened`, else fingerprints of their tokens;
+    /// its metadata with blobs and MACs as fingerprints.
+    fn diff_view(&self, stream: &Stream, envelope: &Envelope, opened: Option<&Opened>)
+    -> Vec<Edit>;
+    /// Every problem `check` reports about the stream's Secrets without
+    /// opening them: clear values (each one, also among encrypted ones),
+    /// damaged values and metadata, missing MACs. Codes as in the README.
+    fn lint(&self, stream: &Stream) -> Vec<Error>;
+}

@@ -1,0 +1,169 @@
+//! Decrypting streams: every Secret opened and verified, written back in
+//! clear text with its metadata removed, and the result read again before
+//! it is returned.
+//!
+//! A document that ksec does not open but that carries ciphertext or a
+//! footer (say, a Secret whose `kind` was edited) is refused: kubectl would
+//! store the ciphertext as the value. Otherwise the output is the input
+//! with values decrypted and footers removed, byte for byte: a byte order
+//! mark and a missing final line break stay as they were, so that
+//! `decrypt(encrypt(x)) == x` holds.
+
+use zeroize::Zeroizing;
+
+use super::Session;
+use super::checks::{refuse_hidden_ciphertext, refuse_stray_ciphertext};
+use super::open::{Classified, classify, open_envelopes, warm_unwraps};
+use super::parents::ParentDoc;
+use crate::error::{Error, Result};
+use crate::formats::{self, OpenOptions, State, StripOptions};
+use crate::manifest::{self, Stream};
+
+/// How to decrypt.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DecryptOptions {
+    /// Write `data` values base64-decoded (`-x`).
+    pub cleartext: bool,
+    /// Accept formats without a MAC (kubesec v1/v2).
+    pub allow_missing_mac: bool,
+    /// Return every opened Secret (data key, metadata, values with tokens),
+    /// for sealing an edited version against them.
+    pub keep_opened: bool,
+}
+
+/// One decrypted stream.
+pub struct Decrypted {
+    /// The clear text.
+    pub text: Zeroizing<String>,
+    /// How many Secrets were decrypted.
+    pub secrets: usize,
+    /// With [`DecryptOptions::keep_opened`]: every opened Secret.
+    pub opened: Vec<ParentDoc>,
+}
+
+/// Decrypts one stream.
+pub fn decrypt(session: &Session, stream: &Stream, opts: DecryptOptions) -> Result<Decrypted> {
+    decrypt_all(session, std::slice::from_ref(stream), opts).map(|mut v| v.remove(0))
+}
+
+/// Decrypts every stream; the data keys of all of them are unwrapped in one
+/// batch. The first failure ends the run.
+pub fn decrypt_all(
+    session: &Session,
+    streams: &[Stream],
+    opts: DecryptOptions,
+) -> Result<Vec<Decrypted>> {
+    let mut classified = Vec::with_capacity(streams.len());
+    for stream in streams {
+        for doc in &stream.docs {
+            refuse_hidden_ciphertext(&stream.name, doc)?;
+            refuse_stray_ciphertext(&stream.name, doc)?;
+        }
+        let c = classify(stream)?;
+        for e in &c.envelopes {
+            if matches!(e.state, State::Plain) {
+                let doc = &stream.docs[e.docs[0]];
+                return Err(Error::new(
+                    crate::error::Exit::State,
+                    "not-encrypted",
+                    "the Secret is not encrypted",
+                )
+                .at(doc.location(&stream.name, doc.line))
+                .hint("there is nothing to decrypt; `ksec encrypt` encrypts it"));
+            }
+        }
+        classified.push(c);
+    }
+    warm_unwraps(
+        &session.keyring,
+        classified.iter().flat_map(|c| &c.envelopes),
+        opts.allow_missing_mac,
+    );
+    classified
+        .iter()
+        .map(|c| decrypt_classified(session, c, opts))
+        .collect()
+}
+
+fn decrypt_classified(
+    session: &Session,
+    c: &Classified<'_>,
+    opts: DecryptOptions,
+) -> Result<Decrypted> {
+    let stream = c.stream;
+    let open = OpenOptions {
+        allow_missing_mac: opts.allow_missing_mac,
+        skip_mac: false,
+        drop_tokens: !opts.keep_opened,
+    };
+    let opened = open_envelopes(session, c, open)?;
+    let mut edits = Vec::new();
+    let mut expected = Vec::new();
+    let mut kept = Vec::new();
+    for (envelope, opened) in c.envelopes.iter().zip(opened) {
+        let opened = opened.expect("plain envelopes were refused");
+        let stripped = c.format.strip(
+            stream,
+            envelope,
+            &opened,
+            StripOptions {
+                cleartext: opts.cleartext,
+            },
+        )?;
+        edits.extend(stripped.edits);
+        expected.extend(stripped.expected);
+        if opts.keep_opened {
+            for &d in &envelope.docs {
+                kept.push(ParentDoc::new(&stream.docs[d], opened.clone()));
+            }
+        }
+        // Otherwise each envelope's clear values are dropped here, once
+        // written into the edits.
+    }
+    let out = manifest::splice(&stream.text, &mut edits);
+    drop(edits);
+    verify(stream, &out, &expected).map_err(|why| {
+        Error::internal(format!(
+            "internal error: the decrypted result did not verify ({why}); nothing was written"
+        ))
+        .in_file(&stream.name)
+    })?;
+    Ok(Decrypted {
+        text: Zeroizing::new(out),
+        secrets: expected.len(),
+        opened: kept,
+    })
+}
+
+/// Re-reads the output: same documents, every decrypted Secret without
+/// metadata, and every value parses back to exactly what was meant.
+fn verify(
+    input: &Stream,
+    out: &str,
+    expected: &[(usize, Vec<u64>)],
+) -> std::result::Result<(), String> {
+    let docs = manifest::locate(out, formats::is_metadata_comment).map_err(|e| e.to_string())?;
+    if docs.len() != input.docs.len() {
+        return Err(format!(
+            "{} documents instead of {}",
+            docs.len(),
+            input.docs.len()
+        ));
+    }
+    for (position, values) in expected {
+        let doc = &docs[*position];
+        let index = doc.index;
+        if doc.footer.is_some() || doc.sites.len() != values.len() {
+            return Err(format!("document {index} changed shape"));
+        }
+        for (site, v) in doc.sites.iter().zip(values) {
+            if formats::digest(&site.value) != *v {
+                return Err(format!(
+                    "document {index}, {} does not read back",
+                    site.label()
+                ));
+            }
+        }
+    }
+    Ok(())
+}

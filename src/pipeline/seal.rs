@@ -1,0 +1,361 @@
+//! Sealing streams: one prepare → wrap → finish batch for every Secret of
+//! every file of a run, and the result checked before it is returned.
+//!
+//! 1. **Check and classify** each stream: ciphertext outside a Secret,
+//!    Secrets ksec cannot encrypt in place, streams kubectl would split
+//!    differently, clear copies in `last-applied-configuration`, invalid
+//!    Secret keys — all refused before any key is asked.
+//! 2. **Unwrap** the data keys of every encrypted Secret in one batch.
+//! 3. **Decide** each Secret's values, keys, data key and clear sections
+//!    ([`KeyPolicy`]), against its own earlier version or its parent.
+//! 4. **Wrap** every new data key for every new key in one batch.
+//! 5. **Finish**: the format writes tokens and metadata; the result is
+//!    located again, every Secret must decrypt to exactly what was meant,
+//!    and no Secret-shaped mapping may hold a clear value.
+
+use zeroize::Zeroizing;
+
+use super::checks::{
+    check_keys, refuse_clear_copy, refuse_exposed, refuse_hidden_ciphertext, refuse_unencryptable,
+};
+use super::open::{Classified, classify, warm_unwraps};
+use super::parents::{ParentDoc, Parents};
+use super::policy::KeyPolicy;
+use super::{Session, kubectl};
+use crate::error::{Error, Exit, Result};
+use crate::formats::{Envelope, OpenOptions, Opened, Plain, SealRequest, Sealing, State};
+use crate::k8s;
+use crate::keys::WrapJob;
+use crate::manifest::{self, Document, Section, Stream};
+
+/// How to seal one stream.
+#[derive(Clone, Copy, Default)]
+pub struct SealOptions<'a> {
+    /// Keys, data keys and clear sections.
+    pub policy: KeyPolicy<'a>,
+    /// `data` values are plain text (or `!!binary`) to be base64-encoded.
+    pub cleartext: bool,
+    /// Earlier versions: a clear Secret takes its match's data key, key
+    /// lines and the tokens of unchanged values.
+    pub parents: Option<&'a Parents>,
+    /// Refuse a Secret that is not encrypted yet instead of encrypting it
+    /// (`updatekeys`, `recompute-mac` rewrite encrypted files only).
+    pub only_sealed: bool,
+    /// How encrypted Secrets are opened (`recompute-mac` skips the MAC).
+    pub open: OpenOptions,
+    /// Write a new MAC even when the old one still verifies.
+    pub resign: bool,
+}
+
+/// One stream to seal.
+pub struct SealJob<'a> {
+    /// The stream.
+    pub stream: &'a Stream,
+    /// How.
+    pub options: SealOptions<'a>,
+}
+
+/// A sealed stream, verified.
+pub struct SealedStream {
+    /// The text to write.
+    pub text: String,
+    /// How many Secrets it holds, all encrypted.
+    pub secrets: usize,
+    /// How many of them were encrypted for the first time.
+    pub fresh: usize,
+}
+
+/// Encrypts one text with `options` (a convenience over [`seal_all`]).
+pub fn encrypt_text(
+    session: &Session,
+    name: &str,
+    text: &str,
+    options: SealOptions<'_>,
+) -> Result<SealedStream> {
+    let stream = super::parse(name, text.to_owned())?;
+    seal_all(
+        session,
+        &[SealJob {
+            stream: &stream,
+            options,
+        }],
+    )
+    .map(|mut v| v.remove(0))
+}
+
+/// What one envelope will be sealed with.
+struct EnvelopePlan<'a> {
+    envelope: Envelope,
+    values: Option<Vec<Plain>>,
+    /// The envelope as it was, when it was encrypted already.
+    own: Option<Opened>,
+    /// Its `--parent` (or edited file's) match, when it was clear text.
+    parent: Option<&'a ParentDoc>,
+    keys: Vec<crate::keys::KeyId>,
+    dek: crate::keys::DataKey,
+    clear: manifest::ClearSections,
+}
+
+impl EnvelopePlan<'_> {
+    /// What it is sealed against: its own old version, or its parent.
+    fn previous(&self) -> Option<&Opened> {
+        self.own.as_ref().or(self.parent.map(|p| &p.opened))
+    }
+}
+
+/// Seals every stream: checks all, unwraps every data key in one batch,
+/// decides every Secret, makes every wrap in one batch, then seals and
+/// verifies each. The first failure ends the run; nothing is returned
+/// unless every stream verified.
+pub fn seal_all(session: &Session, jobs: &[SealJob<'_>]) -> Result<Vec<SealedStream>> {
+    let classified: Vec<Classified<'_>> = jobs
+        .iter()
+        .map(|j| check_and_classify(j.stream))
+        .collect::<Result<_>>()?;
+    warm_unwraps(
+        &session.keyring,
+        classified.iter().flat_map(|c| &c.envelopes),
+        jobs.iter()
+            .any(|j| j.options.open.allow_missing_mac || j.options.open.skip_mac),
+    );
+    let mut plans: Vec<Vec<EnvelopePlan<'_>>> = Vec::with_capacity(jobs.len());
+    for (job, c) in jobs.iter().zip(&classified) {
+        plans.push(plan_stream(session, job, c)?);
+    }
+    let mut sealings: Vec<Vec<Box<dyn Sealing + '_>>> = Vec::with_capacity(jobs.len());
+    for ((job, c), plans) in jobs.iter().zip(&classified).zip(&mut plans) {
+        let values: Vec<Vec<Plain>> = plans
+            .iter_mut()
+            .map(|p| p.values.take().unwrap_or_default())
+            .collect();
+        let mut mine = Vec::with_capacity(plans.len());
+        for (plan, values) in plans.iter().zip(values) {
+            mine.push(c.format.prepare(
+                job.stream,
+                SealRequest {
+                    envelope: &plan.envelope,
+                    values,
+                    keys: plan.keys.clone(),
+                    previous: plan.previous(),
+                    dek: plan.dek.clone(),
+                    now: &session.now,
+                    clear: plan.clear,
+                    resign: job.options.resign,
+                },
+            )?);
+        }
+        sealings.push(mine);
+    }
+    let wraps: Vec<WrapJob> = sealings
+        .iter()
+        .flatten()
+        .flat_map(|s| s.wrap_jobs())
+        .collect();
+    session
+        .keyring
+        .wrap_all(&wraps)
+        .map_err(|(k, e)| crate::keys::key_error(&e, &k))?;
+    jobs.iter()
+        .zip(sealings)
+        .map(|(job, sealings)| finish_stream(session, job.stream, sealings))
+        .collect()
+}
+
+/// Step 1 for one stream: every refusal that needs no key.
+fn check_and_classify(stream: &Stream) -> Result<Classified<'_>> {
+    let file = &stream.name;
+    // Ciphertext or a footer outside a v1 Secret is a damaged Secret (say,
+    // an edited `kind`); encrypting around it would hide the damage.
+    for doc in &stream.docs {
+        refuse_hidden_ciphertext(file, doc)?;
+    }
+    // Secrets in shapes ksec cannot encrypt in place would pass through in
+    // clear text: refuse them with a hint (the final check would too).
+    refuse_unencryptable(stream)?;
+    if stream.secrets().next().is_some() {
+        // decrypt refuses what kubectl would split differently; so does
+        // encrypt, rather than write a file that cannot be deployed.
+        kubectl::check_split(file, &stream.text)?;
+    }
+    let c = classify(stream)?;
+    for doc in stream.secrets() {
+        refuse_clear_copy(file, doc)?;
+        check_keys(file, doc)?;
+    }
+    Ok(c)
+}
+
+/// Step 3 for one stream.
+fn plan_stream<'p>(
+    session: &Session,
+    job: &SealJob<'p>,
+    c: &Classified<'_>,
+) -> Result<Vec<EnvelopePlan<'p>>> {
+    let stream = job.stream;
+    let opts = &job.options;
+    let secrets: Vec<&Document> = c
+        .envelopes
+        .iter()
+        .map(|e| &stream.docs[e.docs[0]])
+        .collect();
+    let assigned = opts
+        .parents
+        .map_or_else(|| vec![None; secrets.len()], |p| p.assign(&secrets));
+    let mut plans = Vec::with_capacity(c.envelopes.len());
+    for ((envelope, doc), parent) in c.envelopes.iter().zip(&secrets).zip(assigned) {
+        let parent = parent.and_then(|j| opts.parents.map(|p| &p.docs[j]));
+        let (values, own) = match &envelope.state {
+            State::Plain if opts.only_sealed && doc.sites.is_empty() => continue,
+            State::Plain if opts.only_sealed => return Err(plain_secret_kept(&stream.name, doc)),
+            State::Plain => (
+                plain_values(&stream.name, doc, opts.cleartext, parent)?,
+                None,
+            ),
+            State::Sealed(_) => {
+                let opened = c
+                    .format
+                    .open(stream, envelope, &session.keyring, opts.open)?;
+                (reopened_values(doc, &opened), Some(opened))
+            }
+        };
+        let previous = own.as_ref().or(parent.map(|p| &p.opened));
+        let decision = opts.policy.decide(session, &stream.name, doc, previous)?;
+        plans.push(EnvelopePlan {
+            envelope: envelope.clone(),
+            values: Some(values),
+            own,
+            parent,
+            keys: decision.keys,
+            dek: decision.dek,
+            clear: decision.clear,
+        });
+    }
+    Ok(plans)
+}
+
+/// Step 5 for one stream: seal, splice, verify.
+fn finish_stream(
+    session: &Session,
+    stream: &Stream,
+    sealings: Vec<Box<dyn Sealing + '_>>,
+) -> Result<SealedStream> {
+    let mut edits = Vec::new();
+    let mut checks = Vec::with_capacity(sealings.len());
+    let mut fresh = 0;
+    for s in sealings {
+        let sealed = s.finish(&session.keyring)?;
+        edits.extend(sealed.edits);
+        checks.push(sealed.check);
+        fresh += sealed.fresh;
+    }
+    let out = manifest::splice(&stream.text, &mut edits);
+    drop(edits);
+    let internal = |why: String| {
+        Error::internal(format!(
+            "internal error: the encrypted result did not verify ({why}); nothing was written"
+        ))
+        .in_file(&stream.name)
+    };
+    let written = super::parse(&stream.name, out).map_err(|e| internal(e.to_string()))?;
+    if written.docs.len() != stream.docs.len() {
+        return Err(internal(format!(
+            "{} documents instead of {}",
+            written.docs.len(),
+            stream.docs.len()
+        )));
+    }
+    for c in &checks {
+        c.verify(&written).map_err(internal)?;
+    }
+    refuse_exposed(&written)?;
+    Ok(SealedStream {
+        secrets: checks.len(),
+        fresh,
+        text: written.text,
+    })
+}
+
+/// A command that rewrites encrypted files met a Secret that is not
+/// encrypted: writing the file back would write its values in clear text.
+fn plain_secret_kept(file: &str, doc: &Document) -> Error {
+    Error::new(
+        Exit::State,
+        "clear-value",
+        "the Secret is not encrypted, and this file would be written back with its values in clear text",
+    )
+    .at(doc.location(file, doc.line))
+    .hint(format!("encrypt it first: ksec encrypt -i {file}"))
+}
+
+/// The values of an opened envelope's document, ready to seal again.
+fn reopened_values(doc: &Document, opened: &Opened) -> Vec<Plain> {
+    opened
+        .values
+        .iter()
+        .filter(|v| v.doc == doc.position)
+        .zip(&doc.sites)
+        .map(|(v, s)| Plain {
+            section: v.section,
+            key: v.key.clone(),
+            clear: v.clear.clone(),
+            line: s.line,
+        })
+        .collect()
+}
+
+/// The clear values of a plain document, checked and (with `-x`) encoded.
+/// With `-x`, a `data` value whose bytes equal the parent's keeps the
+/// parent's base64 text, so that its token can be reused.
+fn plain_values(
+    file: &str,
+    doc: &Document,
+    cleartext: bool,
+    parent: Option<&ParentDoc>,
+) -> Result<Vec<Plain>> {
+    let mut out = Vec::with_capacity(doc.sites.len());
+    for s in &doc.sites {
+        let prior = || parent.and_then(|p| p.value(Section::Data, &s.key));
+        let clear = match s.section {
+            Section::StringData => Zeroizing::new(s.value.clone()),
+            Section::Data if cleartext && !s.binary => {
+                k8s::encode_data_like(s.value.as_bytes(), prior())
+            }
+            Section::Data => {
+                if s.binary && !cleartext {
+                    return Err(Error::new(
+                        Exit::Input,
+                        "invalid-value",
+                        "`!!binary` values are only accepted with --cleartext",
+                    )
+                    .at(doc.site_location(file, s))
+                    .hint("drop the tag (data values are base64 already) or pass -x"));
+                }
+                let compact: String = s.value.chars().filter(|c| !c.is_whitespace()).collect();
+                let v = if s.binary { compact } else { s.value.clone() };
+                let v = match (s.binary, prior(), k8s::decode_base64(&v)) {
+                    (true, Some(p), Some(bytes)) => {
+                        k8s::encode_data_like(&bytes, Some(p)).to_string()
+                    }
+                    _ => v,
+                };
+                if !k8s::valid_base64(&v) {
+                    return Err(Error::new(
+                        Exit::Input,
+                        "not-base64",
+                        "the value is not valid base64, which `data` values must be",
+                    )
+                    .at(doc.site_location(file, s))
+                    .hint("use --cleartext (-x) to have ksec base64-encode plain text, or move the value to stringData"));
+                }
+                Zeroizing::new(v)
+            }
+        };
+        out.push(Plain {
+            section: s.section,
+            key: s.key.clone(),
+            clear,
+            line: s.line,
+        });
+    }
+    Ok(out)
+}
