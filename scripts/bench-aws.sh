@@ -6,9 +6,10 @@
 #   scripts/bench-aws.sh            # release build, 50 documents
 #   DOCS=200 scripts/bench-aws.sh
 #
-# Needs moto_server (pip install 'moto[server]', pinned in .ci/run), boto3 and
-# hyperfine (Debian package). Nothing leaves the machine: dummy credentials,
-# the metadata service disabled, the endpoint on loopback.
+# Needs moto_server (pip install 'moto[server]'; scripts/install-test-tools
+# installs it and boto3, pinned), boto3 and hyperfine (Debian package).
+# Nothing leaves the machine: dummy credentials, the metadata service
+# disabled, the endpoint on loopback.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

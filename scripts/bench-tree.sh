@@ -14,7 +14,7 @@
 # Isolated HOME, age identity and AWS configuration (dummy credentials,
 # metadata service off); nothing leaves 127.0.0.1. Needs hyperfine (the
 # Debian package; installed when missing), python3 with boto3 and
-# moto[server] (pinned in .ci/run). See PERFORMANCE.md.
+# moto[server] (pinned in scripts/install-test-tools). See PERFORMANCE.md.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -60,7 +60,7 @@ fn moto_url() -> &'static str {
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
                 Instant::now() < deadline,
-                "moto_server did not start on port {port}; install it with pip install 'moto[server]' (pinned in .ci/run)"
+                "moto_server did not start on port {port}; install it with pip install 'moto[server]' (pinned in scripts/install-test-tools)"
             );
             std::thread::sleep(Duration::from_millis(200));
         }

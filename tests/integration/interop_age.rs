@@ -1,9 +1,9 @@
 //! Interoperability with the real `age` CLI (`age`, `age-keygen`) and with
-//! the independent reader `kverify.py` from the kubesec vectors.
+//! the project's independent reader `tests/support/kreader.py`.
 //!
 //! The data key of a file ksec wrote is recovered only through the age CLI
 //! (`base64 -d | age -d -i KEYS`), never through ksec, and handed to
-//! kverify.py, which decrypts every value and checks the MAC on its own.
+//! kreader.py, which decrypts every value and checks the MAC on its own.
 //!
 //! These tests need `age`, `age-keygen` and `python3` with `cryptography` and
 //! `PyYAML`. When one is missing they fail with a message saying what to
@@ -58,8 +58,8 @@ fn require_age() {
     }
 }
 
-/// Asserts that python3 can import what kverify.py needs; returns its path.
-fn require_kverify() -> PathBuf {
+/// Asserts that python3 can import what kreader.py needs; returns its path.
+fn require_kreader() -> PathBuf {
     let install = "install python3 with `pip install cryptography pyyaml`";
     let out = run_tool(
         Command::new("python3").args(["-c", "import cryptography, yaml"]),
@@ -67,15 +67,11 @@ fn require_kverify() -> PathBuf {
     );
     assert!(
         out.status.success(),
-        "python3 cannot import cryptography and yaml, which tools/kverify.py needs ({install}):\n{}",
+        "python3 cannot import cryptography and yaml, which kreader.py needs ({install}):\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let path = support::vectors_dir().join("tools").join("kverify.py");
-    assert!(
-        path.is_file(),
-        "{} not found; set KSEC_VECTORS_DIR to the kubesec vectors directory",
-        path.display()
-    );
+    let path = support::kreader();
+    assert!(path.is_file(), "{} not found", path.display());
     path
 }
 
@@ -146,20 +142,21 @@ fn unwrap_with_age_cli(dir: &Path, blob: &[u8], identity: &Path) -> Vec<u8> {
     out.stdout
 }
 
-/// Runs kverify.py on `file` with the data key; returns its stdout.
-fn kverify(file: &Path, dek: &[u8]) -> String {
-    let script = require_kverify();
+/// Runs kreader.py on `file` with the data key; returns its stdout.
+fn kreader(file: &Path, dek: &[u8]) -> String {
+    let script = require_kreader();
     let out = run_tool(
         Command::new("python3")
             .arg(&script)
-            .arg(file)
-            .arg(hex::encode(dek)),
+            .arg("--key")
+            .arg(hex::encode(dek))
+            .arg(file),
         "python3",
     );
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success() && stdout.contains("MAC OK"),
-        "kverify.py rejected {} (exit {:?}):\nstdout:\n{stdout}\nstderr:\n{}",
+        "kreader.py rejected {} (exit {:?}):\nstdout:\n{stdout}\nstderr:\n{}",
         file.display(),
         out.status.code(),
         String::from_utf8_lossy(&out.stderr)
@@ -168,11 +165,11 @@ fn kverify(file: &Path, dek: &[u8]) -> String {
 }
 
 /// Encrypts `input` with ksec to the test key, recovers the data key with the
-/// age CLI only, and has kverify.py check every value and the MAC. Returns
-/// kverify's output.
+/// age CLI only, and has kreader.py check every value and the MAC. Returns
+/// kreader's output.
 fn encrypt_and_verify_independently(input: &str, expect_version: u8) -> String {
     require_age();
-    require_kverify();
+    require_kreader();
     let env = TestEnv::new();
     let encrypted = env.encrypt(input);
     let file = env.write("encrypted.yaml", &encrypted);
@@ -191,10 +188,10 @@ fn encrypt_and_verify_independently(input: &str, expect_version: u8) -> String {
         dek.len()
     );
 
-    let report = kverify(&file, &dek);
+    let report = kreader(&file, &dek);
     assert!(
         report.starts_with(&format!("version {expect_version} ")),
-        "kverify saw another format version:\n{report}"
+        "kreader saw another format version:\n{report}"
     );
     // ksec itself decrypts the file back to the same values (the quoting of
     // a value may change: the clear text is re-rendered from the token).
@@ -216,7 +213,7 @@ fn clear_values(text: &str) -> Vec<(&'static str, String, String)> {
 // Tests
 
 #[test]
-fn interop_age_kverify_accepts_testdata_secret() {
+fn interop_age_kreader_accepts_testdata_secret() {
     // testdata/secret.yaml has both sections, comments and a block scalar.
     let input = fs::read_to_string(support::testdata().join("secret.yaml")).unwrap();
     let report = encrypt_and_verify_independently(&input, 4);
@@ -232,7 +229,7 @@ fn interop_age_kverify_accepts_testdata_secret() {
 }
 
 #[test]
-fn interop_age_kverify_accepts_string_data_only() {
+fn interop_age_kreader_accepts_string_data_only() {
     let input = "\
 apiVersion: v1
 kind: Secret
@@ -251,7 +248,7 @@ stringData:
 }
 
 #[test]
-fn interop_age_kverify_accepts_both_sections() {
+fn interop_age_kreader_accepts_both_sections() {
     // Padding edge cases in `data` (empty, exactly 48, 128 → 144) next to
     // `stringData`, with keys out of byte order to exercise the MAC's sort.
     let input = "\
@@ -276,7 +273,7 @@ stringData:
 }
 
 #[test]
-fn interop_age_kverify_accepts_data_only_vector_input() {
+fn interop_age_kreader_accepts_data_only_vector_input() {
     // The kubesec vectors' own input (v3: no stringData).
     let input =
         fs::read_to_string(support::vectors_dir().join("input").join("secret.yaml")).unwrap();

@@ -2,11 +2,11 @@
 //! every kubesec vector opens and decrypts to what kubesec printed, re-encrypts
 //! to the same bytes, and key-set changes behave like kubesec's (except for
 //! its replace-with-subset quirk); what ksec writes passes the independent
-//! reader `tools/kverify.py`; v1/v2 files (no MAC) are refused, read on
+//! reader `tests/support/kreader.py`; v1/v2 files (no MAC) are refused, read on
 //! request, and upgraded by `recompute-mac`.
 //!
 //! Decrypted output is compared with kubesec's `*.dec.yaml`/`*.dec-x.yaml` as
-//! parsed YAML (PyYAML, as kverify.py uses), since ksec writes values in its
+//! parsed YAML (PyYAML, as kreader.py uses), since ksec writes values in its
 //! own quoting style; `!!binary` values compare as bytes. Data keys are
 //! recovered with plain `gpg --decrypt`, never through ksec.
 
@@ -29,7 +29,7 @@ fn vectors() -> PathBuf {
     let d = support::vectors_dir();
     assert!(
         d.join("v3").is_dir(),
-        "{} not found; set KSEC_VECTORS_DIR to the kubesec vectors directory",
+        "{} not found; the kubesec vectors belong in testdata/kubesec-vectors",
         d.display()
     );
     d
@@ -109,15 +109,20 @@ sys.exit(1 if bad else 0)
     );
 }
 
-/// Runs `tools/kverify.py FILE DEK_HEX`; asserts it verifies the MAC and
-/// returns its output.
-fn kverify(path: &Path, dek_hex: &str) -> String {
-    let script = vector("tools/kverify.py");
-    let out = python(&[script.to_str().unwrap(), path.to_str().unwrap(), dek_hex]);
+/// Runs `tests/support/kreader.py --key DEK_HEX FILE`; asserts it verifies
+/// the MAC and returns its output.
+fn kreader(path: &Path, dek_hex: &str) -> String {
+    let script = support::kreader();
+    let out = python(&[
+        script.to_str().unwrap(),
+        "--key",
+        dek_hex,
+        path.to_str().unwrap(),
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success() && stdout.contains("MAC OK"),
-        "kverify.py rejects {} ({PY_INSTALL} if a module is missing):\n{stdout}{}\n--- file:\n{}",
+        "kreader.py rejects {} ({PY_INSTALL} if a module is missing):\n{stdout}{}\n--- file:\n{}",
         path.display(),
         String::from_utf8_lossy(&out.stderr),
         read(path)
@@ -289,7 +294,7 @@ fn kubesec_compat_adding_a_key_reproduces_kubesec_byte_for_byte() {
     assert_ne!(mac_line(&out), mac_line(&alice));
     assert_eq!(gpg.dek_hex(&out, ALICE), gpg.dek_hex(&alice, ALICE));
     let path = env.write("plus-bob.yaml", &out);
-    kverify(&path, &gpg.dek_hex(&out, ALICE));
+    kreader(&path, &gpg.dek_hex(&out, ALICE));
 
     // Bob can open the result (his line is signed by Alice, the default key).
     let bob = Gpg::with_vector_keys(&["bob.sec.asc", "alice.pub.asc"]);
@@ -328,7 +333,7 @@ fn kubesec_compat_removing_a_key_rotates_the_data_key() {
         key_blob(&before, "pgp", ALICE)
     );
     let path = env.write("minus-bob.yaml", &out);
-    kverify(&path, &gpg.dek_hex(&out, ALICE));
+    kreader(&path, &gpg.dek_hex(&out, ALICE));
     let clear = ksec_ok(&gpg, &env, &["decrypt", s(&path)]);
     assert_eq!(clear, ksec_ok(&gpg, &env, &["decrypt", s(&src)]));
 }
@@ -379,7 +384,7 @@ fn kubesec_compat_plain_key_list_means_exactly_that_list() {
     // Bob was dropped, so the data key rotates as with --key=-pgp:BOB.
     assert_ne!(gpg.dek_hex(&out, ALICE), gpg.dek_hex(&before, ALICE));
     let path = env.write("only-alice.yaml", &out);
-    kverify(&path, &gpg.dek_hex(&out, ALICE));
+    kreader(&path, &gpg.dek_hex(&out, ALICE));
     assert_eq!(
         ksec_ok(&gpg, &env, &["decrypt", s(&path)]),
         ksec_ok(&gpg, &env, &["decrypt", s(&src)])
@@ -404,7 +409,7 @@ fn kubesec_compat_footer_order_rules() {
         key_ids(&read(&vector("v3/v3-pgp-bob-alice.enc.yaml")))
     );
     let path = env.write("bob-alice.yaml", &out);
-    kverify(&path, &gpg.dek_hex(&out, ALICE));
+    kreader(&path, &gpg.dek_hex(&out, ALICE));
     let out = ksec_ok(&gpg, &env, &["encrypt", "-k", &a, "-k", &b, s(&input)]);
     assert_eq!(key_ids(&out), vec![a.clone(), b.clone()]);
 
@@ -426,7 +431,7 @@ fn kubesec_compat_footer_order_rules() {
     );
     assert_eq!(body(&out), body(&mixed));
     let path = env.write("mixed-plus-bob.yaml", &out);
-    kverify(&path, &gpg.dek_hex(&out, ALICE));
+    kreader(&path, &gpg.dek_hex(&out, ALICE));
 
     // pgp before age (a ksec addition, ordered after kubesec's types).
     let age = format!("age:{}", env.recipient);
@@ -435,7 +440,7 @@ fn kubesec_compat_footer_order_rules() {
 }
 
 #[test]
-fn kubesec_compat_kverify_reads_what_ksec_writes_with_pgp_keys() {
+fn kubesec_compat_kreader_reads_what_ksec_writes_with_pgp_keys() {
     let env = TestEnv::new();
     let gpg = Gpg::with_vector_keys(&["alice.sec.asc", "bob.pub.asc"]);
     let input = vector("input/secret.yaml");
@@ -460,7 +465,7 @@ fn kubesec_compat_kverify_reads_what_ksec_writes_with_pgp_keys() {
         args.push(s(file));
         let out = ksec_ok(&gpg, &env, &args);
         let path = env.write(&format!("{name}.yaml"), &out);
-        let report = kverify(&path, &gpg.dek_hex(&out, ALICE));
+        let report = kreader(&path, &gpg.dek_hex(&out, ALICE));
         if name == "v4" {
             assert!(out.contains("# kubesec:v:4\n"), "{out}");
             assert!(report.contains("'note': 'héllo wörld'"), "{report}");
@@ -580,7 +585,7 @@ fn kubesec_compat_v1_and_v2_need_allow_missing_mac_and_upgrade_with_recompute_ma
                 assert_ne!(t2, "", "the v1 empty value must become a token");
             }
         }
-        kverify(&path, &hex::encode(dek.as_bytes()));
+        kreader(&path, &hex::encode(dek.as_bytes()));
 
         // Now plain decrypt works and gives the same values.
         let after = ksec_ok(&gpg, &env, &["decrypt", s(&path)]);
@@ -647,5 +652,5 @@ fn kubesec_compat_introspect_says_who_can_read_the_file() {
         kubesec_compatible(&gpg, &env, &back),
         serde_json::json!(true)
     );
-    kverify(&back, &gpg.dek_hex(&out, ALICE));
+    kreader(&back, &gpg.dek_hex(&out, ALICE));
 }

@@ -1,5 +1,5 @@
 //! Integration tests: one test binary, split by theme. They run the built
-//! `ksec` binary against real peers (the `age` CLI, kverify.py) and the
+//! `ksec` binary against real peers (the `age` CLI, kreader.py) and the
 //! kubesec vectors.
 
 mod support;
@@ -14,6 +14,7 @@ mod edit;
 mod fixtures;
 mod git;
 mod interop_age;
+mod kreader;
 mod kubectl;
 mod kubesec_compat;
 mod parent;

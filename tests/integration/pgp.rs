@@ -400,7 +400,7 @@ fn read_vector(rel: &str) -> String {
     let p = vector(rel);
     fs::read_to_string(&p).unwrap_or_else(|e| {
         panic!(
-            "{}: {e}; set KSEC_VECTORS_DIR to the kubesec vectors directory",
+            "{}: {e}; the kubesec vectors belong in testdata/kubesec-vectors",
             p.display()
         )
     })

@@ -131,13 +131,15 @@ pub fn ok_stdout(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).expect("stdout is UTF-8")
 }
 
-/// The kubesec vectors: `$KSEC_VECTORS_DIR`, else `../shared/vectors/kubesec`
-/// next to the repository.
+/// The kubesec vectors and PGP test keys: `testdata/kubesec-vectors`.
 pub fn vectors_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("KSEC_VECTORS_DIR") {
-        return PathBuf::from(d);
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/kubesec")
+    testdata().join("kubesec-vectors")
+}
+
+/// The project's own independent reader of the kubesec format (Python
+/// `cryptography` + PyYAML): `tests/support/kreader.py`.
+pub fn kreader() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/kreader.py")
 }
 
 /// The repository's `testdata/` directory.

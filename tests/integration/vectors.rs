@@ -79,7 +79,7 @@ fn vectors_json() -> Value {
     let path = support::vectors_dir().join("vectors.json");
     let text = fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "cannot read {} ({e}); set KSEC_VECTORS_DIR to the kubesec vectors directory",
+            "cannot read {} ({e}); the kubesec vectors belong in testdata/kubesec-vectors",
             path.display()
         )
     });
