@@ -598,7 +598,7 @@ impl Cli {
 
     /// Turns raw arguments into a plan, before any file is touched.
     pub fn plan(self) -> Result<Run> {
-        let max_input = self.max_input_size;
+        let max = self.max_input_size;
         let keys = ksec::keys::KeyringOptions {
             pgp: ksec::keys::pgp::PgpOptions {
                 signer: self.pgp_signer,
@@ -615,136 +615,51 @@ impl Cli {
             reporter: crate::commands::stderr(self.verbose),
         };
         let plan = match self.command {
-            Command::Encrypt(a) => {
-                let keys = key_change(&a.keys)?;
-                Plan::Encrypt(EncryptPlan {
-                    output: outputs(&a.files, &a.out)?,
-                    paths: a.files,
-                    keys,
-                    cleartext: a.cleartext,
-                    rotate: a.rotate,
-                    parent: a.parent,
-                    max_input,
-                })
-            }
-            Command::Decrypt(a) => {
-                let template = match (a.template, a.template_file) {
-                    (Some(t), _) => Some(TemplateSource::Text(t)),
-                    (None, Some(f)) => Some(TemplateSource::File(f)),
-                    (None, None) => None,
-                };
-                if template.is_some() && a.out.in_place {
-                    return Err(Error::usage(
-                        "--template cannot write in place (-i): it would replace the file with the rendering",
-                    ));
-                }
-                Plan::Decrypt(DecryptPlan {
-                    output: outputs(&a.files, &a.out)?,
-                    paths: a.files,
-                    cleartext: a.cleartext,
-                    allow_missing_mac: a.allow_missing_mac,
-                    template,
-                    max_input,
-                    quiet: a.quiet,
-                })
-            }
-            Command::Create(a) => {
-                let (values, meta) = value_plan(&a.values, false)?;
-                if meta.metadata.iter().any(|m| m.key == "name") {
-                    return Err(Error::usage(
-                        "--metadata name=…: the name is create's NAME argument",
-                    ));
-                }
-                Plan::Create(CreatePlan {
-                    name: a.name,
-                    namespace: meta
-                        .metadata
-                        .iter()
-                        .rev()
-                        .find(|m| m.key == "namespace")
-                        .and_then(|m| m.value.clone()),
-                    values,
-                    labels: meta.labels,
-                    annotations: meta.annotations,
-                    kind: a.kind,
-                    keys: meta.keys,
-                    output: a.output.filter(|p| p.as_os_str() != "-"),
-                    force: a.force,
-                    max_input,
-                })
-            }
-            Command::Patch(a) => {
-                let source = Source::from_arg(Some(&a.file));
-                let (values, meta) = value_plan(&a.values, true)?;
-                if source == Source::Stdin
-                    && values.iter().any(|v| v.source == Some(ValueSource::Stdin))
-                {
-                    return Err(Error::usage(
-                        "patch: standard input cannot be both the file and a value (KEY=-)",
-                    ));
-                }
-                Plan::Patch(PatchPlan {
-                    output: output(&source, &a.out)?,
-                    source,
-                    values,
-                    metadata: meta.metadata,
-                    labels: meta.labels,
-                    annotations: meta.annotations,
-                    kind: a.kind,
-                    keys: meta.keys,
-                    rotate: a.rotate,
-                    max_input,
-                })
-            }
+            Command::Encrypt(a) => Plan::Encrypt(a.plan(max)?),
+            Command::Decrypt(a) => Plan::Decrypt(a.plan(max)?),
+            Command::Create(a) => Plan::Create(a.plan(max)?),
+            Command::Patch(a) => Plan::Patch(a.plan(max)?),
             Command::Edit(a) => Plan::Edit(EditPlan {
                 path: a.file,
                 base64: a.base64,
                 create: a.create,
                 keys: key_change(&a.keys)?,
                 rotate: a.rotate,
-                max_input,
+                max_input: max,
             }),
             Command::Introspect(a) => Plan::Introspect(IntrospectPlan {
                 paths: a.files,
                 json: a.json,
-                max_input,
+                max_input: max,
             }),
             Command::Keygen => Plan::Keygen,
-            Command::KustomizePlugin(a) => {
-                if !a.extra.is_empty() {
-                    return Err(Error::usage(
-                        "the SecretDecryptor plugin takes no arguments besides its configuration file",
-                    )
-                    .hint("remove `argsOneLiner`/`argsFromFile` from the configuration"));
-                }
-                Plan::KustomizePlugin(a.config)
-            }
-            Command::KrmFunction => Plan::KrmFunction(max_input),
+            Command::KustomizePlugin(a) => Plan::KustomizePlugin(a.plan()?),
+            Command::KrmFunction => Plan::KrmFunction(max),
             Command::RecomputeMac(a) => Plan::RecomputeMac(RecomputePlan {
                 paths: a.files,
                 yes: a.yes,
-                max_input,
+                max_input: max,
             }),
             Command::Check(a) => Plan::Check(crate::commands::check::CheckPlan {
                 paths: a.files,
                 verify: a.verify,
                 json: a.format == CheckFormat::Json,
-                max_input,
+                max_input: max,
             }),
             Command::Updatekeys(a) => {
                 Plan::Updatekeys(crate::commands::updatekeys::UpdatekeysPlan {
                     paths: a.files,
                     yes: a.yes,
-                    max_input,
+                    max_input: max,
                 })
             }
-            Command::Textconv(a) => Plan::Textconv(a.file, max_input),
+            Command::Textconv(a) => Plan::Textconv(a.file, max),
             Command::MergeDriver(a) => Plan::MergeDriver(crate::commands::merge::MergePlan {
                 base: a.base,
                 ours: a.ours,
                 theirs: a.theirs,
                 name: a.path,
-                max_input,
+                max_input: max,
             }),
             Command::Completion(a) => Plan::Completion(a.shell),
             Command::Man => Plan::Man,
@@ -756,5 +671,107 @@ impl Cli {
                 config: self.config,
             },
         })
+    }
+}
+
+impl EncryptArgs {
+    fn plan(self, max_input: u64) -> Result<EncryptPlan> {
+        Ok(EncryptPlan {
+            output: outputs(&self.files, &self.out)?,
+            keys: key_change(&self.keys)?,
+            paths: self.files,
+            cleartext: self.cleartext,
+            rotate: self.rotate,
+            parent: self.parent,
+            max_input,
+        })
+    }
+}
+
+impl DecryptArgs {
+    fn plan(self, max_input: u64) -> Result<DecryptPlan> {
+        let template = match (self.template, self.template_file) {
+            (Some(t), _) => Some(TemplateSource::Text(t)),
+            (None, Some(f)) => Some(TemplateSource::File(f)),
+            (None, None) => None,
+        };
+        if template.is_some() && self.out.in_place {
+            return Err(Error::usage(
+                "--template cannot write in place (-i): it would replace the file with the rendering",
+            ));
+        }
+        Ok(DecryptPlan {
+            output: outputs(&self.files, &self.out)?,
+            paths: self.files,
+            cleartext: self.cleartext,
+            allow_missing_mac: self.allow_missing_mac,
+            template,
+            max_input,
+            quiet: self.quiet,
+        })
+    }
+}
+
+impl CreateArgs {
+    fn plan(self, max_input: u64) -> Result<CreatePlan> {
+        let (values, meta) = value_plan(&self.values, false)?;
+        if meta.metadata.iter().any(|m| m.key == "name") {
+            return Err(Error::usage(
+                "--metadata name=…: the name is create's NAME argument",
+            ));
+        }
+        Ok(CreatePlan {
+            name: self.name,
+            namespace: meta
+                .metadata
+                .iter()
+                .rev()
+                .find(|m| m.key == "namespace")
+                .and_then(|m| m.value.clone()),
+            values,
+            labels: meta.labels,
+            annotations: meta.annotations,
+            kind: self.kind,
+            keys: meta.keys,
+            output: self.output.filter(|p| p.as_os_str() != "-"),
+            force: self.force,
+            max_input,
+        })
+    }
+}
+
+impl PatchArgs {
+    fn plan(self, max_input: u64) -> Result<PatchPlan> {
+        let source = Source::from_arg(Some(&self.file));
+        let (values, meta) = value_plan(&self.values, true)?;
+        if source == Source::Stdin && values.iter().any(|v| v.source == Some(ValueSource::Stdin)) {
+            return Err(Error::usage(
+                "patch: standard input cannot be both the file and a value (KEY=-)",
+            ));
+        }
+        Ok(PatchPlan {
+            output: output(&source, &self.out)?,
+            source,
+            values,
+            metadata: meta.metadata,
+            labels: meta.labels,
+            annotations: meta.annotations,
+            kind: self.kind,
+            keys: meta.keys,
+            rotate: self.rotate,
+            max_input,
+        })
+    }
+}
+
+impl KustomizePluginArgs {
+    fn plan(self) -> Result<PathBuf> {
+        if !self.extra.is_empty() {
+            return Err(Error::usage(
+                "the SecretDecryptor plugin takes no arguments besides its configuration file",
+            )
+            .hint("remove `argsOneLiner`/`argsFromFile` from the configuration"));
+        }
+        Ok(self.config)
     }
 }

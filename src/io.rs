@@ -160,23 +160,34 @@ pub fn io_reason(e: &io::Error) -> String {
     }
 }
 
+/// A size argument that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SizeError(String);
+
 /// Parses sizes like `64MiB`, `1GiB`, `500k`, `1000000`.
-pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
+pub fn parse_size(s: &str) -> std::result::Result<u64, SizeError> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a size (examples: 1000000, 500KiB, 64MiB, 1GiB)"))?;
+    let n: u64 = num.parse().map_err(|_| {
+        SizeError(format!(
+            "`{s}` is not a size (examples: 1000000, 500KiB, 64MiB, 1GiB)"
+        ))
+    })?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(format!("`{s}`: unknown unit (use KiB, MiB or GiB)")),
+        _ => {
+            return Err(SizeError(format!(
+                "`{s}`: unknown unit (use KiB, MiB or GiB)"
+            )));
+        }
     };
     n.checked_mul(mult)
-        .ok_or_else(|| format!("`{s}` is too large"))
+        .ok_or_else(|| SizeError(format!("`{s}` is too large")))
 }
 
 /// `64 MiB`-style rendering for messages.

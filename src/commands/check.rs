@@ -102,6 +102,15 @@ pub fn run(plan: &CheckPlan, ctx: &Context) -> Result<()> {
         }
     }
     let session = plan.verify.then(|| ctx.session());
+    if let Some(s) = &session {
+        // `--verify`: every data key of every file in one batch.
+        let envelopes: Vec<formats::Envelope> = files
+            .iter()
+            .filter_map(|(_, stream)| pipeline::classify(stream).ok())
+            .flat_map(|c| c.envelopes)
+            .collect();
+        pipeline::warm_unwraps(&s.keyring, &envelopes, false);
+    }
     let mut used: HashSet<(PathBuf, usize)> = HashSet::new();
     let mut config_errors: HashSet<String> = HashSet::new();
     for (i, (source, stream)) in files.iter().enumerate() {
@@ -167,40 +176,74 @@ fn report(plan: &CheckPlan, files: usize, findings: &[Finding]) -> Result<()> {
     ))
 }
 
-/// Every problem of one stream.
+/// Every problem of one stream: its documents' shapes, its format's
+/// findings, and its sealed Secrets against their rule (and, with
+/// `--verify`, opened).
 fn check_stream(
     stream: &Stream,
     rule: Option<&(Rc<Config>, usize)>,
     session: Option<&Session>,
     out: &mut Vec<Finding>,
 ) {
+    let mut found = document_problems(stream);
+    let format = match formats::detect(stream) {
+        Ok(f) => f,
+        Err(e) => {
+            found.push(e);
+            out.extend(found.iter().map(|e| Finding::of(&stream.name, e)));
+            return;
+        }
+    };
+    let lint = format.lint(stream);
+    // Secrets with a format problem are not checked further.
+    let troubled: HashSet<(usize, String)> = lint
+        .iter()
+        .filter_map(|e| e.at.document.map(|d| (d, e.at.item.clone())))
+        .collect();
+    found.extend(lint);
+    if let Ok(classified) = pipeline::classify(stream) {
+        let rule = rule.map(|(c, i)| (c.as_ref(), &c.rules[*i]));
+        for e in &classified.envelopes {
+            let doc = &stream.docs[e.docs[0]];
+            let clean = !troubled.contains(&(doc.index, doc.item_path()));
+            found.extend(envelope_problems(
+                &classified,
+                e,
+                rule,
+                session.filter(|_| clean),
+            ));
+        }
+    }
+    out.extend(found.iter().map(|e| Finding::of(&stream.name, e)));
+}
+
+/// What is wrong with the stream's documents, whatever their format:
+/// streams kubectl would split differently, ciphertext or clear values
+/// where ksec does not handle Secrets, Secrets the locator refused, clear
+/// copies in `last-applied-configuration`.
+fn document_problems(stream: &Stream) -> Vec<Error> {
     let file = stream.name.as_str();
-    let mut push = |e: Error| out.push(Finding::of(file, &e));
+    let mut found = Vec::new();
     if stream.secrets().next().is_some()
         && let Err(e) = pipeline::kubectl::check_split(file, &stream.text)
     {
-        push(e);
+        found.push(e);
     }
     for doc in &stream.docs {
-        if let Err(e) = pipeline::refuse_stray_ciphertext(file, doc) {
-            push(e);
-        }
+        found.extend(pipeline::refuse_stray_ciphertext(file, doc).err());
         for stray in &doc.strays {
             for value in stray
                 .values
                 .iter()
                 .filter(|v| !formats::looks_sealed(&v.value))
             {
-                push(pipeline::exposure_error(
-                    file,
-                    &Exposure::Stray { doc, stray, value },
-                    false,
-                ));
+                let e = Exposure::Stray { doc, stray, value };
+                found.push(pipeline::exposure_error(file, &e, false));
             }
         }
         if !doc.is_secret {
             if let Err(e) = pipeline::refuse_hidden_ciphertext(file, doc) {
-                push(e);
+                found.push(e);
             } else if doc
                 .kind
                 .as_deref()
@@ -211,20 +254,19 @@ fn check_stream(
                     .iter()
                     .filter(|s| !formats::looks_sealed(&s.value))
                 {
-                    push(pipeline::exposure_error(
-                        file,
-                        &Exposure::NotV1 { doc, site },
-                        false,
-                    ));
+                    let e = Exposure::NotV1 { doc, site };
+                    found.push(pipeline::exposure_error(file, &e, false));
                 }
             }
             continue;
         }
-        for p in &doc.problems {
-            push(pipeline::problem_error(file, doc, p));
-        }
+        found.extend(
+            doc.problems
+                .iter()
+                .map(|p| pipeline::problem_error(file, doc, p)),
+        );
         if let Some(line) = doc.last_applied_line {
-            push(
+            found.push(
                 Error::new(
                     Exit::Input,
                     "last-applied-configuration",
@@ -237,72 +279,52 @@ fn check_stream(
             );
         }
     }
-    let format = match formats::detect(stream) {
-        Ok(f) => f,
-        Err(e) => {
-            push(e);
-            return;
-        }
+    found
+}
+
+/// A sealed Secret's keys against its rule, and with a session (`--verify`)
+/// whether it opens and verifies.
+fn envelope_problems(
+    c: &pipeline::Classified<'_>,
+    e: &formats::Envelope,
+    rule: Option<(&Config, &config::Rule)>,
+    session: Option<&Session>,
+) -> Vec<Error> {
+    let State::Sealed(meta) = &e.state else {
+        return Vec::new();
     };
-    let lint = format.lint(stream);
-    // Secrets with a format problem are not checked further.
-    let troubled: HashSet<usize> = lint
-        .iter()
-        .filter_map(|e| e.at.document.map(|d| (d, e.at.item.clone())))
-        .filter_map(|(d, item)| {
-            stream
-                .docs
-                .iter()
-                .find(|doc| doc.index == d && doc.item_path() == item)
-                .map(|doc| doc.position)
-        })
-        .collect();
-    for e in lint {
-        push(e);
+    let (stream, file) = (c.stream, c.stream.name.as_str());
+    let doc = &stream.docs[e.docs[0]];
+    let info = meta.info();
+    let mut found = Vec::new();
+    if let Some((config, r)) = rule
+        && !r.agrees(&info.keys, info.clear)
+    {
+        found.push(
+            Error::new(
+                Exit::State,
+                "keys-differ",
+                format!(
+                    "{} (rule `{}`, {}:{}); run `ksec updatekeys {file}`",
+                    rule_difference(r, &info.keys, info.clear),
+                    r.pattern,
+                    config.path.display(),
+                    r.line
+                ),
+            )
+            .at(doc.location(file, doc.footer.as_ref().map_or(doc.line, |b| b.line))),
+        );
     }
-    let Ok(classified) = pipeline::classify(stream) else {
-        return;
-    };
-    let rule = rule.map(|(c, i)| (c, &c.rules[*i]));
-    for e in &classified.envelopes {
-        let State::Sealed(meta) = &e.state else {
-            continue;
-        };
-        let doc = &stream.docs[e.docs[0]];
-        let info = meta.info();
-        if let Some((config, r)) = rule
-            && !r.agrees(&info.keys, info.clear)
-        {
-            push(
-                Error::new(
-                    Exit::State,
-                    "keys-differ",
-                    format!(
-                        "{} (rule `{}`, {}:{}); run `ksec updatekeys {file}`",
-                        rule_difference(r, &info.keys, info.clear),
-                        r.pattern,
-                        config.path.display(),
-                        r.line
-                    ),
-                )
-                .at(doc.location(file, doc.footer.as_ref().map_or(doc.line, |b| b.line))),
-            );
-        }
-        let clean = !e.docs.iter().any(|d| troubled.contains(d)) && info.mac && info.mac_in_format;
-        if let Some(s) = session
-            && clean
-        {
-            pipeline::warm_unwraps(&s.keyring, std::iter::once(e), false);
-            if let Err(err) = classified
-                .format
-                .open(stream, e, &s.keyring, OpenOptions::default())
-            {
-                let mut err = err;
-                err.code = "verify";
-                push(err);
-            }
+    if let Some(s) = session
+        && info.mac
+        && info.mac_in_format
+    {
+        if let Err(mut err) = c.format.open(stream, e, &s.keyring, OpenOptions::default()) {
+            err.code = "verify";
+            found.push(err);
         }
     }
+    found
 }
 
 /// What differs between a footer and its rule, keys named.

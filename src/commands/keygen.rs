@@ -8,7 +8,7 @@ use super::note;
 
 /// Runs `keygen`: writes a new identity and prints its recipient on stdout.
 pub fn run() -> Result<()> {
-    let path = age::identity_path().map_err(Error::usage)?;
+    let path = age::identity_path().map_err(|e| Error::usage(e.0))?;
     match age::generate_identity_file(&path) {
         Ok(recipient) => {
             note(&format!(

@@ -246,7 +246,19 @@ pub struct Sealed {
 /// How a sealed envelope is checked once the whole result is written out.
 pub trait SealedCheck {
     /// Ok when the envelope in `out` decrypts to exactly what was sealed.
-    fn verify(&self, out: &Stream) -> std::result::Result<(), String>;
+    fn verify(&self, out: &Stream) -> std::result::Result<(), Mismatch>;
+}
+
+/// Why a result ksec built does not read back as intended (a bug, reported
+/// as an internal error; nothing is written).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Mismatch(pub String);
+
+impl From<String> for Mismatch {
+    fn from(s: String) -> Self {
+        Mismatch(s)
+    }
 }
 
 /// How clear values are written by [`Format::strip`].

@@ -23,20 +23,38 @@ use zeroize::Zeroizing;
 use super::{KeyError, KeyType, Provider, Secret, UnwrapRequest, WrapRequest};
 use crate::report::Reporter;
 
+/// Why an identity could not be found, read or parsed. The message names
+/// the source and line, never key material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct IdentityError(pub String);
+
+impl From<String> for IdentityError {
+    fn from(s: String) -> Self {
+        IdentityError(s)
+    }
+}
+
+impl From<&str> for IdentityError {
+    fn from(s: &str) -> Self {
+        IdentityError(s.to_owned())
+    }
+}
+
 /// Environment variable holding identity text.
 pub const ENV_KEY: &str = "KSEC_AGE_KEY";
 /// Environment variable naming an identity file.
 pub const ENV_KEY_FILE: &str = "KSEC_AGE_KEY_FILE";
 
 /// Where the local identity lives: `$KSEC_AGE_KEY_FILE`, else the default file.
-pub fn identity_path() -> Result<PathBuf, String> {
+pub fn identity_path() -> Result<PathBuf, IdentityError> {
     if let Some(p) = std::env::var_os(ENV_KEY_FILE).filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(p));
     }
     default_identity_path()
 }
 
-fn default_identity_path() -> Result<PathBuf, String> {
+fn default_identity_path() -> Result<PathBuf, IdentityError> {
     let config = match std::env::var_os("XDG_CONFIG_HOME").filter(|p| !p.is_empty()) {
         Some(x) => PathBuf::from(x),
         None => match std::env::var_os("HOME").filter(|p| !p.is_empty()) {
@@ -53,7 +71,7 @@ fn default_identity_path() -> Result<PathBuf, String> {
 
 /// Parses identity text (the format of `age-keygen` files: comments, blank
 /// lines and `AGE-SECRET-KEY-1…` lines). `origin` names the source in errors.
-pub fn parse_identities(text: &str, origin: &str) -> Result<Vec<x25519::Identity>, String> {
+pub fn parse_identities(text: &str, origin: &str) -> Result<Vec<x25519::Identity>, IdentityError> {
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -64,7 +82,8 @@ pub fn parse_identities(text: &str, origin: &str) -> Result<Vec<x25519::Identity
             return Err(format!(
                 "{origin}:{}: age plugin identities are not supported",
                 n + 1
-            ));
+            )
+            .into());
         }
         let id = x25519::Identity::from_str(line).map_err(|_| {
             format!(
@@ -78,7 +97,7 @@ pub fn parse_identities(text: &str, origin: &str) -> Result<Vec<x25519::Identity
 }
 
 /// Reads identities from a file.
-pub fn read_identity_file(path: &Path) -> Result<Vec<x25519::Identity>, String> {
+pub fn read_identity_file(path: &Path) -> Result<Vec<x25519::Identity>, IdentityError> {
     let origin = path.display().to_string();
     let text = Zeroizing::new(
         fs::read_to_string(path)
@@ -170,13 +189,13 @@ pub enum GenerateError {
 
 /// The recipient of the local identity, created on first use. Returns the
 /// recipient and, when a new identity was written, its path.
-pub fn local_recipient() -> Result<(String, Option<PathBuf>), String> {
+pub fn local_recipient() -> Result<(String, Option<PathBuf>), IdentityError> {
     if let Ok(text) = std::env::var(ENV_KEY) {
         let ids = parse_identities(&Zeroizing::new(text), ENV_KEY)?;
         return ids
             .first()
             .map(|i| (i.to_public().to_string(), None))
-            .ok_or_else(|| format!("{ENV_KEY} holds no identity"));
+            .ok_or_else(|| format!("{ENV_KEY} holds no identity").into());
     }
     let path = identity_path()?;
     if path.exists() {
@@ -190,22 +209,22 @@ pub fn local_recipient() -> Result<(String, Option<PathBuf>), String> {
         Ok(r) => Ok((r, Some(path))),
         // Lost a race with another process: use the identity it wrote.
         Err(GenerateError::Exists) => local_recipient(),
-        Err(GenerateError::Io(m)) => Err(m),
+        Err(GenerateError::Io(m)) => Err(m.into()),
     }
 }
 
 /// The age provider. Identities are loaded on first unwrap.
 pub struct AgeProvider {
-    identities: OnceCell<Result<Vec<(String, x25519::Identity)>, String>>,
+    identities: OnceCell<Result<Vec<(String, x25519::Identity)>, IdentityError>>,
     reporter: std::rc::Rc<dyn Reporter>,
 }
 
 impl AgeProvider {
     /// Checks an age X25519 recipient and returns it as it is written.
-    pub fn parse_recipient(id: &str) -> Result<String, String> {
+    pub fn parse_recipient(id: &str) -> Result<String, IdentityError> {
         x25519::Recipient::from_str(id)
             .map(|r| r.to_string())
-            .map_err(|_| format!("`{id}` is not an age X25519 recipient (age1…)"))
+            .map_err(|_| format!("`{id}` is not an age X25519 recipient (age1…)").into())
     }
 
     /// A provider reading identities from the environment and default file;
@@ -218,7 +237,7 @@ impl AgeProvider {
     }
 
     /// A provider with exactly the identities in `text`.
-    pub fn from_text(text: &str) -> Result<Self, String> {
+    pub fn from_text(text: &str) -> Result<Self, IdentityError> {
         let ids = parse_identities(text, "identities")?;
         Ok(AgeProvider {
             identities: OnceCell::from(Ok(ids
@@ -229,7 +248,7 @@ impl AgeProvider {
         })
     }
 
-    fn load(&self) -> Result<Vec<(String, x25519::Identity)>, String> {
+    fn load(&self) -> Result<Vec<(String, x25519::Identity)>, IdentityError> {
         let read = |p: &Path| {
             if let Some(w) = permission_warning(p) {
                 self.reporter.warn(&w);
@@ -243,10 +262,9 @@ impl AgeProvider {
         if let Some(p) = std::env::var_os(ENV_KEY_FILE).filter(|p| !p.is_empty()) {
             let p = PathBuf::from(p);
             if !p.exists() {
-                return Err(format!(
-                    "{ENV_KEY_FILE} names {}, which does not exist",
-                    p.display()
-                ));
+                return Err(
+                    format!("{ENV_KEY_FILE} names {}, which does not exist", p.display()).into(),
+                );
             }
             ids.extend(read(&p)?);
         }
@@ -265,7 +283,7 @@ impl AgeProvider {
         self.identities
             .get_or_init(|| self.load())
             .as_deref()
-            .map_err(|e| KeyError::Unavailable(e.clone()))
+            .map_err(|e| KeyError::Unavailable(e.0.clone()))
     }
 }
 
@@ -275,7 +293,7 @@ impl Provider for AgeProvider {
     }
 
     fn resolve(&self, id: &str) -> Result<String, KeyError> {
-        AgeProvider::parse_recipient(id).map_err(KeyError::InvalidId)
+        AgeProvider::parse_recipient(id).map_err(|e| KeyError::InvalidId(e.0))
     }
 
     fn wrap(&self, request: &WrapRequest<'_>) -> Result<Vec<u8>, KeyError> {
@@ -300,7 +318,7 @@ impl Provider for AgeProvider {
         let Some((_, identity)) = ids.iter().find(|(r, _)| r == request.id) else {
             return Err(KeyError::Unavailable(format!(
                 "no identity for this recipient (looked in {ENV_KEY}, {ENV_KEY_FILE} and {})",
-                default_identity_path().map_or_else(|e| e, |p| p.display().to_string())
+                default_identity_path().map_or_else(|e| e.0, |p| p.display().to_string())
             )));
         };
         let bad = |e: &dyn std::fmt::Display| {
@@ -374,12 +392,14 @@ mod tests {
             parse_identities("AGE-PLUGIN-YUBIKEY-1XYZ", "t")
                 .err()
                 .unwrap()
+                .0
                 .contains("plugin")
         );
         assert!(
             parse_identities("hello", "t")
                 .err()
                 .unwrap()
+                .0
                 .starts_with("t:1:")
         );
     }

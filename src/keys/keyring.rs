@@ -89,7 +89,7 @@ impl Keyring {
         let reporter: std::rc::Rc<dyn crate::report::Reporter> =
             std::rc::Rc::new(crate::report::Silent);
         Ok(Keyring::with_providers(vec![
-            Box::new(age::AgeProvider::from_text(text).map_err(KeyError::InvalidId)?),
+            Box::new(age::AgeProvider::from_text(text).map_err(|e| KeyError::InvalidId(e.0))?),
             Box::new(pgp::PgpProvider::new(pgp::PgpOptions::default(), reporter)),
         ]))
     }

@@ -200,7 +200,9 @@ pub fn unwrap_hint(f: &UnwrapFailure) -> Option<String> {
 /// for shape.
 pub fn normalise_config_key(key: &KeyId) -> Result<KeyId, KeySpecError> {
     let id = match key.kind {
-        KeyType::Age => age::AgeProvider::parse_recipient(&key.id).map_err(KeySpecError)?,
+        KeyType::Age => {
+            age::AgeProvider::parse_recipient(&key.id).map_err(|e| KeySpecError(e.0))?
+        }
         KeyType::Pgp => {
             let compact: String = key.id.chars().filter(|c| !c.is_whitespace()).collect();
             if compact.len() != 40 || !compact.bytes().all(|b| b.is_ascii_hexdigit()) {

@@ -98,7 +98,37 @@ fn amend_path(
         .iter()
         .filter_map(|c| c.value.as_deref().map(|v| (c.key.as_str(), v)))
         .collect();
-    // Walk down as far as the path exists.
+    match descend(text, root, path, &sets, newline)? {
+        Descent::Created(edits) => Ok(edits),
+        Descent::Found { node, owner } => {
+            let Kind::Mapping(m) = &node.kind else {
+                unreachable!("only mappings are descended into")
+            };
+            let net = NetChanges::of(m, changes);
+            mapping_edits(text, node, m, owner, &net, newline)
+        }
+    }
+}
+
+/// Where a path leads: to an existing mapping, or nowhere yet (then the
+/// edits that create it, holding the values set, are the whole answer).
+enum Descent<'n> {
+    Found {
+        node: &'n Node,
+        owner: Option<&'n Entry>,
+    },
+    Created(Vec<Edit>),
+}
+
+/// Walks down `path` as far as it exists; creates the rest when values are
+/// set under it (a null on the way becomes a mapping).
+fn descend<'n>(
+    text: &str,
+    root: &'n Node,
+    path: &[String],
+    sets: &[(&str, &str)],
+    newline: &str,
+) -> Result<Descent<'n>, AmendError> {
     let mut node = root;
     let mut owner: Option<&Entry> = None;
     for (depth, name) in path.iter().enumerate() {
@@ -108,22 +138,24 @@ fn amend_path(
         let Some(e) = m.get(name) else {
             // Create the rest of the path, holding the entries set.
             if sets.is_empty() {
-                return Ok(Vec::new());
+                return Ok(Descent::Created(Vec::new()));
             }
             let column = child_column(m, owner);
-            let rest = nested(&path[depth + 1..], &sets, column + 2, m.flow, newline);
+            let rest = nested(&path[depth + 1..], sets, column + 2, m.flow, newline);
             if m.flow {
-                return Ok(vec![flow_insert(
+                return Ok(Descent::Created(vec![flow_insert(
                     m,
                     &format!("{}: {rest}", key_text(name, true)),
-                )]);
+                )]));
             }
             let lines = format!(
                 "{}{}:{newline}{rest}",
                 " ".repeat(column),
                 key_text(name, false)
             );
-            return Ok(vec![block_insert(text, node, &lines, newline)]);
+            return Ok(Descent::Created(vec![block_insert(
+                text, node, &lines, newline,
+            )]));
         };
         match &e.value.kind {
             Kind::Mapping(_) => {
@@ -133,20 +165,20 @@ fn amend_path(
             Kind::Scalar(v) if is_null(v) && !quoted(text, &e.value.range) => {
                 // `labels:` or `labels: null`: the null becomes a mapping.
                 if sets.is_empty() {
-                    return Ok(Vec::new());
+                    return Ok(Descent::Created(Vec::new()));
                 }
                 let colon = colon_after(text, e);
                 let flow = matches!(&node.kind, Kind::Mapping(m) if m.flow);
-                let body = nested(&path[depth + 1..], &sets, e.key_column + 2, flow, newline);
+                let body = nested(&path[depth + 1..], sets, e.key_column + 2, flow, newline);
                 let text_ = if flow {
                     format!(" {body}")
                 } else {
                     format!("{newline}{}", body.trim_end_matches(newline))
                 };
-                return Ok(vec![Edit {
+                return Ok(Descent::Created(vec![Edit {
                     range: colon..e.value.range.end.max(colon),
                     text: text_,
-                }]);
+                }]));
             }
             _ => {
                 return Err(AmendError(format!(
@@ -156,26 +188,51 @@ fn amend_path(
             }
         }
     }
-    let Kind::Mapping(m) = &node.kind else {
-        unreachable!("only mappings are descended into")
-    };
-    // The net effect per key, later changes winning.
-    let mut set_existing: Vec<(usize, &str)> = Vec::new();
-    let mut removes: Vec<usize> = Vec::new();
-    let mut adds: Vec<(&str, &str)> = Vec::new();
-    for c in changes {
-        let existing = m.entries.iter().position(|e| e.key == c.key);
-        set_existing.retain(|(i, _)| Some(*i) != existing);
-        removes.retain(|i| Some(*i) != existing);
-        adds.retain(|(k, _)| *k != c.key);
-        match (&c.value, existing) {
-            (Some(v), Some(i)) => set_existing.push((i, v)),
-            (Some(v), None) => adds.push((&c.key, v)),
-            (None, Some(i)) => removes.push(i),
-            (None, None) => {}
+    Ok(Descent::Found { node, owner })
+}
+
+/// The net effect of the changes to one mapping, later changes winning.
+struct NetChanges<'c> {
+    /// Existing entries (by index) set to a value.
+    set_existing: Vec<(usize, &'c str)>,
+    /// Existing entries removed.
+    removes: Vec<usize>,
+    /// New entries.
+    adds: Vec<(&'c str, &'c str)>,
+}
+
+impl<'c> NetChanges<'c> {
+    fn of(m: &Mapping, changes: &[&'c Change]) -> NetChanges<'c> {
+        let mut net = NetChanges {
+            set_existing: Vec::new(),
+            removes: Vec::new(),
+            adds: Vec::new(),
+        };
+        for c in changes {
+            let existing = m.entries.iter().position(|e| e.key == c.key);
+            net.set_existing.retain(|(i, _)| Some(*i) != existing);
+            net.removes.retain(|i| Some(*i) != existing);
+            net.adds.retain(|(k, _)| *k != c.key);
+            match (&c.value, existing) {
+                (Some(v), Some(i)) => net.set_existing.push((i, v)),
+                (Some(v), None) => net.adds.push((&c.key, v)),
+                (None, Some(i)) => net.removes.push(i),
+                (None, None) => {}
+            }
         }
+        net
     }
-    let column = child_column(m, owner);
+}
+
+/// The edits that apply `net` to the mapping `m` at `node`.
+fn mapping_edits(
+    text: &str,
+    node: &Node,
+    m: &Mapping,
+    owner: Option<&Entry>,
+    net: &NetChanges<'_>,
+    newline: &str,
+) -> Result<Vec<Edit>, AmendError> {
     let render_at = |i: usize, v: &str| {
         let e = &m.entries[i];
         let ctx = Context {
@@ -187,26 +244,34 @@ fn amend_path(
         };
         scalar::render(v, &ctx)
     };
-    if m.flow && removes.len() > 1 {
+    if m.flow && net.removes.len() > 1 {
         // Several entries go: write the mapping again from its pieces.
         let mut parts: Vec<String> = Vec::new();
         for (i, e) in m.entries.iter().enumerate() {
-            if removes.contains(&i) {
+            if net.removes.contains(&i) {
                 continue;
             }
-            let value = match set_existing.iter().find(|(j, _)| *j == i) {
+            let value = match net.set_existing.iter().find(|(j, _)| *j == i) {
                 Some((_, v)) => render_at(i, v),
                 None => text[e.value.range.clone()].to_owned(),
             };
             parts.push(format!("{}: {value}", &text[e.key_range.clone()]));
         }
-        parts.extend(adds.iter().map(|(k, v)| entry_text(k, v, 0, true, newline)));
+        parts.extend(
+            net.adds
+                .iter()
+                .map(|(k, v)| entry_text(k, v, 0, true, newline)),
+        );
         return Ok(vec![Edit {
             range: node.range.clone(),
             text: format!("{{{}}}", parts.join(", ")),
         }]);
     }
-    if !m.flow && !removes.is_empty() && removes.len() == m.entries.len() && adds.is_empty() {
+    if !m.flow
+        && !net.removes.is_empty()
+        && net.removes.len() == m.entries.len()
+        && net.adds.is_empty()
+    {
         // Every entry goes: the key that holds the mapping goes with them.
         let Some(owner) = owner else {
             return Err(AmendError("cannot remove every key of the document".into()));
@@ -219,23 +284,27 @@ fn amend_path(
             text: String::new(),
         }]);
     }
-    let mut edits: Vec<Edit> = set_existing
+    let mut edits: Vec<Edit> = net
+        .set_existing
         .iter()
         .map(|(i, v)| Edit {
             range: m.entries[*i].value.range.clone(),
             text: render_at(*i, v),
         })
         .collect();
-    edits.extend(removes.iter().map(|i| remove_entry(text, m, *i)));
-    if !adds.is_empty() {
+    edits.extend(net.removes.iter().map(|i| remove_entry(text, m, *i)));
+    if !net.adds.is_empty() {
         if m.flow {
-            let joined: Vec<String> = adds
+            let joined: Vec<String> = net
+                .adds
                 .iter()
                 .map(|(k, v)| entry_text(k, v, 0, true, newline))
                 .collect();
             edits.push(flow_insert(m, &joined.join(", ")));
         } else {
-            let lines: String = adds
+            let column = child_column(m, owner);
+            let lines: String = net
+                .adds
                 .iter()
                 .map(|(k, v)| entry_text(k, v, column, false, newline))
                 .collect();

@@ -638,22 +638,80 @@ impl<'a> Walker<'a> {
         Ok(())
     }
 
+    /// Reads the value of a `data`/`stringData` key: every entry becomes a
+    /// [`ValueSite`] or a [`Problem`].
     fn section(
         &mut self,
         doc: &mut Document,
         section: Section,
         section_key: &Span,
     ) -> Result<(), LocateError> {
+        let Some(flow) = self.section_start(doc, section)? else {
+            return Ok(());
+        };
+        let mut seen: HashSet<Cow<'a, str>> = HashSet::new();
+        let step = {
+            // Indentation step of this file, for literal blocks we write.
+            let c = self.peek()?.1.start.col();
+            c.saturating_sub(section_key.start.col()).max(1)
+        };
+        let sname = section.as_str();
+        while let Some(key) = self.key()? {
+            let line = key.span.start.line();
+            let Some(name) = key.text.clone() else {
+                doc.problems.push(problem(
+                    line,
+                    None,
+                    format!("`{sname}` has a key that is not a string"),
+                    None,
+                ));
+                self.skip_node()?;
+                continue;
+            };
+            let label = format!("{sname}.{name}");
+            if key.anchored_or_tagged {
+                doc.problems.push(problem(
+                    line,
+                    Some(label.clone()),
+                    "the key carries an anchor or tag".into(),
+                    None,
+                ));
+            }
+            if !seen.insert(name.clone()) {
+                doc.problems.push(problem(
+                    line,
+                    Some(label.clone()),
+                    "duplicate key".into(),
+                    Some("remove one of them; otherwise one copy could stay in clear text"),
+                ));
+            }
+            let entry = Entry {
+                section,
+                name: name.into_owned(),
+                label,
+                key: &key,
+                flow,
+                indent: key.span.start.col() + step,
+            };
+            match self.value_site(entry)? {
+                Ok(site) => doc.sites.push(site),
+                Err(p) => doc.problems.push(p),
+            }
+        }
+        Ok(())
+    }
+
+    /// The start of a section's value: `Some(flow style)` for a mapping,
+    /// `None` (nothing to read) for a null or for anything else, which is a
+    /// problem.
+    fn section_start(
+        &mut self,
+        doc: &mut Document,
+        section: Section,
+    ) -> Result<Option<bool>, LocateError> {
         let sname = section.as_str();
         let (ev, span) = self.next()?;
-        let problem =
-            |line: usize, key: Option<String>, message: String, hint: Option<&str>| Problem {
-                line,
-                key,
-                message,
-                hint: hint.map(str::to_owned),
-            };
-        let flow = match &ev {
+        match &ev {
             Event::MappingStart(style, anchor, tag) => {
                 if *anchor != 0
                     || tag
@@ -667,13 +725,13 @@ impl<'a> Walker<'a> {
                         Some("remove it: an alias elsewhere would point at ciphertext"),
                     ));
                 }
-                *style == granit_parser::StructureStyle::Flow
+                Ok(Some(*style == granit_parser::StructureStyle::Flow))
             }
             // `data:` with nothing after it, or `data: null`: an empty section.
             Event::Scalar(text, ScalarStyle::Plain, 0, None)
                 if matches!(&**text, "~" | "null" | "Null" | "NULL") =>
             {
-                return Ok(());
+                Ok(None)
             }
             other => {
                 doc.problems.push(problem(
@@ -682,129 +740,83 @@ impl<'a> Walker<'a> {
                     format!("`{sname}` must be a mapping of strings"),
                     None,
                 ));
-                return self.skip_after_start(other);
-            }
-        };
-        let mut seen: HashSet<Cow<'a, str>> = HashSet::new();
-        let step = {
-            // Indentation step of this file, for literal blocks we write.
-            let c = self.peek()?.1.start.col();
-            c.saturating_sub(section_key.start.col()).max(1)
-        };
-        while let Some(key) = self.key()? {
-            let line = key.span.start.line();
-            let Some(name) = key.text else {
-                doc.problems.push(problem(
-                    line,
-                    None,
-                    format!("`{sname}` has a key that is not a string"),
-                    None,
-                ));
-                self.skip_node()?;
-                continue;
-            };
-            // Built only when there is something to report.
-            let label = || format!("{sname}.{name}");
-            if key.anchored_or_tagged {
-                doc.problems.push(problem(
-                    line,
-                    Some(label()),
-                    "the key carries an anchor or tag".into(),
-                    None,
-                ));
-            }
-            if !seen.insert(name.clone()) {
-                doc.problems.push(problem(
-                    line,
-                    Some(label()),
-                    "duplicate key".into(),
-                    Some("remove one of them; otherwise one copy could stay in clear text"),
-                ));
-            }
-            let (ev, vspan) = self.next()?;
-            let vline = vspan.start.line();
-            match ev {
-                Event::Scalar(value, style, anchor, tag) => {
-                    let binary = tag.as_ref().is_some_and(|t| {
-                        t.suffix_in_namespace("tag:yaml.org,2002:").as_deref() == Some("binary")
-                    });
-                    if anchor != 0 || (tag.is_some() && !(binary && section == Section::Data)) {
-                        doc.problems.push(problem(
-                            vline,
-                            Some(label()),
-                            "the value carries an anchor or tag".into(),
-                            Some("remove it: ksec encrypts plain string values only"),
-                        ));
-                        continue;
-                    }
-                    let r = span_range(&vspan);
-                    if style == ScalarStyle::Plain && r.is_empty() {
-                        doc.problems.push(problem(
-                            vline,
-                            Some(label()),
-                            "the value is empty (null)".into(),
-                            Some("write \"\" for an empty value"),
-                        ));
-                        continue;
-                    }
-                    if style == ScalarStyle::Plain && super::scalar::resolves_to_non_string(&value)
-                    {
-                        doc.problems.push(problem(
-                            vline,
-                            Some(label()),
-                            format!(
-                                "the value `{}` is not a string to YAML",
-                                if value.len() <= 12 { &*value } else { "…" }
-                            ),
-                            Some("quote it, e.g. \"1234\": Kubernetes accepts only strings here"),
-                        ));
-                        continue;
-                    }
-                    let (range, header_comment) = match style {
-                        ScalarStyle::Literal | ScalarStyle::Folded => {
-                            self.block_scalar_range(key.span.byte_range().map_or(0, |k| k.end), &r)
-                        }
-                        _ => (r, None),
-                    };
-                    // A `!!binary` tag goes with the value it describes.
-                    let range = match vspan.tag_start().and_then(|m| m.byte_offset()) {
-                        Some(t) if binary && t < range.start => t..range.end,
-                        _ => range,
-                    };
-                    let line_rest_empty = rest_of_line_empty(self.text, range.end);
-                    let trailing_comment = trailing_comment(self.text, range.end);
-                    doc.sites.push(ValueSite {
-                        section,
-                        key: name.into_owned(),
-                        value: value.into_owned(),
-                        range,
-                        line: vline,
-                        flow,
-                        binary,
-                        header_comment,
-                        indent: key.span.start.col() + step,
-                        line_rest_empty,
-                        trailing_comment,
-                    });
-                }
-                Event::Alias(_) => doc.problems.push(problem(
-                    vline,
-                    Some(label()),
-                    "the value is an alias".into(),
-                    Some("write the value itself: an alias would silently point at ciphertext"),
-                )),
-                other => {
-                    doc.problems.push(problem(
-                        vline,
-                        Some(label()),
-                        "the value is not a scalar string".into(),
-                        None,
-                    ));
-                    self.skip_after_start(&other)?;
-                }
+                self.skip_after_start(other)?;
+                Ok(None)
             }
         }
-        Ok(())
+    }
+
+    /// Reads one entry's value: a site for a plain string value, a problem
+    /// for anything ksec will not encrypt (anchors, tags, aliases, nulls,
+    /// non-strings, collections).
+    fn value_site(&mut self, e: Entry<'_, 'a>) -> Result<Result<ValueSite, Problem>, LocateError> {
+        let (ev, vspan) = self.next()?;
+        let vline = vspan.start.line();
+        let refuse = |message: String, hint: Option<&str>| {
+            Ok(Err(problem(vline, Some(e.label.clone()), message, hint)))
+        };
+        let (value, style, anchor, tag) = match ev {
+            Event::Scalar(value, style, anchor, tag) => (value, style, anchor, tag),
+            Event::Alias(_) => {
+                return refuse(
+                    "the value is an alias".into(),
+                    Some("write the value itself: an alias would silently point at ciphertext"),
+                );
+            }
+            other => {
+                self.skip_after_start(&other)?;
+                return refuse("the value is not a scalar string".into(), None);
+            }
+        };
+        let binary = tag.as_ref().is_some_and(|t| {
+            t.suffix_in_namespace("tag:yaml.org,2002:").as_deref() == Some("binary")
+        });
+        if anchor != 0 || (tag.is_some() && !(binary && e.section == Section::Data)) {
+            return refuse(
+                "the value carries an anchor or tag".into(),
+                Some("remove it: ksec encrypts plain string values only"),
+            );
+        }
+        let r = span_range(&vspan);
+        if style == ScalarStyle::Plain && r.is_empty() {
+            return refuse(
+                "the value is empty (null)".into(),
+                Some("write \"\" for an empty value"),
+            );
+        }
+        if style == ScalarStyle::Plain && super::scalar::resolves_to_non_string(&value) {
+            return refuse(
+                format!(
+                    "the value `{}` is not a string to YAML",
+                    if value.len() <= 12 { &*value } else { "…" }
+                ),
+                Some("quote it, e.g. \"1234\": Kubernetes accepts only strings here"),
+            );
+        }
+        let (range, header_comment) = match style {
+            ScalarStyle::Literal | ScalarStyle::Folded => {
+                self.block_scalar_range(e.key.span.byte_range().map_or(0, |k| k.end), &r)
+            }
+            _ => (r, None),
+        };
+        // A `!!binary` tag goes with the value it describes.
+        let range = match vspan.tag_start().and_then(|m| m.byte_offset()) {
+            Some(t) if binary && t < range.start => t..range.end,
+            _ => range,
+        };
+        Ok(Ok(ValueSite {
+            section: e.section,
+            key: e.name,
+            value: value.into_owned(),
+            line: vline,
+            flow: e.flow,
+            binary,
+            header_comment,
+            indent: e.indent,
+            line_rest_empty: rest_of_line_empty(self.text, range.end),
+            trailing_comment: trailing_comment(self.text, range.end),
+            range,
+        }))
     }
 
     /// A block scalar's span covers its content only, and runs into the
@@ -837,6 +849,28 @@ impl<'a> Walker<'a> {
         let end = content.start + trim_block_end(&self.text[content.clone()]);
         let end = end.max(i + indicator.trim_end().len());
         (i..end, comment)
+    }
+}
+
+/// One entry of a section being read.
+struct Entry<'k, 'a> {
+    section: Section,
+    name: String,
+    /// `section.key`, for problems.
+    label: String,
+    key: &'k Key<'a>,
+    flow: bool,
+    /// Indentation for literal block content written here.
+    indent: usize,
+}
+
+/// A problem with a line, a key and an optional hint.
+fn problem(line: usize, key: Option<String>, message: String, hint: Option<&str>) -> Problem {
+    Problem {
+        line,
+        key,
+        message,
+        hint: hint.map(str::to_owned),
     }
 }
 
@@ -947,7 +981,58 @@ fn assign_footers(
     lines: &[FooterComment],
 ) -> Result<(), LocateError> {
     let mut claimed = vec![false; lines.len()];
-    // Where each top-level document's region ends: the next one's start.
+    let region_end = region_ends(text, docs);
+    let mut li = 0;
+    let mut newline = "\n";
+    for (i, located) in docs.iter_mut().enumerate() {
+        let next_start = region_end[i];
+        let (column, from, until, top) = match located.bounds {
+            Bounds::Top {
+                content_start,
+                content_end,
+                ..
+            } => {
+                newline = newline_of(text, content_start);
+                (0, content_end, next_start, true)
+            }
+            Bounds::Item {
+                column,
+                content_end,
+                limit,
+            } => (column, content_end, limit.min(next_start), false),
+        };
+        let doc = &mut located.doc;
+        doc.newline = newline;
+        doc.footer_indent = column;
+        let insert = match text[from..].find('\n') {
+            Some(off) => from + off + 1,
+            None => text.len(),
+        };
+        doc.footer_insert = insert.min(until.max(from));
+        let mine = if top {
+            claim_top(lines, &mut li, &mut claimed, from, next_start)?
+        } else {
+            claim_item(lines, &mut claimed, column, from, until)
+        };
+        doc.footer = footer_block(text, &mine)?;
+    }
+    match lines.iter().zip(&claimed).find(|(_, c)| !**c) {
+        None => Ok(()),
+        Some((fl, _)) => Err(LocateError::Footer {
+            line: fl.line,
+            message: if fl.column == 0 {
+                "a ksec/kubesec footer line does not follow any document".into()
+            } else {
+                "a ksec/kubesec footer line that belongs to no Secret: footer lines go right after a Secret's content (for a Secret in a List's items, at the item's indentation)".into()
+            },
+        }),
+    }
+}
+
+/// Where each document's region ends: the start of the next top-level
+/// document (its `---` marker, or its content), or the end of the text.
+/// Nested documents share their top-level document's region.
+fn region_ends(text: &str, docs: &[Located]) -> Vec<usize> {
     let tops: Vec<usize> = (0..docs.len())
         .filter(|&i| matches!(docs[i].bounds, Bounds::Top { .. }))
         .collect();
@@ -968,105 +1053,85 @@ fn assign_footers(
             *r = next;
         }
     }
-    let mut li = 0;
-    let mut newline = "\n";
-    for (i, located) in docs.iter_mut().enumerate() {
-        let next_start = region_end[i];
-        let (column, from, until, content_start) = match located.bounds {
-            Bounds::Top {
-                content_start,
-                content_end,
-                ..
-            } => (0, content_end, next_start, Some(content_start)),
-            Bounds::Item {
-                column,
-                content_end,
-                limit,
-            } => (column, content_end, limit.min(next_start), None),
-        };
-        let doc = &mut located.doc;
-        if let Some(start) = content_start {
-            newline = newline_of(text, start);
-        }
-        doc.newline = newline;
-        doc.footer_indent = column;
-        let insert = match text[from..].find('\n') {
-            Some(off) => from + off + 1,
-            None => text.len(),
-        };
-        doc.footer_insert = insert.min(until.max(from));
-        let mut mine: Vec<&FooterComment> = Vec::new();
-        if content_start.is_some() {
-            // Column-0 lines of this top-level document's region, in order.
-            while li < lines.len() && lines[li].start < next_start {
-                let fl = &lines[li];
-                if fl.column == 0 {
-                    if fl.start < from {
-                        return Err(LocateError::Footer {
-                            line: fl.line,
-                            message: "a ksec/kubesec footer line sits inside a document's content; footer lines go after it".into(),
-                        });
-                    }
-                    if fl.start >= from {
-                        mine.push(fl);
-                        claimed[li] = true;
-                    }
-                }
-                li += 1;
-            }
-        } else {
-            let first = lines.partition_point(|l| l.start < from);
-            for (j, fl) in lines.iter().enumerate().skip(first) {
-                if fl.start >= until {
-                    break;
-                }
-                if !claimed[j] && fl.column == column {
-                    mine.push(fl);
-                    claimed[j] = true;
-                }
-            }
-        }
-        if let (Some(first), Some(last)) = (mine.first(), mine.last()) {
-            if last.line - first.line + 1 != mine.len() {
+    region_end
+}
+
+/// The column-0 footer lines of a top-level document's region (lines are
+/// visited in order, `li` onward); one inside its content is an error.
+fn claim_top<'l>(
+    lines: &'l [FooterComment],
+    li: &mut usize,
+    claimed: &mut [bool],
+    content_end: usize,
+    region_end: usize,
+) -> Result<Vec<&'l FooterComment>, LocateError> {
+    let mut mine = Vec::new();
+    while *li < lines.len() && lines[*li].start < region_end {
+        let fl = &lines[*li];
+        if fl.column == 0 {
+            if fl.start < content_end {
                 return Err(LocateError::Footer {
-                    line: first.line,
-                    message: "the footer lines of a document must be consecutive lines".into(),
+                    line: fl.line,
+                    message: "a ksec/kubesec footer line sits inside a document's content; footer lines go after it".into(),
                 });
             }
-            let last_text = line_at(text, last.start);
-            let mut end = last.start + last_text.len();
-            if text[end..].starts_with("\r\n") {
-                end += 2;
-            } else if text[end..].starts_with('\n') {
-                end += 1;
-            }
-            doc.footer = Some(FooterBlock {
-                range: first.line_start..end,
-                lines: mine
-                    .iter()
-                    .map(|l| line_at(text, l.start).to_owned())
-                    .collect(),
-                line: first.line,
-            });
+            mine.push(fl);
+            claimed[*li] = true;
+        }
+        *li += 1;
+    }
+    Ok(mine)
+}
+
+/// The footer lines of a nested Secret: at its column, after its content,
+/// before the next content.
+fn claim_item<'l>(
+    lines: &'l [FooterComment],
+    claimed: &mut [bool],
+    column: usize,
+    from: usize,
+    until: usize,
+) -> Vec<&'l FooterComment> {
+    let mut mine = Vec::new();
+    let first = lines.partition_point(|l| l.start < from);
+    for (j, fl) in lines.iter().enumerate().skip(first) {
+        if fl.start >= until {
+            break;
+        }
+        if !claimed[j] && fl.column == column {
+            mine.push(fl);
+            claimed[j] = true;
         }
     }
-    if let Some(fl) = lines
-        .iter()
-        .zip(&claimed)
-        .find(|(_, c)| !**c)
-        .map(|(l, _)| l)
-    {
-        let message = if fl.column == 0 {
-            "a ksec/kubesec footer line does not follow any document".into()
-        } else {
-            "a ksec/kubesec footer line that belongs to no Secret: footer lines go right after a Secret's content (for a Secret in a List's items, at the item's indentation)".into()
-        };
+    mine
+}
+
+/// The footer block of claimed lines, which must be consecutive.
+fn footer_block(text: &str, mine: &[&FooterComment]) -> Result<Option<FooterBlock>, LocateError> {
+    let (Some(first), Some(last)) = (mine.first(), mine.last()) else {
+        return Ok(None);
+    };
+    if last.line - first.line + 1 != mine.len() {
         return Err(LocateError::Footer {
-            line: fl.line,
-            message,
+            line: first.line,
+            message: "the footer lines of a document must be consecutive lines".into(),
         });
     }
-    Ok(())
+    let last_text = line_at(text, last.start);
+    let mut end = last.start + last_text.len();
+    if text[end..].starts_with("\r\n") {
+        end += 2;
+    } else if text[end..].starts_with('\n') {
+        end += 1;
+    }
+    Ok(Some(FooterBlock {
+        range: first.line_start..end,
+        lines: mine
+            .iter()
+            .map(|l| line_at(text, l.start).to_owned())
+            .collect(),
+        line: first.line,
+    }))
 }
 
 fn newline_of(text: &str, from: usize) -> &'static str {

@@ -16,7 +16,7 @@ use super::checks::{refuse_hidden_ciphertext, refuse_stray_ciphertext};
 use super::open::{Classified, classify, open_envelopes, warm_unwraps};
 use super::parents::ParentDoc;
 use crate::error::{Error, Result};
-use crate::formats::{self, OpenOptions, State, StripOptions};
+use crate::formats::{self, Mismatch, OpenOptions, State, StripOptions};
 use crate::manifest::{self, Stream};
 
 /// How to decrypt.
@@ -141,27 +141,23 @@ fn verify(
     input: &Stream,
     out: &str,
     expected: &[(usize, Vec<u64>)],
-) -> std::result::Result<(), String> {
-    let docs = manifest::locate(out, formats::is_metadata_comment).map_err(|e| e.to_string())?;
+) -> std::result::Result<(), Mismatch> {
+    let docs =
+        manifest::locate(out, formats::is_metadata_comment).map_err(|e| Mismatch(e.to_string()))?;
     if docs.len() != input.docs.len() {
-        return Err(format!(
-            "{} documents instead of {}",
-            docs.len(),
-            input.docs.len()
-        ));
+        return Err(format!("{} documents instead of {}", docs.len(), input.docs.len()).into());
     }
     for (position, values) in expected {
         let doc = &docs[*position];
         let index = doc.index;
         if doc.footer.is_some() || doc.sites.len() != values.len() {
-            return Err(format!("document {index} changed shape"));
+            return Err(format!("document {index} changed shape").into());
         }
         for (site, v) in doc.sites.iter().zip(values) {
             if formats::digest(&site.value) != *v {
-                return Err(format!(
-                    "document {index}, {} does not read back",
-                    site.label()
-                ));
+                return Err(
+                    format!("document {index}, {} does not read back", site.label()).into(),
+                );
             }
         }
     }

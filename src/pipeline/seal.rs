@@ -265,7 +265,7 @@ fn finish_stream(
         )));
     }
     for c in &checks {
-        c.verify(&written).map_err(internal)?;
+        c.verify(&written).map_err(|m| internal(m.0))?;
     }
     refuse_exposed(&written)?;
     Ok(SealedStream {

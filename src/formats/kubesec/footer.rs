@@ -130,104 +130,18 @@ pub fn is_footer_line(line: &str) -> bool {
 impl Footer {
     /// Parses footer lines (line breaks removed, `\r` allowed at the end).
     pub fn parse<'a>(lines: impl IntoIterator<Item = &'a str>) -> Result<Footer, FooterError> {
-        let mut version = None;
-        let mut keys: Vec<WrappedKey> = Vec::new();
-        let mut mac = None;
-        let mut rotated = None;
-        let mut clear = None;
+        let mut parts = Parts::default();
         for (i, raw) in lines.into_iter().enumerate() {
             let line = raw
                 .strip_suffix('\r')
                 .unwrap_or(raw)
                 .trim_end_matches([' ', '\t']);
-            let unparsable = || FooterError::Unparsable {
-                line: i,
-                text: shorten(line),
-            };
-            if let Some(rest) = line.strip_prefix(KSEC_PREFIX) {
-                if let Some(ts) = rest.strip_prefix(ROTATED)
-                    && crate::clock::parse_rfc3339(ts).is_some()
-                {
-                    if rotated.is_some() {
-                        return Err(FooterError::DuplicateRotated);
-                    }
-                    rotated = Some(ts.to_owned());
-                    continue;
-                }
-                if let Some(c) = rest.strip_prefix(CLEAR).and_then(ClearSections::parse) {
-                    if clear.is_some() {
-                        return Err(FooterError::DuplicateClear);
-                    }
-                    clear = Some(c);
-                    continue;
-                }
-                // Refuse what we do not understand rather than drop it silently.
-                return Err(FooterError::UnknownKsecLine {
-                    line: i,
-                    text: shorten(&format!("{KSEC_PREFIX}{rest}")),
-                });
-            }
-            let rest = line.strip_prefix(KUBESEC_PREFIX).ok_or_else(unparsable)?;
-            let fields: Vec<&str> = rest.split(':').collect();
-            match fields.as_slice() {
-                ["v", v] => {
-                    if version.is_some() {
-                        return Err(FooterError::Version("more than one version line"));
-                    }
-                    version = Some(match *v {
-                        "1" => 1,
-                        "2" => 2,
-                        "3" => 3,
-                        "4" => 4,
-                        _ => {
-                            return Err(FooterError::Version(
-                                "unsupported format version (ksec reads v1 to v4)",
-                            ));
-                        }
-                    });
-                }
-                ["mac", m] => {
-                    if mac.is_some() {
-                        return Err(FooterError::DuplicateMac);
-                    }
-                    mac = Some((*m).to_owned());
-                }
-                [kind, id @ .., blob] if !id.is_empty() => {
-                    let kind = key_type(kind).ok_or_else(|| FooterError::UnknownType {
-                        line: i,
-                        kind: shorten(kind),
-                    })?;
-                    let id = id.join(":");
-                    if id.is_empty() {
-                        return Err(unparsable());
-                    }
-                    let blob = B64.decode(blob).map_err(|_| unparsable())?;
-                    let key = KeyId { kind, id };
-                    if keys.iter().any(|k| k.key == key) {
-                        return Err(FooterError::DuplicateKey(key.to_string()));
-                    }
-                    keys.push(WrappedKey {
-                        key,
-                        params: params(),
-                        blob,
-                    });
-                }
-                _ => return Err(unparsable()),
+            match line.strip_prefix(KSEC_PREFIX) {
+                Some(rest) => parts.ksec_line(i, rest)?,
+                None => parts.kubesec_line(i, line)?,
             }
         }
-        let version = version.ok_or(FooterError::Version(
-            "the footer has no version line (`# kubesec:v:N`)",
-        ))?;
-        if keys.is_empty() {
-            return Err(FooterError::NoKeys);
-        }
-        Ok(Footer {
-            version,
-            keys,
-            mac,
-            rotated,
-            clear: clear.unwrap_or_default(),
-        })
+        parts.finish()
     }
 
     /// Renders the footer lines (without line breaks) in kubesec's order:
@@ -259,6 +173,121 @@ impl Footer {
     /// no section kept in clear text (kubesec would try to decrypt it).
     pub fn kubesec_compatible(&self) -> bool {
         self.clear.is_empty() && self.keys.iter().all(|k| kubesec_knows(k.key.kind))
+    }
+}
+
+/// A footer being read, line by line.
+#[derive(Default)]
+struct Parts {
+    version: Option<u8>,
+    keys: Vec<WrappedKey>,
+    mac: Option<String>,
+    rotated: Option<String>,
+    clear: Option<ClearSections>,
+}
+
+impl Parts {
+    /// A `# ksec:` line (after the prefix): the rotation record or the
+    /// clear sections. Anything else is refused rather than dropped.
+    fn ksec_line(&mut self, i: usize, rest: &str) -> Result<(), FooterError> {
+        if let Some(ts) = rest.strip_prefix(ROTATED)
+            && crate::clock::parse_rfc3339(ts).is_some()
+        {
+            if self.rotated.is_some() {
+                return Err(FooterError::DuplicateRotated);
+            }
+            self.rotated = Some(ts.to_owned());
+            return Ok(());
+        }
+        if let Some(c) = rest.strip_prefix(CLEAR).and_then(ClearSections::parse) {
+            if self.clear.is_some() {
+                return Err(FooterError::DuplicateClear);
+            }
+            self.clear = Some(c);
+            return Ok(());
+        }
+        Err(FooterError::UnknownKsecLine {
+            line: i,
+            text: shorten(&format!("{KSEC_PREFIX}{rest}")),
+        })
+    }
+
+    /// A `# kubesec:` line: version, MAC, or a key line.
+    fn kubesec_line(&mut self, i: usize, line: &str) -> Result<(), FooterError> {
+        let unparsable = || FooterError::Unparsable {
+            line: i,
+            text: shorten(line),
+        };
+        let rest = line.strip_prefix(KUBESEC_PREFIX).ok_or_else(unparsable)?;
+        let fields: Vec<&str> = rest.split(':').collect();
+        match fields.as_slice() {
+            ["v", v] => {
+                if self.version.is_some() {
+                    return Err(FooterError::Version("more than one version line"));
+                }
+                self.version = Some(match *v {
+                    "1" => 1,
+                    "2" => 2,
+                    "3" => 3,
+                    "4" => 4,
+                    _ => {
+                        return Err(FooterError::Version(
+                            "unsupported format version (ksec reads v1 to v4)",
+                        ));
+                    }
+                });
+            }
+            ["mac", m] => {
+                if self.mac.is_some() {
+                    return Err(FooterError::DuplicateMac);
+                }
+                // `iv.tag`: a damaged MAC line is a footer that does not
+                // parse, not a MAC that does not verify.
+                let token = super::codec::Token::parse(m).map_err(|_| unparsable())?;
+                if !token.ciphertext.is_empty() {
+                    return Err(unparsable());
+                }
+                self.mac = Some((*m).to_owned());
+            }
+            [kind, id @ .., blob] if !id.is_empty() => {
+                let kind = key_type(kind).ok_or_else(|| FooterError::UnknownType {
+                    line: i,
+                    kind: shorten(kind),
+                })?;
+                let id = id.join(":");
+                if id.is_empty() {
+                    return Err(unparsable());
+                }
+                let blob = B64.decode(blob).map_err(|_| unparsable())?;
+                let key = KeyId { kind, id };
+                if self.keys.iter().any(|k| k.key == key) {
+                    return Err(FooterError::DuplicateKey(key.to_string()));
+                }
+                self.keys.push(WrappedKey {
+                    key,
+                    params: params(),
+                    blob,
+                });
+            }
+            _ => return Err(unparsable()),
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Footer, FooterError> {
+        let version = self.version.ok_or(FooterError::Version(
+            "the footer has no version line (`# kubesec:v:N`)",
+        ))?;
+        if self.keys.is_empty() {
+            return Err(FooterError::NoKeys);
+        }
+        Ok(Footer {
+            version,
+            keys: self.keys,
+            mac: self.mac,
+            rotated: self.rotated,
+            clear: self.clear.unwrap_or_default(),
+        })
     }
 }
 

@@ -12,8 +12,8 @@ use super::open::mac_aad;
 use crate::error::{Error, Exit, Result};
 use crate::formats::render::{clear_edit, kept_clear_edit, token_edit};
 use crate::formats::{
-    ClearValue, Opened, Plain, SealRequest, Sealed, SealedCheck, Sealing, StripOptions, Stripped,
-    digest,
+    ClearValue, Mismatch, Opened, Plain, SealRequest, Sealed, SealedCheck, Sealing, StripOptions,
+    Stripped, digest,
 };
 use crate::keys::{DataKey, KeyId, Keyring, WrapJob, WrappedKey};
 use crate::manifest::{self, ClearSections, Document, Edit, Section, Stream};
@@ -233,17 +233,17 @@ struct Check {
 }
 
 impl SealedCheck for Check {
-    fn verify(&self, out: &Stream) -> std::result::Result<(), String> {
+    fn verify(&self, out: &Stream) -> std::result::Result<(), Mismatch> {
         let doc = out
             .docs
             .get(self.position)
-            .ok_or_else(|| format!("document {} is missing", self.label))?;
+            .ok_or_else(|| Mismatch(format!("document {} is missing", self.label)))?;
         let lines = doc.footer.as_ref().map(|f| &f.lines);
         if lines != Some(&self.footer) {
-            return Err(format!("document {} lost its footer", self.label));
+            return Err(format!("document {} lost its footer", self.label).into());
         }
         if doc.sites.len() != self.values.len() {
-            return Err(format!("document {} changed shape", self.label));
+            return Err(format!("document {} changed shape", self.label).into());
         }
         // Every value decrypts, under its own key name, to what was meant.
         let cipher = codec::ValueCipher::new(&self.dek);
@@ -253,14 +253,17 @@ impl SealedCheck for Check {
             } else {
                 cipher
                     .decrypt_value(&site.key, &site.value)
-                    .map_err(|err| format!("document {}, {}: {err}", self.label, site.label()))?
+                    .map_err(|err| {
+                        Mismatch(format!("document {}, {}: {err}", self.label, site.label()))
+                    })?
             };
             if site.section != *section || digest(&site.key) != *key || digest(&value) != *clear {
                 return Err(format!(
                     "document {}, {} does not decrypt to its value",
                     self.label,
                     site.label()
-                ));
+                )
+                .into());
             }
         }
         Ok(())
