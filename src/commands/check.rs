@@ -318,11 +318,10 @@ fn envelope_problems(
     if let Some(s) = session
         && info.mac
         && info.mac_in_format
+        && let Err(mut err) = c.format.open(stream, e, &s.keyring, OpenOptions::default())
     {
-        if let Err(mut err) = c.format.open(stream, e, &s.keyring, OpenOptions::default()) {
-            err.code = "verify";
-            found.push(err);
-        }
+        err.code = "verify";
+        found.push(err);
     }
     found
 }
