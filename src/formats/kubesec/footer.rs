@@ -311,13 +311,14 @@ pub fn kubesec_knows(kind: KeyType) -> bool {
     matches!(kind, KeyType::Pgp | KeyType::Gcp | KeyType::Aws)
 }
 
-/// kubesec's order of key types: pgp < gcp < aws; ksec's additions after.
+/// kubesec's order of key types: pgp < gcp < aws; ksec's additions after
+/// (all equal: kubesec's sort keeps their given order).
 fn rank(kind: KeyType) -> u8 {
     match kind {
         KeyType::Pgp => 0,
         KeyType::Gcp => 1,
         KeyType::Aws => 2,
-        KeyType::Age => 3,
+        _ => 3,
     }
 }
 
