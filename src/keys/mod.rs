@@ -175,19 +175,25 @@ pub fn key_error(e: &KeyError, key: &KeyId) -> crate::error::Error {
     Error::new(exit, "key", format!("key {key}: {e}"))
 }
 
-/// What to do when no key opened a data key, by the kinds of keys tried.
+/// What to do when no key opened a data key: a hint for each kind of key
+/// that failed only because its secret is not available here (other
+/// failures name their own fix in their message).
 pub fn unwrap_hint(f: &UnwrapFailure) -> Option<String> {
+    let missing = |t: KeyType, reason: &str| {
+        f.attempts
+            .iter()
+            .any(|(k, e)| k.kind == t && matches!(e, KeyError::Unavailable(m) if m.starts_with(reason)))
+    };
     let mut hints = Vec::new();
-    let has = |t: KeyType| f.attempts.iter().any(|(k, _)| k.kind == t);
-    if has(KeyType::Age) {
+    if missing(KeyType::Age, "no identity for this recipient") {
         hints.push(
             "for age, set KSEC_AGE_KEY_FILE or KSEC_AGE_KEY to the identity of a listed recipient",
         );
     }
-    if has(KeyType::Pgp) {
+    if missing(KeyType::Pgp, "no secret key for it") {
         hints.push("for PGP, import the secret key of a listed fingerprint into gpg");
     }
-    if has(KeyType::Aws) {
+    if f.attempts.iter().any(|(k, _)| k.kind == KeyType::Aws) {
         hints.push("for AWS, check credentials, region and endpoint, and that kms:Decrypt is allowed on a listed key");
     }
     (!hints.is_empty()).then(|| hints.join("; "))

@@ -185,6 +185,17 @@ impl PgpProvider {
     }
 
     fn binary(&self) -> Result<&OsString, KeyError> {
+        // A passphrase file that cannot be read makes gpg fail in ways it
+        // reports as "no secret key"; say what is really wrong instead.
+        if let Some(p) = &self.options.passphrase_file
+            && let Err(e) = std::fs::File::open(p)
+        {
+            return Err(KeyError::Unavailable(format!(
+                "--passphrase-file {}: cannot read: {}",
+                p.display(),
+                crate::io::io_reason(&e)
+            )));
+        }
         self.binary
             .get_or_init(|| {
                 if let Some(b) = std::env::var_os(ENV_GPG).filter(|b| !b.is_empty()) {

@@ -174,7 +174,7 @@ impl Gpg {
     /// A new key: ed25519 `[SC]` primary plus cv25519 `[E]` subkey, protected
     /// by `passphrase` (empty: none), made with `extra` gpg options (e.g.
     /// `--faked-system-time`).
-    fn gen_key_with(&self, uid: &str, passphrase: &str, extra: &[&str]) -> String {
+    pub(crate) fn gen_key_with(&self, uid: &str, passphrase: &str, extra: &[&str]) -> String {
         let fpr = self.gen_primary(uid, passphrase, extra, "never");
         let mut args = vec!["--pinentry-mode", "loopback", "--passphrase", passphrase];
         args.extend_from_slice(extra);
@@ -1158,4 +1158,64 @@ fn pgp_verbose_shows_gpg_command_lines_but_no_key_material() {
         );
         assert!(stderr.lines().all(|l| l.starts_with("ksec: ")), "{stderr}");
     }
+}
+
+/// gpg failures name their real cause and the fix, never "no secret key"
+/// when the key is there (issue 11): a passphrase-protected key without a
+/// way to enter the passphrase, a `--passphrase-file` that cannot be read,
+/// and a gpg that cannot be run.
+#[test]
+fn pgp_failures_name_their_real_cause() {
+    let env = TestEnv::new();
+    let gpg = Gpg::new();
+    let ivy = gpg.gen_key_with("Ivy <ivy@example.test>", PASSPHRASE, &[]);
+    let right = env.write("right.txt", format!("{PASSPHRASE}\n"));
+    let key = format!("pgp:{ivy}");
+    let out = gpg
+        .ksec(&env)
+        .arg("--passphrase-file")
+        .arg(&right)
+        .args(["encrypt", "-k", &key])
+        .write_stdin(SECRET)
+        .output()
+        .unwrap();
+    let encrypted = ok_stdout(&out);
+    gpg.kill_agent();
+
+    // No passphrase source: gpg cannot ask in batch mode.
+    let out = decrypt(&gpg, &env, &encrypted, &[]);
+    let line = refusal(&out, 6, &[&ivy, "pinentry", "--passphrase-file"]);
+    assert!(!line.contains("no secret key"), "{line}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("import the secret key"), "{stderr}");
+
+    // A passphrase file that is not there.
+    for args in [vec!["decrypt"], vec!["encrypt", "-k", &key]] {
+        let out = gpg
+            .ksec(&env)
+            .args(["--passphrase-file", "/nonexistent/passphrase"])
+            .args(&args)
+            .write_stdin(if args[0] == "decrypt" { encrypted.as_str() } else { SECRET })
+            .output()
+            .unwrap();
+        let line = refusal(
+            &out,
+            6,
+            &["--passphrase-file /nonexistent/passphrase: cannot read: no such file"],
+        );
+        assert!(!line.contains("no secret key"), "{line}");
+    }
+
+    // A gpg that exists but cannot be run.
+    let notexec = env.write("gpg-not-executable", "#!/bin/sh\n");
+    let out = gpg
+        .ksec(&env)
+        .env("KSEC_GPG", &notexec)
+        .arg("decrypt")
+        .write_stdin(encrypted.as_str())
+        .output()
+        .unwrap();
+    refusal(&out, 6, &["cannot run", "permission denied", "KSEC_GPG"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("import the secret key"), "{stderr}");
 }
