@@ -80,6 +80,9 @@ impl Finding {
 struct Report<'a> {
     files_checked: usize,
     problems: &'a [Finding],
+    /// What does not fail the check but should be looked at (comments
+    /// inside the values of encrypted Secrets).
+    warnings: &'a [Finding],
 }
 
 /// Runs `check`. Keys are used only for `--verify`.
@@ -93,6 +96,7 @@ pub fn run(plan: &CheckPlan, ctx: &Context) -> Result<()> {
     let inputs = paths::expand(&args, Source::Stdin)?;
     let mut progress = Progress::new(inputs.sources.len());
     let mut findings = Vec::new();
+    let mut warnings = Vec::new();
     let mut files = Vec::with_capacity(inputs.sources.len());
     for (i, source) in inputs.sources.iter().enumerate() {
         progress.files("reading", i);
@@ -128,19 +132,58 @@ pub fn run(plan: &CheckPlan, ctx: &Context) -> Result<()> {
             used.insert((c.path.clone(), *i));
         }
         check_stream(stream, rule.as_ref(), session.as_ref(), &mut findings);
+        warnings.extend(
+            sealed_value_comments(stream)
+                .iter()
+                .map(|e| Finding::of(&stream.name, e)),
+        );
     }
     progress.clear();
     unused_rules(&args, &configs, &used, &mut findings);
     findings.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
-    report(plan, inputs.sources.len(), &findings)
+    report(plan, inputs.sources.len(), &findings, &warnings)
 }
 
-/// Prints the findings; exit 8 when there is any.
-fn report(plan: &CheckPlan, files: usize, findings: &[Finding]) -> Result<()> {
+/// Comments inside the values of the stream's encrypted Secrets.
+fn sealed_value_comments(stream: &Stream) -> Vec<Error> {
+    let Ok(c) = pipeline::classify(stream) else {
+        return Vec::new();
+    };
+    let sealed: HashSet<usize> = c
+        .envelopes
+        .iter()
+        .filter(|e| matches!(e.state, State::Sealed(_)))
+        .flat_map(|e| e.docs.iter().copied())
+        .collect();
+    pipeline::value_comments(stream)
+        .into_iter()
+        .filter(|e| {
+            stream.docs.iter().any(|d| {
+                sealed.contains(&d.position)
+                    && Some(d.index) == e.at.document
+                    && d.item_path() == e.at.item
+            })
+        })
+        .collect()
+}
+
+/// Prints the findings (warnings on stderr); exit 8 when there is a problem.
+fn report(
+    plan: &CheckPlan,
+    files: usize,
+    findings: &[Finding],
+    warnings: &[Finding],
+) -> Result<()> {
+    if !plan.json {
+        for w in warnings {
+            super::warn(&format!("{}:{}: {}", w.file, w.line, w.message));
+        }
+    }
     let out = if plan.json {
         let report = Report {
             files_checked: files,
             problems: findings,
+            warnings,
         };
         let mut s = serde_json::to_string_pretty(&report).expect("check JSON serialises");
         s.push('\n');

@@ -78,6 +78,13 @@ pub fn run(plan: &EncryptPlan, ctx: &Context) -> Result<()> {
         })
         .collect();
     let results = pipeline::seal_all(&session, &jobs)?;
+    for (stream, sealed) in streams.iter().zip(&results) {
+        if sealed.text != stream.text {
+            for w in pipeline::value_comments(stream) {
+                warn(&w.to_string());
+            }
+        }
+    }
     if inputs.single {
         let (stream, sealed) = (&streams[0], &results[0]);
         if sealed.secrets == 0 {

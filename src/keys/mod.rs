@@ -180,9 +180,9 @@ pub fn key_error(e: &KeyError, key: &KeyId) -> crate::error::Error {
 /// failures name their own fix in their message).
 pub fn unwrap_hint(f: &UnwrapFailure) -> Option<String> {
     let missing = |t: KeyType, reason: &str| {
-        f.attempts
-            .iter()
-            .any(|(k, e)| k.kind == t && matches!(e, KeyError::Unavailable(m) if m.starts_with(reason)))
+        f.attempts.iter().any(|(k, e)| {
+            k.kind == t && matches!(e, KeyError::Unavailable(m) if m.starts_with(reason))
+        })
     };
     let mut hints = Vec::new();
     if missing(KeyType::Age, "no identity for this recipient") {

@@ -33,6 +33,8 @@ pub fn locate(text: &str, metadata: fn(&str) -> bool) -> Result<Vec<Document>, L
         limits: Vec::new(),
         pending_limits: Vec::new(),
         strays: Vec::new(),
+        section_column: None,
+        section_comments: Vec::new(),
     };
     let mut docs: Vec<Located> = Vec::new();
     let mut index = 0;
@@ -212,6 +214,10 @@ struct Walker<'a> {
     /// Secret-shaped mappings found in the current document outside the
     /// places ksec handles Secrets.
     strays: Vec<Stray>,
+    /// While a `data`/`stringData` mapping is read: the column of its key.
+    section_column: Option<usize>,
+    /// Lines of the comments inside that mapping.
+    section_comments: Vec<usize>,
 }
 
 /// A key of a mapping: its text when it is a plain scalar, and where it is.
@@ -233,15 +239,23 @@ impl<'a> Walker<'a> {
             match &ev {
                 Event::Comment(..) => {
                     let r = span_range(&span);
-                    let line_start = self.text[..r.start].rfind('\n').map_or(0, |i| i + 1);
-                    let first_on_line = self.text[line_start..r.start].bytes().all(|b| b == b' ');
+                    // Only spaces before the `#` on its line (checked on
+                    // bytes: the column counts characters).
+                    let col = span.start.col();
+                    let bytes = self.text.as_bytes();
+                    let line_start = r.start.saturating_sub(col);
+                    let first_on_line = r.start >= col
+                        && bytes[line_start..r.start].iter().all(|&b| b == b' ')
+                        && (line_start == 0 || bytes[line_start - 1] == b'\n');
                     if first_on_line && (self.metadata)(line_at(self.text, r.start)) {
                         self.footer_lines.push(FooterComment {
                             start: r.start,
                             line_start,
                             line: span.start.line(),
-                            column: r.start - line_start,
+                            column: col,
                         });
+                    } else if self.section_column.is_some_and(|c| col > c) {
+                        self.section_comments.push(span.start.line());
                     }
                     continue;
                 }
@@ -649,6 +663,21 @@ impl<'a> Walker<'a> {
         let Some(flow) = self.section_start(doc, section)? else {
             return Ok(());
         };
+        self.section_column = Some(section_key.start.col());
+        let read = self.section_entries(doc, section, section_key, flow);
+        self.section_column = None;
+        doc.section_comments.append(&mut self.section_comments);
+        read
+    }
+
+    /// The entries of a section whose mapping has started.
+    fn section_entries(
+        &mut self,
+        doc: &mut Document,
+        section: Section,
+        section_key: &Span,
+        flow: bool,
+    ) -> Result<(), LocateError> {
         let mut seen: HashSet<Cow<'a, str>> = HashSet::new();
         let step = {
             // Indentation step of this file, for literal blocks we write.
@@ -893,6 +922,7 @@ fn new_document(index: usize, item: Vec<usize>, line: usize) -> Document {
         footer_indent: 0,
         newline: "\n",
         strays: Vec::new(),
+        section_comments: Vec::new(),
     }
 }
 

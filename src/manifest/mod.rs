@@ -247,6 +247,9 @@ pub struct Document {
     pub is_secret: bool,
     /// Values of `data` and `stringData`, in file order.
     pub sites: Vec<ValueSite>,
+    /// Lines of comments inside `data` and `stringData` (on value lines or
+    /// between them): they stay readable when the values are encrypted.
+    pub section_comments: Vec<usize>,
     /// Problems that make the document unusable as a Secret, in file order.
     pub problems: Vec<Problem>,
     /// The footer, if the document has one.

@@ -276,3 +276,31 @@ pub fn check_keys(file: &str, doc: &Document) -> Result<()> {
         ),
     }
 }
+
+/// Comments inside `data`/`stringData` of the stream's Secrets: they stay
+/// readable when the values are encrypted (`# admin` next to an encrypted
+/// username says what it is). A warning, not a refusal: `encrypt` and
+/// `check` report it.
+pub fn value_comments(stream: &Stream) -> Vec<Error> {
+    stream
+        .secrets()
+        .filter(|d| !d.section_comments.is_empty())
+        .map(|doc| {
+            let lines: Vec<String> = doc.section_comments.iter().map(ToString::to_string).collect();
+            let n = lines.len();
+            Error::new(
+                Exit::State,
+                "comment-in-values",
+                format!(
+                    "{n} comment{} inside data/stringData (line{} {}) stay{} readable when the values are encrypted; move what {} says about a value out of the Secret",
+                    if n == 1 { "" } else { "s" },
+                    if n == 1 { "" } else { "s" },
+                    lines.join(", "),
+                    if n == 1 { "s" } else { "" },
+                    if n == 1 { "it" } else { "they" },
+                ),
+            )
+            .at(doc.location(&stream.name, doc.section_comments[0]))
+        })
+        .collect()
+}

@@ -25,7 +25,7 @@ use std::rc::Rc;
 
 pub use checks::{
     Exposure, exposed, failure as exposure_error, refuse_exposed, refuse_hidden_ciphertext,
-    refuse_stray_ciphertext, refuse_unencryptable, unencryptable,
+    refuse_stray_ciphertext, refuse_unencryptable, unencryptable, value_comments,
 };
 pub use decrypt::{DecryptOptions, Decrypted, decrypt, decrypt_all};
 pub use kubectl::join as join_streams;

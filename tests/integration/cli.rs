@@ -939,3 +939,57 @@ fn ciphertext_outside_a_secret_is_refused_by_encrypt_too() {
         &["is not an `apiVersion: v1` `kind: Secret`"],
     );
 }
+
+/// Comments on value lines stay clear text (issue 11): encrypt and check
+/// warn, and the quickstart sample has none.
+#[test]
+fn comments_inside_values_are_warned_about() {
+    let env = TestEnv::new();
+    let key = format!("age:{}", env.recipient);
+    let with = secret_with(
+        "data:\n  username: YWRtaW4=   # admin\n  # the password of the app\n  password: czNjcjN0\n",
+    );
+    let out = env
+        .ksec()
+        .args(["encrypt", "-k", &key])
+        .write_stdin(with)
+        .output()
+        .unwrap();
+    let enc = ok_stdout(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("<stdin>:6: document 1 (Secret s): 2 comments inside data/stringData (lines 6, 7) stay readable"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("admin") && !stderr.contains("the password"),
+        "{stderr}"
+    );
+    env.write("s.yaml", &enc);
+    let out = env.ksec().args(["check", "s.yaml"]).output().unwrap();
+    assert!(out.status.success(), "a warning does not fail check");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(
+            "warning: s.yaml:6: document 1 (Secret s): 2 comments inside data/stringData"
+        )
+    );
+    let out = env
+        .ksec()
+        .args(["check", "--format", "json", "s.yaml"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["warnings"][0]["code"], "comment-in-values");
+    assert_eq!(report["warnings"][0]["line"], 6);
+    assert_eq!(report["problems"].as_array().unwrap().len(), 0);
+
+    let sample = fs::read_to_string(testdata().join("secret.yaml")).unwrap();
+    let out = env
+        .ksec()
+        .args(["encrypt", "-k", &key])
+        .write_stdin(sample)
+        .output()
+        .unwrap();
+    ok_stdout(&out);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
+}

@@ -1195,7 +1195,11 @@ fn pgp_failures_name_their_real_cause() {
             .ksec(&env)
             .args(["--passphrase-file", "/nonexistent/passphrase"])
             .args(&args)
-            .write_stdin(if args[0] == "decrypt" { encrypted.as_str() } else { SECRET })
+            .write_stdin(if args[0] == "decrypt" {
+                encrypted.as_str()
+            } else {
+                SECRET
+            })
             .output()
             .unwrap();
         let line = refusal(
