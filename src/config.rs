@@ -58,7 +58,11 @@ const MAX_CONFIG: u64 = 1 << 20;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    #[serde(default)]
     rules: Vec<RawRule>,
+    /// Paths that hold no ksec data (tree walks and `check` leave them out).
+    #[serde(default)]
+    ignore: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -103,6 +107,8 @@ pub struct Config {
     pub dir: PathBuf,
     /// The rules, in order.
     pub rules: Vec<Rule>,
+    /// `ignore` patterns: files that hold no ksec data.
+    pub ignore: Vec<(String, GlobMatcher)>,
 }
 
 impl Config {
@@ -135,12 +141,8 @@ impl Config {
             let at = |l: u64| Location::file(&name).line(l as usize);
             let bad = |l: u64, m: String| Error::new(Exit::Input, "config", m).at(at(l));
             let pattern = r.path.value;
-            let matcher = GlobBuilder::new(&pattern)
-                .literal_separator(true)
-                .backslash_escape(true)
-                .build()
-                .map_err(|e| bad(line as u64, format!("path `{pattern}`: {}", e.kind())))?
-                .compile_matcher();
+            let matcher = glob(&pattern)
+                .map_err(|e| bad(line as u64, format!("path `{pattern}`: {}", e.kind())))?;
             if r.keys.is_empty() {
                 return Err(bad(line as u64, format!("rule `{pattern}` lists no keys")));
             }
@@ -197,10 +199,24 @@ impl Config {
                 matcher,
             });
         }
+        let mut ignore = Vec::with_capacity(raw.ignore.len());
+        for p in raw.ignore {
+            let matcher = glob(&p.value)
+                .map_err(|e| {
+                    Error::new(
+                        Exit::Input,
+                        "config",
+                        format!("ignore `{}`: {}", p.value, e.kind()),
+                    )
+                    .at(Location::file(&name).line(p.referenced.line() as usize))
+                })?;
+            ignore.push((p.value, matcher));
+        }
         Ok(Config {
             path: path.to_owned(),
             dir,
             rules,
+            ignore,
         })
     }
 
@@ -210,16 +226,41 @@ impl Config {
         Config::parse(&text, path)
     }
 
+    /// The configuration's path for messages: relative to the working
+    /// directory when it lies below it (`.ksec.yaml`, `k8s/.ksec.yaml`).
+    pub fn shown(&self) -> String {
+        let cwd = std::env::current_dir().ok().and_then(|d| absolute(&d).ok());
+        match cwd.as_deref().and_then(|c| self.path.strip_prefix(c).ok()) {
+            Some(rel) => rel.display().to_string(),
+            None => self.path.display().to_string(),
+        }
+    }
+
+    /// `file`'s path relative to the configuration's directory, `/`
+    /// separated; `None` outside it.
+    fn relative(&self, file: &Path) -> Option<String> {
+        let abs = absolute(file).ok()?;
+        let rel = abs.strip_prefix(&self.dir).ok()?;
+        Some(rel.to_str()?.replace(std::path::MAIN_SEPARATOR, "/"))
+    }
+
     /// The first rule matching `file` (any path; made absolute first), with
     /// its index.
     pub fn rule_for(&self, file: &Path) -> Option<(usize, &Rule)> {
-        let abs = absolute(file).ok()?;
-        let rel = abs.strip_prefix(&self.dir).ok()?;
-        let rel = rel.to_str()?.replace(std::path::MAIN_SEPARATOR, "/");
+        let rel = self.relative(file)?;
         self.rules
             .iter()
             .enumerate()
             .find(|(_, r)| r.matcher.is_match(&rel))
+    }
+
+    /// The `ignore` pattern that matches `file`, if any.
+    pub fn ignores(&self, file: &Path) -> Option<&str> {
+        let rel = self.relative(file)?;
+        self.ignore
+            .iter()
+            .find(|(_, m)| m.is_match(&rel))
+            .map(|(p, _)| p.as_str())
     }
 }
 
@@ -291,6 +332,16 @@ impl Configs {
         Ok(index.map(|i| (config, i)))
     }
 
+    /// The `.ksec.yaml` `ignore` pattern that leaves `file` out, as a
+    /// reason for messages. A configuration that does not parse ignores
+    /// nothing here (the error is reported where rules are read).
+    pub fn ignored(&self, file: &Path) -> Option<String> {
+        let config = self.for_file(file).ok()??;
+        config
+            .ignores(file)
+            .map(|p| format!("ignored by {} (`{p}`)", config.shown()))
+    }
+
     /// Every configuration read so far.
     pub fn loaded(&self) -> Vec<Rc<Config>> {
         let mut out: Vec<Rc<Config>> = self.explicit.iter().cloned().collect();
@@ -302,6 +353,16 @@ impl Configs {
         out.sort_by(|a, b| a.path.cmp(&b.path));
         out
     }
+}
+
+/// A pattern as `.ksec.yaml` writes them: `*` does not cross `/`, `**`
+/// does, backslash escapes.
+fn glob(pattern: &str) -> std::result::Result<GlobMatcher, globset::Error> {
+    Ok(GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()?
+        .compile_matcher())
 }
 
 /// `path` made absolute against the working directory, with `.` and `..`

@@ -10,7 +10,7 @@ use crate::error::{Error, Exit, Location, Result};
 pub const DEFAULT_MAX_INPUT: u64 = 64 * 1024 * 1024;
 
 /// Where input comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Source {
     /// Standard input (`-` or no file).
     Stdin,

@@ -28,7 +28,7 @@ fn run(cli: Cli) -> Result<()> {
         Plan::Create(p) => commands::create::run(p, ctx),
         Plan::Patch(p) => commands::patch::run(p, ctx),
         Plan::Edit(p) => commands::edit::run(p, ctx),
-        Plan::Introspect(p) => commands::introspect::run(p),
+        Plan::Introspect(p) => commands::introspect::run(p, ctx),
         Plan::Keygen => commands::keygen::run(),
         Plan::RecomputeMac(p) => commands::recompute_mac::run(p, ctx),
         Plan::KustomizePlugin(config) => commands::plugin::kustomize(config, ctx),

@@ -27,6 +27,42 @@ pub struct Inputs {
     /// Exactly one argument, and it was a file or `-` (not a directory):
     /// commands keep their one-file behaviour and output for it.
     pub single: bool,
+    /// Files left out, and why (Helm chart templates, `.ksec.yaml`
+    /// `ignore` patterns).
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+/// Which files a run leaves out, and why: walks always ask; files named on
+/// the command line are asked only when `named` is set (`check`, which
+/// pre-commit calls with file names).
+pub struct Skip<'a> {
+    /// Why a file is left out, or `None` to keep it.
+    pub reason: &'a dyn Fn(&Path) -> Option<String>,
+    /// Also for files named on the command line.
+    pub named: bool,
+}
+
+impl Skip<'_> {
+    /// Leaves nothing out.
+    pub const NONE: Skip<'static> = Skip {
+        reason: &|_| None,
+        named: false,
+    };
+}
+
+/// The `Chart.yaml` of the Helm chart whose templates `path` is among:
+/// below a `templates/` directory whose parent holds a `Chart.yaml`. Those
+/// are Go templates, not YAML, and hold no ksec data. The chart is named as
+/// the path was given (relative stays relative) when its directories show
+/// it, else absolute.
+pub fn helm_chart_of(path: &Path) -> Option<PathBuf> {
+    let chart = |p: &Path| -> Option<PathBuf> {
+        p.ancestors().skip(1).find_map(|d| {
+            let chart = d.parent()?.join("Chart.yaml");
+            (d.file_name().is_some_and(|n| n == "templates") && chart.is_file()).then_some(chart)
+        })
+    };
+    chart(path).or_else(|| chart(&crate::config::absolute(path).ok()?))
 }
 
 /// Whether a walked file is a manifest by its name.
@@ -36,15 +72,18 @@ fn is_manifest_name(name: &str) -> bool {
         .any(|ext| name.len() > ext.len() && name.ends_with(ext))
 }
 
-/// Expands arguments; `default` is used when there are none.
-pub fn expand(args: &[PathBuf], default: Source) -> Result<Inputs> {
+/// Expands arguments; `default` is used when there are none. `skip` says
+/// which files to leave out.
+pub fn expand(args: &[PathBuf], default: Source, skip: &Skip<'_>) -> Result<Inputs> {
     if args.is_empty() {
         return Ok(Inputs {
             sources: vec![default],
             single: true,
+            skipped: Vec::new(),
         });
     }
     let mut sources: Vec<Source> = Vec::new();
+    let mut skipped = Vec::new();
     let mut single = args.len() == 1;
     let mut stdin_seen = false;
     for arg in args {
@@ -79,33 +118,46 @@ pub fn expand(args: &[PathBuf], default: Source) -> Result<Inputs> {
                 }
             }
             found.sort();
-            sources.extend(found.into_iter().map(Source::File));
+            for p in found {
+                match (skip.reason)(&p) {
+                    Some(why) => skipped.push((p, why)),
+                    None => sources.push(Source::File(p)),
+                }
+            }
         } else {
-            sources.push(Source::File(arg.clone()));
+            match (skip.reason)(arg).filter(|_| skip.named) {
+                Some(why) => skipped.push((arg.clone(), why)),
+                None => sources.push(Source::File(arg.clone())),
+            }
         }
     }
-    let mut unique: Vec<Source> = Vec::with_capacity(sources.len());
-    for s in sources {
-        if !unique.contains(&s) {
-            unique.push(s);
-        }
-    }
+    let mut seen = std::collections::HashSet::new();
+    sources.retain(|s| seen.insert(s.clone()));
     Ok(Inputs {
-        sources: unique,
+        sources,
         single,
+        skipped,
     })
 }
 
 /// [`expand`], refusing a run with no file at all (directories without
 /// manifests): usually a wrong path, and `decrypt` would print nothing.
-pub fn expand_some(args: &[PathBuf], default: Source) -> Result<Inputs> {
-    let inputs = expand(args, default)?;
+pub fn expand_some(args: &[PathBuf], default: Source, skip: &Skip<'_>) -> Result<Inputs> {
+    let inputs = expand(args, default, skip)?;
     if inputs.sources.is_empty() {
         let names: Vec<String> = args.iter().map(|a| a.display().to_string()).collect();
+        let skipped = match inputs.skipped.len() {
+            0 => String::new(),
+            n => format!(
+                " ({n} file{} left out: {})",
+                if n == 1 { "" } else { "s" },
+                inputs.skipped[0].1
+            ),
+        };
         return Err(Error::new(
             Exit::Input,
             "no-manifests",
-            "no manifests found (*.yaml, *.yml, *.json)",
+            format!("no manifests found (*.yaml, *.yml, *.json){skipped}"),
         )
         .in_file(&names.join(", ")));
     }
@@ -175,7 +227,7 @@ mod tests {
         std::os::unix::fs::symlink(d.join("a.yaml"), d.join("b/link.yaml")).unwrap();
         std::os::unix::fs::symlink(outside.path().join("secret.yaml"), d.join("out.yaml")).unwrap();
         std::os::unix::fs::symlink(outside.path(), d.join("outdir")).unwrap();
-        let got = expand(&[d.to_owned()], Source::Stdin).unwrap();
+        let got = expand(&[d.to_owned()], Source::Stdin, &Skip::NONE).unwrap();
         assert!(!got.single);
         let names: Vec<String> = got
             .sources
@@ -186,12 +238,12 @@ mod tests {
             })
             .collect();
         assert_eq!(names, ["a.yaml", "b/c/y.json", "b/link.yaml", "b/z.yml"]);
-        let one = expand(&[d.join("b/readme.md")], Source::Stdin).unwrap();
+        let one = expand(&[d.join("b/readme.md")], Source::Stdin, &Skip::NONE).unwrap();
         assert!(one.single);
-        assert!(expand(&["-".into(), "-".into()], Source::Stdin).is_err());
-        assert!(expand(&[d.join("missing")], Source::Stdin).is_err());
+        assert!(expand(&["-".into(), "-".into()], Source::Stdin, &Skip::NONE).is_err());
+        assert!(expand(&[d.join("missing")], Source::Stdin, &Skip::NONE).is_err());
         assert_eq!(
-            expand(&[], Source::Stdin).unwrap().sources,
+            expand(&[], Source::Stdin, &Skip::NONE).unwrap().sources,
             vec![Source::Stdin]
         );
     }

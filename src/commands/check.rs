@@ -31,10 +31,9 @@ use serde::Serialize;
 use ksec::config::{self, Config, Configs};
 use ksec::error::{Error, Exit, Result};
 use ksec::formats::{self, OpenOptions, State};
-use ksec::io::{self, Source};
+use ksec::io;
 use ksec::keys::KeyId;
 use ksec::manifest::{ClearSections, Stream};
-use ksec::paths;
 use ksec::pipeline::{self, Exposure, Session};
 
 use super::{Context, note, plural};
@@ -93,7 +92,7 @@ pub fn run(plan: &CheckPlan, ctx: &Context) -> Result<()> {
         plan.paths.clone()
     };
     let configs = ctx.configs()?;
-    let inputs = paths::expand(&args, Source::Stdin)?;
+    let inputs = super::inputs(&args, &configs, true)?;
     let mut progress = Progress::new(inputs.sources.len());
     let mut findings = Vec::new();
     let mut warnings = Vec::new();
@@ -351,7 +350,7 @@ fn envelope_problems(
                     "{} (rule `{}`, {}:{}); run `ksec updatekeys {file}`",
                     rule_difference(r, &info.keys, info.clear),
                     r.pattern,
-                    config.path.display(),
+                    config.shown(),
                     r.line
                 ),
             )
@@ -420,7 +419,7 @@ fn unused_rules(
         for (i, r) in c.rules.iter().enumerate() {
             if !used.contains(&(c.path.clone(), i)) {
                 out.push(Finding {
-                    file: c.path.display().to_string(),
+                    file: c.shown(),
                     line: r.line,
                     code: "unused-rule",
                     message: format!(

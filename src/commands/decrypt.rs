@@ -21,7 +21,6 @@ use zeroize::Zeroizing;
 use ksec::error::{Error, Exit, Result};
 use ksec::io::Source;
 use ksec::manifest::{self, amend};
-use ksec::paths;
 use ksec::pipeline::{self, DecryptOptions};
 use ksec::template::{Template, Value};
 
@@ -56,7 +55,8 @@ pub enum TemplateSource {
 /// Runs `decrypt`: every input is decrypted (the data keys of all of them
 /// in one batch) before anything is written.
 pub fn run(plan: &DecryptPlan, ctx: &Context) -> Result<()> {
-    let inputs = paths::expand_some(&plan.paths, Source::Stdin)?;
+    let configs = ctx.configs()?;
+    let inputs = super::inputs(&plan.paths, &configs, false)?;
     let template = plan.template.as_ref().map(load_template).transpose()?;
     if plan.output.is_in_place() && inputs.sources.contains(&Source::Stdin) {
         plan.output.for_source(&Source::Stdin)?;

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use ksec::error::{Error, Result};
 use ksec::io::Source;
 use ksec::keys::KeyChange;
-use ksec::paths;
 use ksec::pipeline::{self, KeyPolicy, Parents, RuleKeys, SealJob, SealOptions};
 
 use super::{Context, Output, note, plural, read_all, warn};
@@ -34,10 +33,10 @@ pub struct EncryptPlan {
 /// is verified, and only then are the changed files written (one line each
 /// on stderr, then a summary); unchanged files are not touched.
 pub fn run(plan: &EncryptPlan, ctx: &Context) -> Result<()> {
-    let inputs = paths::expand_some(&plan.paths, Source::Stdin)?;
+    let configs = ctx.configs()?;
+    let inputs = super::inputs(&plan.paths, &configs, false)?;
     check_outputs(plan, &inputs)?;
     let session = ctx.session();
-    let configs = ctx.configs()?;
     let streams = read_all(&inputs.sources, plan.max_input)?;
     let parents = match &plan.parent {
         Some(p) => {
@@ -125,7 +124,7 @@ pub fn run(plan: &EncryptPlan, ctx: &Context) -> Result<()> {
 }
 
 /// Several inputs are encrypted in place only, and `--parent` is for one.
-fn check_outputs(plan: &EncryptPlan, inputs: &paths::Inputs) -> Result<()> {
+fn check_outputs(plan: &EncryptPlan, inputs: &ksec::paths::Inputs) -> Result<()> {
     if !inputs.single {
         if !plan.output.is_in_place() {
             return Err(Error::usage(

@@ -6,9 +6,8 @@ use serde::Serialize;
 
 use ksec::error::Result;
 use ksec::formats::State;
-use ksec::io::{self, Source};
+use ksec::io;
 use ksec::manifest::{Section, Stream};
-use ksec::paths;
 use ksec::pipeline;
 
 /// What `introspect` was asked to do.
@@ -55,8 +54,9 @@ struct DocInfo {
 
 /// Runs `introspect`. One input prints as it always did; several print
 /// one block per file (text), or a JSON array of the one-file objects.
-pub fn run(plan: &IntrospectPlan) -> Result<()> {
-    let inputs = paths::expand_some(&plan.paths, Source::Stdin)?;
+pub fn run(plan: &IntrospectPlan, ctx: &super::Context) -> Result<()> {
+    let configs = ctx.configs()?;
+    let inputs = super::inputs(&plan.paths, &configs, false)?;
     let mut text = String::new();
     let mut objects = Vec::new();
     for source in &inputs.sources {

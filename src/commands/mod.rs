@@ -137,6 +137,58 @@ pub fn note(message: &str) {
     Stderr { verbose: false }.note(message);
 }
 
+/// The files a command works on (see [`ksec::paths`]): directories
+/// walked, Helm chart templates and `.ksec.yaml` `ignore` patterns left out
+/// (also files named on the command line when `named`, as for `check`,
+/// which pre-commit calls with file names), with a note on what was left
+/// out. A run with nothing to work on is refused.
+pub fn inputs(paths: &[PathBuf], configs: &Configs, named: bool) -> Result<ksec::paths::Inputs> {
+    let reason = |p: &std::path::Path| -> Option<String> {
+        if let Some(chart) = ksec::paths::helm_chart_of(p) {
+            return Some(format!("a Helm chart template of {}", chart.display()));
+        }
+        configs.ignored(p)
+    };
+    let skip = ksec::paths::Skip {
+        reason: &reason,
+        named,
+    };
+    // A run with nothing to work on is refused (usually a wrong path),
+    // except a `check` whose files were all left out (pre-commit may pass
+    // it nothing but chart templates).
+    let inputs = if named {
+        let found = ksec::paths::expand(paths, Source::Stdin, &skip)?;
+        if found.sources.is_empty() && found.skipped.is_empty() {
+            ksec::paths::expand_some(paths, Source::Stdin, &skip)?
+        } else {
+            found
+        }
+    } else {
+        ksec::paths::expand_some(paths, Source::Stdin, &skip)?
+    };
+    if !inputs.skipped.is_empty() {
+        let n = inputs.skipped.len();
+        let shown: Vec<String> = inputs
+            .skipped
+            .iter()
+            .take(3)
+            .map(|(p, why)| format!("{} ({why})", p.display()))
+            .collect();
+        let more = if n > 3 {
+            format!(", and {} more", n - 3)
+        } else {
+            String::new()
+        };
+        note(&format!(
+            "left out {n} file{} that hold{} no ksec data: {}{more}",
+            plural(n),
+            if n == 1 { "s" } else { "" },
+            shown.join(", ")
+        ));
+    }
+    Ok(inputs)
+}
+
 /// Reads and locates every input, with a progress line on long runs; the
 /// first failure ends the run.
 pub fn read_all(sources: &[Source], max_input: u64) -> Result<Vec<ksec::manifest::Stream>> {
@@ -144,7 +196,17 @@ pub fn read_all(sources: &[Source], max_input: u64) -> Result<Vec<ksec::manifest
     let mut out = Vec::with_capacity(sources.len());
     for (i, s) in sources.iter().enumerate() {
         progress.files("reading", i);
-        out.push(ksec::pipeline::read(s, max_input)?);
+        let stream = ksec::pipeline::read(s, max_input).map_err(|e| match s {
+            Source::File(p) if e.code == "invalid-yaml" => match ksec::paths::helm_chart_of(p) {
+                Some(chart) => e.hint(format!(
+                    "this is a template of the Helm chart {}: ksec reads rendered manifests, not templates",
+                    chart.display()
+                )),
+                None => e,
+            },
+            _ => e,
+        })?;
+        out.push(stream);
     }
     Ok(out)
 }

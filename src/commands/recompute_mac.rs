@@ -10,7 +10,6 @@ use ksec::error::{Error, Exit, Result};
 use ksec::formats::{OpenOptions, Opened};
 use ksec::io::Source;
 use ksec::manifest::{Section, Stream};
-use ksec::paths;
 use ksec::pipeline::{self, SealJob, SealOptions, Session};
 
 use super::{Context, Output, confirm, read_all};
@@ -37,7 +36,8 @@ const OPEN: OpenOptions = OpenOptions {
 /// every file is written. In a tree, files without encrypted Secrets are
 /// skipped; a single such file is an error.
 pub fn run(plan: &RecomputePlan, ctx: &Context) -> Result<()> {
-    let inputs = paths::expand_some(&plan.paths, Source::Stdin)?;
+    let configs = ctx.configs()?;
+    let inputs = super::inputs(&plan.paths, &configs, false)?;
     if inputs.sources.contains(&Source::Stdin) {
         return Err(Error::usage(
             "recompute-mac rewrites files in place; it cannot read stdin",

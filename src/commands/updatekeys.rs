@@ -19,7 +19,6 @@ use ksec::formats::State;
 use ksec::io::Source;
 use ksec::keys::KeyId;
 use ksec::manifest::{ClearSections, Stream};
-use ksec::paths;
 use ksec::pipeline::{self, KeyPolicy, RuleKeys, SealJob, SealOptions};
 
 use super::{Context, Output, confirm, note, plural, read_all};
@@ -43,13 +42,13 @@ struct Todo {
 
 /// Runs `updatekeys`.
 pub fn run(plan: &UpdatekeysPlan, ctx: &Context) -> Result<()> {
-    let inputs = paths::expand_some(&plan.paths, Source::Stdin)?;
+    let configs = ctx.configs()?;
+    let inputs = super::inputs(&plan.paths, &configs, false)?;
     if inputs.sources.contains(&Source::Stdin) {
         return Err(Error::usage(
             "updatekeys rewrites files in place; it cannot read stdin",
         ));
     }
-    let configs = ctx.configs()?;
     let streams = read_all(&inputs.sources, plan.max_input)?;
     let (todo, lines, unruled) = differences(&configs, &inputs.sources, &streams)?;
     if todo.is_empty() {

@@ -280,3 +280,61 @@ fn introspect_and_recompute_mac_take_trees() {
     );
     assert_eq!(env.decrypt(&env.read("k8s/a.yaml")), secret("a", "1"));
 }
+
+/// A repository with a Helm chart (issue 11): its templates are Go
+/// templates, not YAML; tree commands and `check` (also given the file
+/// names, as pre-commit does) leave them out with a note, and
+/// `.ksec.yaml` can name more paths to leave out. Other invalid YAML is
+/// still refused, one line per file.
+#[test]
+fn helm_templates_and_ignored_paths_are_left_out_with_a_note() {
+    let env = TestEnv::new();
+    for dir in ["repo/chart/templates", "repo/k8s", "repo/legacy"] {
+        std::fs::create_dir_all(env.path(dir)).unwrap();
+    }
+    env.write("repo/chart/Chart.yaml", "apiVersion: v2\nname: app\nversion: 0.1.0\n");
+    env.write(
+        "repo/chart/templates/secret.yaml",
+        "{{- if .Values.enabled }}\napiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ .Release.Name }}\n{{- end }}\n",
+    );
+    env.write("repo/k8s/db.yaml", env.encrypt("apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\ndata:\n  a: c2VjcmV0IQ==\n"));
+    env.write("repo/legacy/broken.yaml", "a: [\n");
+    env.write("repo/.ksec.yaml", "ignore:\n  - legacy/**\n");
+    let ksec = || {
+        let mut c = env.ksec();
+        c.current_dir(env.path("repo"));
+        c
+    };
+    let out = ksec().arg("check").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("left out 2 files that hold no ksec data: chart/templates/secret.yaml (a Helm chart template of chart/Chart.yaml), legacy/broken.yaml (ignored by .ksec.yaml (`legacy/**`))"),
+        "{stderr}"
+    );
+    // pre-commit passes file names.
+    let out = ksec()
+        .args(["check", "chart/templates/secret.yaml", "k8s/db.yaml"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = ksec().args(["check", "chart/templates/secret.yaml"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // A tree decrypts without the templates.
+    let out = ksec().args(["decrypt", "-q", "."]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("a: c2VjcmV0IQ==") && !text.contains("Release.Name"), "{text}");
+    // Named on its own, a template is read and refused, with a hint.
+    let out = ksec().args(["decrypt", "chart/templates/secret.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("invalid YAML") && stderr.contains("hint: this is a template of the Helm chart chart/Chart.yaml"), "{stderr}");
+    // Other invalid YAML is still a problem.
+    env.write("repo/.ksec.yaml", "rules: []\n");
+    let out = ksec().arg("check").output().unwrap();
+    assert_eq!(out.status.code(), Some(8));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(report.lines().count(), 1, "{report}");
+    assert!(report.starts_with("legacy/broken.yaml:1: invalid YAML: unclosed bracket"), "{report}");
+}
