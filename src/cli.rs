@@ -39,6 +39,11 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     pub verbose: bool,
 
+    /// Replace files that are read-only (with -i/-o, edit), and an existing
+    /// `create -o` file.
+    #[arg(long, global = true)]
+    pub force: bool,
+
     /// Key rules to use for every file, instead of the nearest .ksec.yaml
     /// above each file.
     #[arg(long, global = true, value_name = "FILE", env = "KSEC_CONFIG")]
@@ -291,12 +296,10 @@ pub struct CreateArgs {
     /// The Secret type.
     #[arg(long = "type", value_name = "TYPE", default_value = "Opaque")]
     pub kind: String,
-    /// Write to FILE (atomically) instead of stdout.
+    /// Write to FILE (atomically) instead of stdout; refused when FILE
+    /// exists, unless --force.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Overwrite the --output file when it exists.
-    #[arg(long)]
-    pub force: bool,
 }
 
 /// `patch` arguments.
@@ -669,6 +672,7 @@ impl Cli {
             context: crate::commands::Context {
                 keys,
                 config: self.config,
+                force: self.force,
             },
         })
     }
@@ -734,7 +738,6 @@ impl CreateArgs {
             kind: self.kind,
             keys: meta.keys,
             output: self.output.filter(|p| p.as_os_str() != "-"),
-            force: self.force,
             max_input,
         })
     }

@@ -201,15 +201,14 @@ impl Config {
         }
         let mut ignore = Vec::with_capacity(raw.ignore.len());
         for p in raw.ignore {
-            let matcher = glob(&p.value)
-                .map_err(|e| {
-                    Error::new(
-                        Exit::Input,
-                        "config",
-                        format!("ignore `{}`: {}", p.value, e.kind()),
-                    )
-                    .at(Location::file(&name).line(p.referenced.line() as usize))
-                })?;
+            let matcher = glob(&p.value).map_err(|e| {
+                Error::new(
+                    Exit::Input,
+                    "config",
+                    format!("ignore `{}`: {}", p.value, e.kind()),
+                )
+                .at(Location::file(&name).line(p.referenced.line() as usize))
+            })?;
             ignore.push((p.value, matcher));
         }
         Ok(Config {

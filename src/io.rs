@@ -92,20 +92,85 @@ pub fn read_text(source: &Source, limit: u64) -> Result<String> {
     })
 }
 
-/// Writes `data` to `path` atomically: a temporary file in the same
-/// directory, fsync, rename over the target (keeping its mode), fsync of the
-/// directory. A crash leaves the old or the new file, never a mix.
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let name = path.display();
+/// Writes `data` to the file `path` names, as users expect of `-i`/`-o`:
+///
+/// * a regular file is replaced atomically: a temporary file in the same
+///   directory, fsync, rename over it, fsync of the directory — a crash
+///   leaves the old or the new file, never a mix; its mode, and its owner
+///   and group (when run as root), are kept;
+/// * a symbolic link is written through: the file it points to is
+///   replaced, the link stays;
+/// * a FIFO or a device (`-o /dev/stdout`) is written to directly;
+/// * a read-only file is refused unless `force` (as root, permissions
+///   would not stop the write).
+pub fn write_atomic(path: &Path, data: &[u8], force: bool) -> Result<()> {
+    let name = path.display().to_string();
     let fail = |what: &str, e: io::Error| {
         Error::new(
             Exit::Io,
             "write",
             format!("cannot {what}: {}", io_reason(&e)),
         )
-        .in_file(&name.to_string())
+        .in_file(&name)
     };
-    let dir = match path.parent() {
+    let target = follow_links(path).map_err(|e| fail("follow its symbolic link", e))?;
+    let meta = match fs::metadata(&target) {
+        Ok(m) => Some(m),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(fail("read", e)),
+    };
+    match &meta {
+        Some(m) if m.is_dir() => {
+            return Err(Error::new(Exit::Io, "write", "is a directory").in_file(&name));
+        }
+        Some(m) if !m.is_file() => {
+            // A FIFO, a device or a socket: there is nothing to rename over.
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .open(&target)
+                .map_err(|e| fail("open", e))?;
+            return f.write_all(data).map_err(|e| fail("write", e));
+        }
+        Some(m) if m.permissions().readonly() && !force => {
+            return Err(Error::new(
+                Exit::State,
+                "read-only",
+                "the file is read-only; not replaced",
+            )
+            .in_file(&name)
+            .hint("make it writable, or pass --force to replace it anyway"));
+        }
+        _ => {}
+    }
+    replace(&target, data, meta.as_ref()).map_err(|(what, e)| fail(what, e))
+}
+
+/// `path` with every symbolic link followed (relative links against their
+/// directory); a dangling link gives the path it points to.
+fn follow_links(path: &Path) -> io::Result<PathBuf> {
+    let mut p = path.to_owned();
+    for _ in 0..40 {
+        match fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let to = fs::read_link(&p)?;
+                p = match p.parent() {
+                    Some(dir) if to.is_relative() => dir.join(to),
+                    _ => to,
+                };
+            }
+            _ => return Ok(p),
+        }
+    }
+    Err(io::Error::other("too many levels of symbolic links"))
+}
+
+/// The atomic replacement of a regular file (or creation of a new one).
+fn replace(
+    target: &Path,
+    data: &[u8],
+    old: Option<&fs::Metadata>,
+) -> std::result::Result<(), (&'static str, io::Error)> {
+    let dir = match target.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
         _ => PathBuf::from("."),
     };
@@ -113,24 +178,40 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
         .prefix(".ksec-")
         .suffix(".tmp")
         .tempfile_in(&dir)
-        .map_err(|e| fail("create a temporary file next to it", e))?;
-    tmp.write_all(data).map_err(|e| fail("write", e))?;
-    if let Ok(meta) = fs::metadata(path) {
-        tmp.as_file()
-            .set_permissions(meta.permissions())
-            .map_err(|e| fail("keep the file mode", e))?;
-    } else {
-        // New files: 0644 like `cp` would give under the usual umask, not tempfile's 0600.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            let _ = tmp
-                .as_file()
-                .set_permissions(fs::Permissions::from_mode(0o644));
+        .map_err(|e| ("create a temporary file next to it", e))?;
+    tmp.write_all(data).map_err(|e| ("write", e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+        match old {
+            Some(meta) => {
+                tmp.as_file()
+                    .set_permissions(meta.permissions())
+                    .map_err(|e| ("keep the file mode", e))?;
+                // Owner and group as they were; only root may give a file
+                // away, so for others this is best effort.
+                let owner = rustix::fs::fchown(
+                    tmp.as_file(),
+                    Some(rustix::fs::Uid::from_raw(meta.uid())),
+                    Some(rustix::fs::Gid::from_raw(meta.gid())),
+                );
+                if let Err(e) = owner
+                    && rustix::process::geteuid().is_root()
+                {
+                    return Err(("keep the owner and group", e.into()));
+                }
+            }
+            None => {
+                // New files: 0644 like `cp` would give under the usual umask,
+                // not tempfile's 0600.
+                let _ = tmp
+                    .as_file()
+                    .set_permissions(fs::Permissions::from_mode(0o644));
+            }
         }
     }
-    tmp.as_file().sync_all().map_err(|e| fail("sync", e))?;
-    tmp.persist(path).map_err(|e| fail("replace", e.error))?;
+    tmp.as_file().sync_all().map_err(|e| ("sync", e))?;
+    tmp.persist(target).map_err(|e| ("replace", e.error))?;
     if let Ok(d) = fs::File::open(&dir) {
         let _ = d.sync_all();
     }

@@ -32,8 +32,6 @@ pub struct CreatePlan {
     pub keys: KeyChange,
     /// `-o FILE`; stdout when `None`.
     pub output: Option<PathBuf>,
-    /// Overwrite an existing output file.
-    pub force: bool,
     /// Size limit for values read from files or stdin.
     pub max_input: u64,
 }
@@ -42,7 +40,7 @@ pub struct CreatePlan {
 pub fn run(plan: &CreatePlan, ctx: &Run) -> Result<()> {
     if let Some(out) = &plan.output
         && out.exists()
-        && !plan.force
+        && !ctx.force
     {
         return Err(
             Error::new(Exit::State, "exists", "exists already; not overwritten")
@@ -92,7 +90,7 @@ pub fn run(plan: &CreatePlan, ctx: &Run) -> Result<()> {
     };
     let out = pipeline::encrypt_text(&session, &name, &text, options)?;
     match &plan.output {
-        Some(p) => ksec::io::write_atomic(p, out.text.as_bytes()),
+        Some(p) => ksec::io::write_atomic(p, out.text.as_bytes(), ctx.force),
         None => ksec::io::write_stdout(out.text.as_bytes()),
     }
 }

@@ -88,11 +88,13 @@ pub fn run(plan: &DecryptPlan, ctx: &Context) -> Result<()> {
         } else {
             ""
         };
-        return plan.output.write(original, &rendered);
+        return plan.output.write(original, &rendered, ctx.force);
     }
     if plan.output.is_in_place() {
         for ((s, d), source) in streams.iter().zip(&decrypted).zip(&inputs.sources) {
-            plan.output.for_source(source)?.write(&s.text, &d.text)?;
+            plan.output
+                .for_source(source)?
+                .write(&s.text, &d.text, ctx.force)?;
         }
         return Ok(());
     }
@@ -114,7 +116,7 @@ pub fn run(plan: &DecryptPlan, ctx: &Context) -> Result<()> {
             plan.cleartext,
         );
     }
-    plan.output.write(original, &out)
+    plan.output.write(original, &out, ctx.force)
 }
 
 fn load_template(source: &TemplateSource) -> Result<Template> {

@@ -96,6 +96,7 @@ pub fn run(plan: &EditPlan, ctx: &Context) -> Result<()> {
         options,
         original: original.as_deref(),
         view: &view,
+        force: ctx.force,
     };
     session.edit_loop(&editor, scratch, interrupts)
 }
@@ -149,6 +150,7 @@ struct Edit<'a> {
     options: SealOptions<'a>,
     original: Option<&'a str>,
     view: &'a str,
+    force: bool,
 }
 
 impl Edit<'_> {
@@ -220,7 +222,7 @@ impl Edit<'_> {
                         // Asked to stop while encrypting: stop before writing.
                         return Err(interrupted(file, sig));
                     }
-                    return write_result(self.plan, file, self.original, &out);
+                    return write_result(self.plan, file, self.original, &out, self.force);
                 }
                 Err(failure) if interactive => {
                     eprintln!("ksec: error: {failure}");
@@ -324,7 +326,13 @@ fn check_kept_secrets(file: &str, view: &str, saved: &str) -> Result<()> {
 
 /// Writes the encrypted result, unless the file changed on disk while the
 /// editor was open: then the result goes next to it and the file stays.
-fn write_result(plan: &EditPlan, file: &str, original: Option<&str>, out: &str) -> Result<()> {
+fn write_result(
+    plan: &EditPlan,
+    file: &str,
+    original: Option<&str>,
+    out: &str,
+    force: bool,
+) -> Result<()> {
     let now_on_disk = std::fs::read(&plan.path).ok();
     let unchanged_on_disk = match (original, &now_on_disk) {
         (Some(o), Some(d)) => o.as_bytes() == d.as_slice(),
@@ -336,12 +344,12 @@ fn write_result(plan: &EditPlan, file: &str, original: Option<&str>, out: &str) 
             note(&format!("no changes; {file} was not written"));
             return Ok(());
         }
-        io::write_atomic(&plan.path, out.as_bytes())?;
+        io::write_atomic(&plan.path, out.as_bytes(), force)?;
         note(&format!("{file}: saved, encrypted"));
         return Ok(());
     }
     let aside = aside_path(&plan.path);
-    io::write_atomic(&aside, out.as_bytes())?;
+    io::write_atomic(&aside, out.as_bytes(), false)?;
     Err(Error::new(
         Exit::State,
         "changed-on-disk",

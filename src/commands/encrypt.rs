@@ -92,10 +92,11 @@ pub fn run(plan: &EncryptPlan, ctx: &Context) -> Result<()> {
                 stream.name
             ));
         }
-        return plan
-            .output
-            .for_source(&inputs.sources[0])?
-            .write(&stream.text, &sealed.text);
+        return plan.output.for_source(&inputs.sources[0])?.write(
+            &stream.text,
+            &sealed.text,
+            ctx.force,
+        );
     }
     let (mut changed, mut encrypted) = (0usize, 0usize);
     for ((stream, source), sealed) in streams.iter().zip(&inputs.sources).zip(&results) {
@@ -104,7 +105,7 @@ pub fn run(plan: &EncryptPlan, ctx: &Context) -> Result<()> {
         }
         plan.output
             .for_source(source)?
-            .write(&stream.text, &sealed.text)?;
+            .write(&stream.text, &sealed.text, ctx.force)?;
         changed += 1;
         encrypted += sealed.fresh;
         let what = if sealed.fresh > 0 {

@@ -178,7 +178,7 @@ pub fn run(plan: &MergePlan, ctx: &Context) -> Result<()> {
         return Ok(());
     }
     if base == ours {
-        return io::write_atomic(&plan.ours, theirs.as_bytes());
+        return io::write_atomic(&plan.ours, theirs.as_bytes(), false);
     }
     let Some(streams) = parse_sides(&name, [base, ours, theirs]) else {
         return text_merge(plan);
@@ -199,7 +199,7 @@ pub fn run(plan: &MergePlan, ctx: &Context) -> Result<()> {
     let (clear, donors) = merge.place_values(&clear, &targets)?;
     let out = merge.seal(&clear, donors)?;
     merge.verify(&out, &targets)?;
-    io::write_atomic(&plan.ours, out.as_bytes())?;
+    io::write_atomic(&plan.ours, out.as_bytes(), false)?;
     note(&format!("merged {name} key by key"));
     Ok(())
 }

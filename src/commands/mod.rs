@@ -63,13 +63,14 @@ impl Output {
 
     /// Writes the result. Nothing reaches stdout or disk before this call,
     /// and this call happens only after the result has been verified.
-    pub fn write(&self, original: &str, result: &str) -> Result<()> {
+    /// `force`: replace a read-only file too.
+    pub fn write(&self, original: &str, result: &str, force: bool) -> Result<()> {
         match self {
             Output::Stdout => io::write_stdout(result.as_bytes()),
-            Output::File(p) => io::write_atomic(p, result.as_bytes()),
+            Output::File(p) => io::write_atomic(p, result.as_bytes(), force),
             // An unchanged file is not rewritten (its mtime and inode stay).
             Output::InPlace(_) if original == result => Ok(()),
-            Output::InPlace(p) => io::write_atomic(p, result.as_bytes()),
+            Output::InPlace(p) => io::write_atomic(p, result.as_bytes(), force),
             Output::InPlaceEach => Err(Error::internal(
                 "internal error: in-place output without its file",
             )),
@@ -84,6 +85,8 @@ pub struct Context {
     pub keys: KeyringOptions,
     /// `--config` / `KSEC_CONFIG`.
     pub config: Option<PathBuf>,
+    /// `--force`: replace read-only files, and existing `create -o` files.
+    pub force: bool,
 }
 
 impl Context {

@@ -76,7 +76,7 @@ pub fn run(plan: &PatchPlan, ctx: &Context) -> Result<()> {
         ..SealOptions::default()
     };
     let sealed = pipeline::encrypt_text(&session, &stream.name, &patched, options)?;
-    plan.output.write(&stream.text, &sealed.text)
+    plan.output.write(&stream.text, &sealed.text, ctx.force)
 }
 
 /// The one Secret of the file (patch changes files with one).

@@ -67,9 +67,11 @@ pub fn run(plan: &RecomputePlan, ctx: &Context) -> Result<()> {
         .collect();
     let results = pipeline::seal_all(&session, &jobs)?;
     for (&i, sealed) in chosen.iter().zip(&results) {
-        Output::InPlaceEach
-            .for_source(&inputs.sources[i])?
-            .write(&streams[i].text, &sealed.text)?;
+        Output::InPlaceEach.for_source(&inputs.sources[i])?.write(
+            &streams[i].text,
+            &sealed.text,
+            ctx.force,
+        )?;
     }
     Ok(())
 }

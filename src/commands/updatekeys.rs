@@ -98,7 +98,7 @@ pub fn run(plan: &UpdatekeysPlan, ctx: &Context) -> Result<()> {
         if sealed.text != stream.text {
             Output::InPlaceEach
                 .for_source(&inputs.sources[t.file])?
-                .write(&stream.text, &sealed.text)?;
+                .write(&stream.text, &sealed.text, ctx.force)?;
             note(&format!("updated {}", stream.name));
             written += 1;
         }

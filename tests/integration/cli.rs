@@ -993,3 +993,98 @@ fn comments_inside_values_are_warned_about() {
     ok_stdout(&out);
     assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
 }
+
+/// `-i`/`-o` on unusual targets (issue 11): a symbolic link is written
+/// through and stays a link, a read-only file is refused unless --force,
+/// owner and group are kept (as root), and a FIFO is written to directly.
+#[test]
+fn in_place_writes_through_links_keep_owners_and_respect_read_only() {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let env = TestEnv::new();
+    let key = format!("age:{}", env.recipient);
+    let plain = secret_with("stringData:\n  a: hunter2\n");
+    env.write("real.yaml", &plain);
+    std::os::unix::fs::symlink("real.yaml", env.path("link.yaml")).unwrap();
+    env.ksec()
+        .args(["encrypt", "-i", "-k", &key, "link.yaml"])
+        .assert()
+        .success();
+    let link = fs::symlink_metadata(env.path("link.yaml")).unwrap();
+    assert!(
+        link.file_type().is_symlink(),
+        "the link was replaced by a file"
+    );
+    let real = env.read("real.yaml");
+    assert!(
+        !real.contains("hunter2") && real.contains("# kubesec:v:4"),
+        "{real}"
+    );
+
+    // Read-only: refused, the file untouched; --force replaces it.
+    env.write("ro.yaml", &plain);
+    fs::set_permissions(env.path("ro.yaml"), fs::Permissions::from_mode(0o444)).unwrap();
+    let out = env
+        .ksec()
+        .args(["encrypt", "-i", "-k", &key, "ro.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ro.yaml: the file is read-only; not replaced")
+            && stderr.contains("--force"),
+        "{stderr}"
+    );
+    assert_eq!(env.read("ro.yaml"), plain);
+    env.ksec()
+        .args(["--force", "encrypt", "-i", "-k", &key, "ro.yaml"])
+        .assert()
+        .success();
+    let meta = fs::metadata(env.path("ro.yaml")).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o444, "the mode is kept");
+    assert!(!env.read("ro.yaml").contains("hunter2"));
+
+    // Owner and group are kept (only root can give files away).
+    if running_as_root() {
+        env.write("owned.yaml", &plain);
+        std::os::unix::fs::chown(env.path("owned.yaml"), Some(65534), Some(65534)).unwrap();
+        env.ksec()
+            .args(["encrypt", "-i", "-k", &key, "owned.yaml"])
+            .assert()
+            .success();
+        let meta = fs::metadata(env.path("owned.yaml")).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
+    }
+
+    // A FIFO is written to directly.
+    let fifo = env.path("out.fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let reader = std::thread::spawn({
+        let fifo = fifo.clone();
+        move || fs::read_to_string(fifo).unwrap()
+    });
+    let enc = env.read("real.yaml");
+    env.write("enc.yaml", &enc);
+    env.ksec()
+        .args(["decrypt", "-q", "-o"])
+        .arg(&fifo)
+        .arg("enc.yaml")
+        .assert()
+        .success();
+    assert_eq!(reader.join().unwrap(), plain);
+    use std::os::unix::fs::FileTypeExt as _;
+    assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+}
+
+fn running_as_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}

@@ -292,12 +292,20 @@ fn helm_templates_and_ignored_paths_are_left_out_with_a_note() {
     for dir in ["repo/chart/templates", "repo/k8s", "repo/legacy"] {
         std::fs::create_dir_all(env.path(dir)).unwrap();
     }
-    env.write("repo/chart/Chart.yaml", "apiVersion: v2\nname: app\nversion: 0.1.0\n");
+    env.write(
+        "repo/chart/Chart.yaml",
+        "apiVersion: v2\nname: app\nversion: 0.1.0\n",
+    );
     env.write(
         "repo/chart/templates/secret.yaml",
         "{{- if .Values.enabled }}\napiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ .Release.Name }}\n{{- end }}\n",
     );
-    env.write("repo/k8s/db.yaml", env.encrypt("apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\ndata:\n  a: c2VjcmV0IQ==\n"));
+    env.write(
+        "repo/k8s/db.yaml",
+        env.encrypt(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\ndata:\n  a: c2VjcmV0IQ==\n",
+        ),
+    );
     env.write("repo/legacy/broken.yaml", "a: [\n");
     env.write("repo/.ksec.yaml", "ignore:\n  - legacy/**\n");
     let ksec = || {
@@ -317,24 +325,52 @@ fn helm_templates_and_ignored_paths_are_left_out_with_a_note() {
         .args(["check", "chart/templates/secret.yaml", "k8s/db.yaml"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = ksec().args(["check", "chart/templates/secret.yaml"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = ksec()
+        .args(["check", "chart/templates/secret.yaml"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // A tree decrypts without the templates.
     let out = ksec().args(["decrypt", "-q", "."]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("a: c2VjcmV0IQ==") && !text.contains("Release.Name"), "{text}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("a: c2VjcmV0IQ==") && !text.contains("Release.Name"),
+        "{text}"
+    );
     // Named on its own, a template is read and refused, with a hint.
-    let out = ksec().args(["decrypt", "chart/templates/secret.yaml"]).output().unwrap();
+    let out = ksec()
+        .args(["decrypt", "chart/templates/secret.yaml"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("invalid YAML") && stderr.contains("hint: this is a template of the Helm chart chart/Chart.yaml"), "{stderr}");
+    assert!(
+        stderr.contains("invalid YAML")
+            && stderr.contains("hint: this is a template of the Helm chart chart/Chart.yaml"),
+        "{stderr}"
+    );
     // Other invalid YAML is still a problem.
     env.write("repo/.ksec.yaml", "rules: []\n");
     let out = ksec().arg("check").output().unwrap();
     assert_eq!(out.status.code(), Some(8));
     let report = String::from_utf8_lossy(&out.stdout);
     assert_eq!(report.lines().count(), 1, "{report}");
-    assert!(report.starts_with("legacy/broken.yaml:1: invalid YAML: unclosed bracket"), "{report}");
+    assert!(
+        report.starts_with("legacy/broken.yaml:1: invalid YAML: unclosed bracket"),
+        "{report}"
+    );
 }
