@@ -1088,3 +1088,67 @@ fn running_as_root() -> bool {
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
+
+/// Smaller refusals of issue 11: Secret keys the API server rejects, `-k`
+/// with secret key material or a line break (never echoed, one line), and
+/// a v3 footer on a Secret with stringData (the version line is not under
+/// the MAC).
+#[test]
+fn invalid_keys_secret_key_specs_and_v3_with_string_data() {
+    let env = TestEnv::new();
+    let key = format!("age:{}", env.recipient);
+    for bad in ["a/b", "\"\"", "\"a\\tb\"", "ключ"] {
+        let input = secret_with(&format!("stringData:\n  {bad}: x\n"));
+        let out = env
+            .ksec()
+            .args(["encrypt", "-k", &key])
+            .write_stdin(input)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{bad}");
+        assert!(out.stdout.is_empty());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("not a valid Secret key"),
+            "{bad}"
+        );
+    }
+    let identity = "AGE-SECRET-KEY-1QUW8ZJ5CGGX2KFL9T00RZPZEC28RRZTXXQSHX8TQV4JWV4Y8XWLQJAY4Q5";
+    for spec in [
+        format!("age:{identity}"),
+        identity.to_owned(),
+        format!("age:{}\nage:x", env.recipient),
+    ] {
+        let out = env
+            .ksec()
+            .args(["encrypt", "-k", &spec])
+            .write_stdin(secret_with("stringData:\n  a: b\n"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("QUW8ZJ5"), "secret key echoed: {stderr}");
+        assert_eq!(
+            stderr
+                .lines()
+                .filter(|l| l.starts_with("ksec: error:"))
+                .count(),
+            1
+        );
+        assert!(
+            stderr
+                .lines()
+                .all(|l| l.starts_with("ksec: error:") || l.starts_with("  hint:")),
+            "{stderr}"
+        );
+    }
+    let enc = env.encrypt(&secret_with("stringData:\n  a: b\n"));
+    env.write("v3.yaml", enc.replace("# kubesec:v:4", "# kubesec:v:3"));
+    let out = env
+        .ksec()
+        .args(["check", "--format", "json", "v3.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(8));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["problems"][0]["code"], "version-mismatch");
+}
