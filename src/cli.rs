@@ -223,6 +223,11 @@ pub struct EncryptArgs {
     /// by position. The parent's MACs must verify.
     #[arg(long, value_name = "OLD.enc.yaml")]
     pub parent: Option<PathBuf>,
+    /// The on-disk format for files not encrypted yet: kubesec (the
+    /// default) or sops (what Flux, ksops and helm-secrets decrypt).
+    /// Encrypted files keep theirs; `ksec convert` changes it.
+    #[arg(long, value_name = "FORMAT", value_parser = ["kubesec", "sops"])]
+    pub format: Option<String>,
 }
 
 /// `decrypt` arguments.
@@ -300,6 +305,9 @@ pub struct CreateArgs {
     /// exists, unless --force.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// The on-disk format: kubesec (the default) or sops.
+    #[arg(long, value_name = "FORMAT", value_parser = ["kubesec", "sops"])]
+    pub format: Option<String>,
 }
 
 /// `patch` arguments.
@@ -678,6 +686,11 @@ impl Cli {
     }
 }
 
+/// A `--format` value (checked by clap).
+fn format(name: Option<&str>) -> Option<&'static dyn ksec::formats::Format> {
+    name.and_then(ksec::formats::by_name)
+}
+
 impl EncryptArgs {
     fn plan(self, max_input: u64) -> Result<EncryptPlan> {
         Ok(EncryptPlan {
@@ -687,6 +700,7 @@ impl EncryptArgs {
             cleartext: self.cleartext,
             rotate: self.rotate,
             parent: self.parent,
+            format: format(self.format.as_deref()),
             max_input,
         })
     }
@@ -738,6 +752,7 @@ impl CreateArgs {
             kind: self.kind,
             keys: meta.keys,
             output: self.output.filter(|p| p.as_os_str() != "-"),
+            format: format(self.format.as_deref()),
             max_input,
         })
     }

@@ -85,6 +85,8 @@ pub struct Rule {
     pub keys: Vec<KeyId>,
     /// Sections kept in clear text (none unless `sections` leaves one out).
     pub clear: ClearSections,
+    /// The format of new files and what it needs beyond keys.
+    pub format: crate::formats::FormatRule,
     matcher: GlobMatcher,
 }
 
@@ -196,6 +198,7 @@ impl Config {
                 line,
                 keys,
                 clear,
+                format: crate::formats::FormatRule::default(),
                 matcher,
             });
         }

@@ -32,6 +32,8 @@ pub struct CreatePlan {
     pub keys: KeyChange,
     /// `-o FILE`; stdout when `None`.
     pub output: Option<PathBuf>,
+    /// `--format`: the format of files not encrypted yet.
+    pub format: Option<&'static dyn ksec::formats::Format>,
     /// Size limit for values read from files or stdin.
     pub max_input: u64,
 }
@@ -83,9 +85,11 @@ pub fn run(plan: &CreatePlan, ctx: &Run) -> Result<()> {
             rule: rule.as_ref().map(|(c, i)| RuleKeys {
                 keys: &c.rules[*i].keys,
                 clear: c.rules[*i].clear,
+                format: Some(&c.rules[*i].format),
             }),
             ..KeyPolicy::default()
         },
+        format: plan.format,
         ..SealOptions::default()
     };
     let out = pipeline::encrypt_text(&session, &name, &text, options)?;

@@ -72,7 +72,7 @@ pub fn run(plan: &DecryptPlan, ctx: &Context) -> Result<()> {
             keep_opened: false,
         },
     )?;
-    if inputs.single && decrypted[0].secrets == 0 {
+    if inputs.single && decrypted[0].envelopes == 0 {
         warn(&format!(
             "{}: no Secret documents; the input is passed through unchanged",
             streams[0].name

@@ -78,6 +78,7 @@ pub fn run(plan: &EditPlan, ctx: &Context) -> Result<()> {
             rule: Some(RuleKeys {
                 keys: &fallback,
                 clear: new_clear,
+                format: None,
             }),
             rotate: plan.rotate,
             enforce_rule: false,

@@ -24,6 +24,8 @@ pub struct EncryptPlan {
     pub rotate: bool,
     /// A previous encrypted version (`--parent`).
     pub parent: Option<PathBuf>,
+    /// `--format`: the format of files not encrypted yet.
+    pub format: Option<&'static dyn ksec::formats::Format>,
     /// Input size limit.
     pub max_input: u64,
 }
@@ -66,19 +68,22 @@ pub fn run(plan: &EncryptPlan, ctx: &Context) -> Result<()> {
                     rule: rule.as_ref().map(|(c, i)| RuleKeys {
                         keys: &c.rules[*i].keys,
                         clear: c.rules[*i].clear,
+                        format: Some(&c.rules[*i].format),
                     }),
                     rotate: plan.rotate,
                     enforce_rule: false,
                 },
                 cleartext: plan.cleartext,
                 parents: parents.as_ref(),
+                format: plan.format,
                 ..SealOptions::default()
             },
         })
         .collect();
     let results = pipeline::seal_all(&session, &jobs)?;
     for (stream, sealed) in streams.iter().zip(&results) {
-        if sealed.text != stream.text {
+        // sops encrypts those comments; kubesec keeps them clear.
+        if sealed.text != stream.text && sealed.format == "kubesec" {
             for w in pipeline::value_comments(stream) {
                 warn(&w.to_string());
             }

@@ -68,6 +68,7 @@ pub fn run(plan: &PatchPlan, ctx: &Context) -> Result<()> {
             rule: rule.as_ref().map(|(c, i)| RuleKeys {
                 keys: &c.rules[*i].keys,
                 clear: c.rules[*i].clear,
+                format: Some(&c.rules[*i].format),
             }),
             rotate: plan.rotate,
             enforce_rule: false,

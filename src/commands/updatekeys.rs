@@ -38,6 +38,7 @@ struct Todo {
     file: usize,
     keys: Vec<KeyId>,
     clear: ClearSections,
+    format: ksec::formats::FormatRule,
 }
 
 /// Runs `updatekeys`.
@@ -82,6 +83,7 @@ pub fn run(plan: &UpdatekeysPlan, ctx: &Context) -> Result<()> {
                     rule: Some(RuleKeys {
                         keys: &t.keys,
                         clear: t.clear,
+                        format: Some(&t.format),
                     }),
                     enforce_rule: true,
                     ..KeyPolicy::default()
@@ -176,6 +178,7 @@ fn differences(
                 file: i,
                 keys: rule.keys.clone(),
                 clear: rule.clear,
+                format: rule.format.clone(),
             });
         }
     }

@@ -16,6 +16,7 @@
 
 pub mod kubesec;
 pub mod render;
+pub mod sops;
 
 use std::any::Any;
 use std::fmt::Debug;
@@ -24,19 +25,25 @@ use std::rc::Rc;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::keys::{DataKey, KeyId, Keyring, WrapJob, WrappedKey};
-use crate::manifest::{ClearSections, Edit, Section, Stream};
+use crate::keys::{DataKey, KeyId, KeyParams, Keyring, WrapJob, WrappedKey};
+use crate::manifest::{ClearSections, Edit, Section, Stream, ValueSite};
 
 /// Every format this build reads, the default (for new files) first.
-pub static FORMATS: &[&dyn Format] = &[&kubesec::Kubesec];
+pub static FORMATS: &[&dyn Format] = &[&kubesec::Kubesec, &sops::Sops];
 
 /// The format a stream is written in: the one whose metadata it carries,
 /// else the default. Refuses a stream that mixes formats.
 pub fn detect(stream: &Stream) -> Result<&'static dyn Format> {
+    Ok(detected(stream)?.unwrap_or(FORMATS[0]))
+}
+
+/// The format whose metadata the stream carries, if any. Refuses a stream
+/// that mixes formats.
+pub fn detected(stream: &Stream) -> Result<Option<&'static dyn Format>> {
     let mut found = FORMATS.iter().copied().filter(|f| f.detect(stream));
     match (found.next(), found.next()) {
-        (Some(one), None) => Ok(one),
-        (None, _) => Ok(FORMATS[0]),
+        (Some(one), None) => Ok(Some(one)),
+        (None, _) => Ok(None),
         (Some(a), Some(b)) => Err(Error::new(
             crate::error::Exit::Input,
             "mixed-formats",
@@ -121,6 +128,15 @@ pub trait Metadata: Debug {
     fn info(&self) -> MetaInfo;
     /// For the format's own downcast.
     fn as_any(&self) -> &dyn Any;
+    /// The name of its format (`kubesec`, `sops`).
+    fn format(&self) -> &'static str;
+    /// Whether a Secret value of the envelope may be clear text on purpose
+    /// (a section kept clear, an empty value the format never encrypts).
+    fn keeps_clear(&self, site: &ValueSite) -> bool {
+        let info = self.info();
+        info.clear.contains(site.section)
+            || (info.version_number == Some(1) && site.value.is_empty())
+    }
 }
 
 /// Whether an envelope's values are encrypted.
@@ -176,8 +192,12 @@ pub struct Opened {
     pub dek: DataKey,
     /// The metadata as read.
     pub meta: Rc<dyn Metadata>,
-    /// The values, in file order.
+    /// The Secret values, in file order.
     pub values: Vec<ClearValue>,
+    /// What else the format keeps of the opened envelope (sops: every
+    /// value and comment of the file, for sealing it again), for its own
+    /// downcast.
+    pub extra: Option<Rc<dyn Any>>,
 }
 
 impl Opened {
@@ -222,6 +242,40 @@ pub struct SealRequest<'a> {
     pub clear: ClearSections,
     /// Write a new MAC even when the old one still verifies (`recompute-mac`).
     pub resign: bool,
+    /// What the configuration rule says beyond keys.
+    pub rule: &'a FormatRule,
+}
+
+/// What a configuration rule (`.ksec.yaml`, `.sops.yaml`) says beyond the
+/// list of keys, for formats that use it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FormatRule {
+    /// The format new files are written in (`format: sops`).
+    pub format: Option<&'static str>,
+    /// sops: which values are encrypted (`encrypted_regex`, …) as the
+    /// metadata field and its value.
+    pub selection: Option<(String, String)>,
+    /// sops: the MAC covers encrypted values only.
+    pub mac_only_encrypted: bool,
+    /// sops: key groups (the data key is split between them when there are
+    /// two or more); empty for one group of the rule's keys.
+    pub key_groups: Vec<Vec<KeyId>>,
+    /// sops: how many groups recover the data key (0: all).
+    pub shamir_threshold: usize,
+    /// How particular keys are used (an AWS key's encryption context).
+    pub key_params: Vec<(KeyId, KeyParams)>,
+}
+
+impl FormatRule {
+    /// A rule that says nothing.
+    pub const NONE: &'static FormatRule = &FormatRule {
+        format: None,
+        selection: None,
+        mac_only_encrypted: false,
+        key_groups: Vec::new(),
+        shamir_threshold: 0,
+        key_params: Vec::new(),
+    };
 }
 
 /// An envelope ready to seal once its wraps are made (so that the wraps of
@@ -275,12 +329,20 @@ pub struct Stripped {
     pub edits: Vec<Edit>,
     /// Per document position: the digest of each site's clear value, in site order.
     pub expected: Vec<(usize, Vec<u64>)>,
+    /// A format's own check of the whole result (values outside Secrets).
+    pub check: Option<Box<dyn SealedCheck>>,
 }
 
 /// One on-disk format.
 pub trait Format: Sync {
     /// Its name (`kubesec`).
     fn name(&self) -> &'static str;
+    /// Whether one envelope covers the whole stream (sops: one data key and
+    /// MAC per file, values of every document), so that ciphertext outside
+    /// Secrets is the format's own.
+    fn whole_stream(&self) -> bool {
+        false
+    }
     /// Whether the stream carries this format's metadata.
     fn detect(&self, stream: &Stream) -> bool;
     /// Whether a comment line (from its `#`) is this format's metadata.

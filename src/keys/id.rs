@@ -25,11 +25,22 @@ pub enum KeyType {
     Aws,
     /// age X25519 (a ksec addition to the kubesec format).
     Age,
+    /// HashiCorp Vault / OpenBao transit (`vault:https://HOST:8200/v1/MOUNT/keys/NAME`).
+    Vault,
+    /// Azure Key Vault (`azkv:https://VAULT.vault.azure.net/keys/NAME[/VERSION]`).
+    Azure,
 }
 
 impl KeyType {
     /// Every key type, in the order help texts list them.
-    pub const ALL: [KeyType; 4] = [KeyType::Age, KeyType::Pgp, KeyType::Aws, KeyType::Gcp];
+    pub const ALL: [KeyType; 6] = [
+        KeyType::Age,
+        KeyType::Pgp,
+        KeyType::Aws,
+        KeyType::Gcp,
+        KeyType::Vault,
+        KeyType::Azure,
+    ];
 
     /// The name in `--key TYPE:ID` and in kubesec footers.
     pub fn as_str(self) -> &'static str {
@@ -38,6 +49,8 @@ impl KeyType {
             KeyType::Gcp => "gcp",
             KeyType::Aws => "aws",
             KeyType::Age => "age",
+            KeyType::Vault => "vault",
+            KeyType::Azure => "azkv",
         }
     }
 
@@ -46,7 +59,7 @@ impl KeyType {
         KeyType::ALL.into_iter().find(|t| t.as_str() == s)
     }
 
-    /// `age, pgp, aws, gcp`, for messages.
+    /// `age, pgp, aws, gcp, vault, azkv`, for messages.
     pub fn names() -> String {
         let names: Vec<&str> = KeyType::ALL.iter().map(|t| t.as_str()).collect();
         names.join(", ")

@@ -10,6 +10,7 @@
 //! DESIGN.md §3 and each has a fixture in `testdata/`.
 
 pub mod amend;
+pub mod commented;
 mod locate;
 pub mod outline;
 pub mod scalar;
@@ -31,6 +32,8 @@ pub struct Stream {
     pub text: String,
     /// Its documents (nested Secrets of Lists included), in text order.
     pub docs: Vec<Document>,
+    /// The whole tree with comments, read when a format first asks.
+    commented: std::cell::OnceCell<Result<Vec<commented::Doc>, LocateError>>,
 }
 
 impl Stream {
@@ -46,7 +49,17 @@ impl Stream {
             name: name.to_owned(),
             text,
             docs,
+            commented: std::cell::OnceCell::new(),
         })
+    }
+
+    /// Every document as a tree with its comments ([`commented`]), parsed
+    /// once.
+    pub fn commented(&self) -> Result<&[commented::Doc], LocateError> {
+        self.commented
+            .get_or_init(|| commented::parse(&self.text))
+            .as_deref()
+            .map_err(Clone::clone)
     }
 
     /// The Secrets (top-level and in Lists), in text order.

@@ -171,31 +171,65 @@ fn scalar_json(text: &str, plain: bool, tag: Option<&str>) -> Value {
 
 /// Parses a YAML stream: one root node per document. Aliases are refused.
 pub fn parse_stream(text: &str) -> Result<Vec<Node>, LocateError> {
-    build(text, false)
+    build(text, false).map(|p| p.docs)
 }
 
 /// Like [`parse_stream`], but an alias becomes a [`NodeValue::Alias`] node
 /// (for code that edits or checks text around nodes it does not read).
 pub fn parse_stream_lenient(text: &str) -> Result<Vec<Node>, LocateError> {
+    build(text, true).map(|p| p.docs)
+}
+
+/// A comment of the stream: its bytes from `#` to the end of its line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommentSpan {
+    /// From the `#` to the end of the line (line break excluded).
+    pub range: Range<usize>,
+    /// 1-based line.
+    pub line: usize,
+    /// 0-based column of the `#` (in characters).
+    pub column: usize,
+}
+
+/// A stream with everything a byte-preserving rewrite of whole documents
+/// needs: the nodes, every comment, and where each document ends.
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    /// One root node per document (aliases kept as [`NodeValue::Alias`]).
+    pub docs: Vec<Node>,
+    /// Every comment, in text order.
+    pub comments: Vec<CommentSpan>,
+    /// Per document: the byte where it ends (its `...` marker, the next
+    /// `---`, or the end of the input).
+    pub ends: Vec<usize>,
+}
+
+/// Parses a stream like [`parse_stream_lenient`], keeping comments and
+/// document ends.
+pub fn parse_stream_full(text: &str) -> Result<Parsed, LocateError> {
     build(text, true)
 }
 
-fn build(text: &str, aliases: bool) -> Result<Vec<Node>, LocateError> {
+fn build(text: &str, aliases: bool) -> Result<Parsed, LocateError> {
     let mut b = Builder {
         text,
         parser: locate::parser(text),
         aliases,
+        comments: Vec::new(),
     };
     let mut docs = Vec::new();
+    let mut ends = Vec::new();
     loop {
         let (ev, span) = b.next()?;
         match ev {
-            Event::StreamStart | Event::DocumentEnd => {}
+            Event::StreamStart => {}
+            Event::DocumentEnd => ends.push(span_range(&span).start),
             Event::StreamEnd => break,
             Event::DocumentStart(..) => {
                 let (first, span) = b.next()?;
                 if matches!(first, Event::DocumentEnd) {
                     let at = span_range(&span).start;
+                    ends.push(at);
                     docs.push(Node {
                         value: NodeValue::Scalar {
                             text: String::new(),
@@ -214,13 +248,18 @@ fn build(text: &str, aliases: bool) -> Result<Vec<Node>, LocateError> {
             _ => return Err(error_at(&span, "unexpected YAML event")),
         }
     }
-    Ok(docs)
+    Ok(Parsed {
+        docs,
+        comments: b.comments,
+        ends,
+    })
 }
 
 struct Builder<'a> {
     text: &'a str,
     parser: Parser<'a, granit_parser::StrInput<'a>>,
     aliases: bool,
+    comments: Vec<CommentSpan>,
 }
 
 fn error_at(span: &Span, message: &str) -> LocateError {
@@ -259,6 +298,17 @@ impl<'a> Builder<'a> {
             if !matches!(ev, Event::Comment(..)) {
                 return Ok((ev, span));
             }
+            let r = span_range(&span);
+            let end = if self.text[..r.end].ends_with('\r') {
+                r.end - 1
+            } else {
+                r.end
+            };
+            self.comments.push(CommentSpan {
+                range: r.start..end,
+                line: span.start.line(),
+                column: span.start.col(),
+            });
         }
     }
 

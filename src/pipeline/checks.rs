@@ -14,7 +14,9 @@
 use std::collections::HashMap;
 
 use crate::error::{Error, Exit, Result};
-use crate::formats::{self, MetaInfo};
+use std::rc::Rc;
+
+use crate::formats::{self, Metadata};
 use crate::manifest::{Document, Stray, StrayValue, Stream, ValueSite};
 
 /// A clear value where none may be.
@@ -69,32 +71,23 @@ pub fn unencryptable(docs: &[Document]) -> Option<Exposure<'_>> {
 /// sealing and before writing.
 pub fn exposed(stream: &Stream) -> Option<Exposure<'_>> {
     // What each sealed document's metadata allows in clear text.
-    let mut allowed: HashMap<usize, MetaInfo> = HashMap::new();
+    let mut allowed: HashMap<usize, Rc<dyn Metadata>> = HashMap::new();
     if let Ok(format) = formats::detect(stream)
         && let Ok(envelopes) = format.envelopes(stream)
     {
         for e in envelopes {
             if let formats::State::Sealed(meta) = &e.state {
-                let info = meta.info();
                 for d in &e.docs {
-                    allowed.insert(*d, info.clone());
+                    allowed.insert(*d, meta.clone());
                 }
             }
         }
     }
     for doc in &stream.docs {
         if doc.is_secret {
-            let info = allowed.get(&doc.position);
-            let v1 = info.is_some_and(|i| i.version_number == Some(1));
+            let meta = allowed.get(&doc.position);
             let site = doc.sites.iter().find(|s| {
-                let ok = match info {
-                    None => false,
-                    Some(i) => {
-                        sealed(&s.value)
-                            || i.clear.contains(s.section)
-                            || (v1 && s.value.is_empty())
-                    }
-                };
+                let ok = meta.is_some_and(|m| sealed(&s.value) || m.keeps_clear(s));
                 !ok
             });
             if let Some(site) = site {

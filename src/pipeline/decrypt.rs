@@ -37,6 +37,8 @@ pub struct Decrypted {
     pub text: Zeroizing<String>,
     /// How many Secrets were decrypted.
     pub secrets: usize,
+    /// How many envelopes (kubesec: Secrets; sops: the file) were opened.
+    pub envelopes: usize,
     /// With [`DecryptOptions::keep_opened`]: every opened Secret.
     pub opened: Vec<ParentDoc>,
 }
@@ -55,9 +57,13 @@ pub fn decrypt_all(
 ) -> Result<Vec<Decrypted>> {
     let mut classified = Vec::with_capacity(streams.len());
     for stream in streams {
-        for doc in &stream.docs {
-            refuse_hidden_ciphertext(&stream.name, doc)?;
-            refuse_stray_ciphertext(&stream.name, doc)?;
+        // Ciphertext outside the Secrets ksec opens would reach kubectl;
+        // a whole-stream format's (sops) is its own, and opened below.
+        if !super::format_of(stream, None)?.whole_stream() {
+            for doc in &stream.docs {
+                refuse_hidden_ciphertext(&stream.name, doc)?;
+                refuse_stray_ciphertext(&stream.name, doc)?;
+            }
         }
         let c = classify(stream)?;
         for e in &c.envelopes {
@@ -99,6 +105,7 @@ fn decrypt_classified(
     let opened = open_envelopes(session, c, open)?;
     let mut edits = Vec::new();
     let mut expected = Vec::new();
+    let mut checks = Vec::new();
     let mut kept = Vec::new();
     for (envelope, opened) in c.envelopes.iter().zip(opened) {
         let opened = opened.expect("plain envelopes were refused");
@@ -112,6 +119,7 @@ fn decrypt_classified(
         )?;
         edits.extend(stripped.edits);
         expected.extend(stripped.expected);
+        checks.extend(stripped.check);
         if opts.keep_opened {
             for &d in &envelope.docs {
                 kept.push(ParentDoc::new(&stream.docs[d], opened.clone()));
@@ -120,30 +128,43 @@ fn decrypt_classified(
         // Otherwise each envelope's clear values are dropped here, once
         // written into the edits.
     }
-    let out = manifest::splice(&stream.text, &mut edits);
+    let out = Zeroizing::new(manifest::splice(&stream.text, &mut edits));
     drop(edits);
-    verify(stream, &out, &expected).map_err(|why| {
+    let internal = |why: Mismatch| {
         Error::internal(format!(
             "internal error: the decrypted result did not verify ({why}); nothing was written"
         ))
         .in_file(&stream.name)
-    })?;
+    };
+    let written = Stream::parse(&stream.name, out.to_string(), formats::is_metadata_comment)
+        .map_err(|e| internal(Mismatch(e.to_string())))?;
+    drop(out);
+    verify(stream, &written, &expected, &checks).map_err(internal)?;
+    let Stream { text, .. } = written;
     Ok(Decrypted {
-        text: Zeroizing::new(out),
+        text: Zeroizing::new(text),
         secrets: expected.len(),
+        envelopes: c.envelopes.len(),
         opened: kept,
     })
 }
 
-/// Re-reads the output: same documents, every decrypted Secret without
-/// metadata, and every value parses back to exactly what was meant.
+/// Re-reads the output: same documents, no format's metadata left, every
+/// decrypted Secret's value parses back to exactly what was meant, and
+/// each format's own checks pass.
 fn verify(
     input: &Stream,
-    out: &str,
+    written: &Stream,
     expected: &[(usize, Vec<u64>)],
+    checks: &[Box<dyn formats::SealedCheck>],
 ) -> std::result::Result<(), Mismatch> {
-    let docs =
-        manifest::locate(out, formats::is_metadata_comment).map_err(|e| Mismatch(e.to_string()))?;
+    if let Some(f) = formats::FORMATS.iter().find(|f| f.detect(written)) {
+        return Err(format!("{} metadata is left", f.name()).into());
+    }
+    for c in checks {
+        c.verify(written)?;
+    }
+    let docs = &written.docs;
     if docs.len() != input.docs.len() {
         return Err(format!("{} documents instead of {}", docs.len(), input.docs.len()).into());
     }

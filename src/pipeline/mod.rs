@@ -29,7 +29,9 @@ pub use checks::{
 };
 pub use decrypt::{DecryptOptions, Decrypted, decrypt, decrypt_all};
 pub use kubectl::join as join_streams;
-pub use open::{Classified, OpenedStream, classify, open_all, warm_unwraps};
+pub use open::{
+    Classified, OpenedStream, classify, classify_as, format_of, open_all, warm_unwraps,
+};
 pub use parents::{ParentDoc, Parents};
 pub use policy::{KeyPolicy, RuleKeys};
 pub use seal::{SealJob, SealOptions, SealedStream, encrypt_text, seal_all};

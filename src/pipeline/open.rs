@@ -35,10 +35,34 @@ impl Classified<'_> {
 /// Detects a stream's format and classifies its Secrets. Refuses a Secret
 /// the locator found invalid, and mixtures the format refuses.
 pub fn classify(stream: &Stream) -> Result<Classified<'_>> {
-    for doc in stream.secrets() {
-        check_problems(&stream.name, doc)?;
+    classify_as(stream, None)
+}
+
+/// The format of a stream: the one whose metadata it carries, else
+/// `preferred` (the format to write a clear stream in), else the default.
+pub fn format_of(
+    stream: &Stream,
+    preferred: Option<&'static dyn Format>,
+) -> Result<&'static dyn Format> {
+    Ok(formats::detected(stream)?
+        .or(preferred)
+        .unwrap_or(formats::FORMATS[0]))
+}
+
+/// [`classify`], a clear stream taken as `preferred`'s when given.
+pub fn classify_as<'s>(
+    stream: &'s Stream,
+    preferred: Option<&'static dyn Format>,
+) -> Result<Classified<'s>> {
+    let format = format_of(stream, preferred)?;
+    // A file a whole-stream format (sops) encrypted is that format's tree:
+    // Secrets Kubernetes would refuse still decrypt as sops decrypts them.
+    let sealed_whole = format.whole_stream() && formats::detected(stream)?.is_some();
+    if !sealed_whole {
+        for doc in stream.secrets() {
+            check_problems(&stream.name, doc)?;
+        }
     }
-    let format = formats::detect(stream)?;
     let envelopes = format.envelopes(stream)?;
     Ok(Classified {
         stream,

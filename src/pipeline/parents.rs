@@ -55,6 +55,13 @@ pub struct Parents {
 }
 
 impl Parents {
+    /// The format the parent is written in.
+    pub fn format(&self) -> Option<&'static dyn crate::formats::Format> {
+        self.docs
+            .first()
+            .and_then(|d| crate::formats::by_name(d.opened.meta.format()))
+    }
+
     /// Opens every encrypted Secret of `stream`. A MAC that does not verify,
     /// or a Secret no available key opens, is an error: a parent must be
     /// trustworthy, because its ciphertext is copied.
@@ -162,6 +169,7 @@ mod tests {
                         clear: Default::default(),
                     }),
                     values: Vec::new(),
+                    extra: None,
                 },
             })
             .collect();

@@ -24,6 +24,8 @@ pub struct RuleKeys<'a> {
     pub keys: &'a [KeyId],
     /// Sections it keeps in clear text.
     pub clear: ClearSections,
+    /// What it says beyond keys (format, sops rules and key groups).
+    pub format: Option<&'a crate::formats::FormatRule>,
 }
 
 /// How keys, data keys and clear sections are decided for one stream.

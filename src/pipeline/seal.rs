@@ -18,12 +18,14 @@ use zeroize::Zeroizing;
 use super::checks::{
     check_keys, refuse_clear_copy, refuse_exposed, refuse_hidden_ciphertext, refuse_unencryptable,
 };
-use super::open::{Classified, classify, warm_unwraps};
+use super::open::{Classified, classify_as, format_of, warm_unwraps};
 use super::parents::{ParentDoc, Parents};
 use super::policy::KeyPolicy;
 use super::{Session, kubectl};
 use crate::error::{Error, Exit, Result};
-use crate::formats::{Envelope, OpenOptions, Opened, Plain, SealRequest, Sealing, State};
+use crate::formats::{
+    Envelope, Format, FormatRule, OpenOptions, Opened, Plain, SealRequest, Sealing, State,
+};
 use crate::k8s;
 use crate::keys::WrapJob;
 use crate::manifest::{self, Document, Section, Stream};
@@ -45,6 +47,10 @@ pub struct SealOptions<'a> {
     pub open: OpenOptions,
     /// Write a new MAC even when the old one still verifies.
     pub resign: bool,
+    /// The format to write a clear stream in (`--format`); otherwise its
+    /// parent's, its rule's, or the default. A stream already encrypted
+    /// keeps its format.
+    pub format: Option<&'static dyn crate::formats::Format>,
 }
 
 /// One stream to seal.
@@ -63,6 +69,8 @@ pub struct SealedStream {
     pub secrets: usize,
     /// How many of them were encrypted for the first time.
     pub fresh: usize,
+    /// The format it is written in.
+    pub format: &'static str,
 }
 
 /// Encrypts one text with `options` (a convenience over [`seal_all`]).
@@ -110,7 +118,7 @@ impl EnvelopePlan<'_> {
 pub fn seal_all(session: &Session, jobs: &[SealJob<'_>]) -> Result<Vec<SealedStream>> {
     let classified: Vec<Classified<'_>> = jobs
         .iter()
-        .map(|j| check_and_classify(j.stream))
+        .map(|j| check_and_classify(j.stream, preferred_format(&j.options)))
         .collect::<Result<_>>()?;
     warm_unwraps(
         &session.keyring,
@@ -129,6 +137,12 @@ pub fn seal_all(session: &Session, jobs: &[SealJob<'_>]) -> Result<Vec<SealedStr
             .map(|p| p.values.take().unwrap_or_default())
             .collect();
         let mut mine = Vec::with_capacity(plans.len());
+        let rule = job
+            .options
+            .policy
+            .rule
+            .and_then(|r| r.format)
+            .unwrap_or(FormatRule::NONE);
         for (plan, values) in plans.iter().zip(values) {
             mine.push(c.format.prepare(
                 job.stream,
@@ -141,6 +155,7 @@ pub fn seal_all(session: &Session, jobs: &[SealJob<'_>]) -> Result<Vec<SealedStr
                     now: &session.now,
                     clear: plan.clear,
                     resign: job.options.resign,
+                    rule,
                 },
             )?);
         }
@@ -157,27 +172,70 @@ pub fn seal_all(session: &Session, jobs: &[SealJob<'_>]) -> Result<Vec<SealedStr
         .map_err(|(k, e)| crate::keys::key_error(&e, &k))?;
     jobs.iter()
         .zip(sealings)
-        .map(|(job, sealings)| finish_stream(session, job.stream, sealings))
+        .zip(&classified)
+        .map(|((job, sealings), c)| finish_stream(session, job.stream, c.format, sealings))
         .collect()
 }
 
+/// The format a job writes a clear stream in: `--format`, else its
+/// parent's, else its rule's.
+fn preferred_format(options: &SealOptions<'_>) -> Option<&'static dyn Format> {
+    options
+        .format
+        .or_else(|| options.parents.and_then(|p| p.format()))
+        .or_else(|| {
+            options
+                .policy
+                .rule
+                .and_then(|r| r.format)
+                .and_then(|f| f.format)
+                .and_then(crate::formats::by_name)
+        })
+}
+
 /// Step 1 for one stream: every refusal that needs no key.
-fn check_and_classify(stream: &Stream) -> Result<Classified<'_>> {
+fn check_and_classify<'s>(
+    stream: &'s Stream,
+    preferred: Option<&'static dyn Format>,
+) -> Result<Classified<'s>> {
     let file = &stream.name;
-    // Ciphertext or a footer outside a v1 Secret is a damaged Secret (say,
-    // an edited `kind`); encrypting around it would hide the damage.
-    for doc in &stream.docs {
-        refuse_hidden_ciphertext(file, doc)?;
+    let format = format_of(stream, preferred)?;
+    if let Some(want) = preferred
+        && want.name() != format.name()
+    {
+        return Err(Error::new(
+            Exit::State,
+            "other-format",
+            format!(
+                "the file is encrypted in the {} format, not {}",
+                format.name(),
+                want.name()
+            ),
+        )
+        .in_file(file)
+        .hint(format!(
+            "`ksec convert --to {} {file}` changes its format",
+            want.name()
+        )));
     }
-    // Secrets in shapes ksec cannot encrypt in place would pass through in
-    // clear text: refuse them with a hint (the final check would too).
-    refuse_unencryptable(stream)?;
+    if !format.whole_stream() {
+        // Ciphertext or a footer outside a v1 Secret is a damaged Secret
+        // (say, an edited `kind`); encrypting around it would hide the
+        // damage.
+        for doc in &stream.docs {
+            refuse_hidden_ciphertext(file, doc)?;
+        }
+        // Secrets in shapes ksec cannot encrypt in place would pass
+        // through in clear text: refuse them with a hint (the final check
+        // would too). A whole-stream format encrypts them where they are.
+        refuse_unencryptable(stream)?;
+    }
     if stream.secrets().next().is_some() {
         // decrypt refuses what kubectl would split differently; so does
         // encrypt, rather than write a file that cannot be deployed.
         kubectl::check_split(file, &stream.text)?;
     }
-    let c = classify(stream)?;
+    let c = classify_as(stream, Some(format))?;
     for doc in stream.secrets() {
         refuse_clear_copy(file, doc)?;
         check_keys(file, doc)?;
@@ -193,33 +251,58 @@ fn plan_stream<'p>(
 ) -> Result<Vec<EnvelopePlan<'p>>> {
     let stream = job.stream;
     let opts = &job.options;
+    // Every Secret of every envelope, matched to the parents' Secrets.
     let secrets: Vec<&Document> = c
         .envelopes
         .iter()
-        .map(|e| &stream.docs[e.docs[0]])
+        .flat_map(|e| secrets_of(stream, e))
         .collect();
     let assigned = opts
         .parents
         .map_or_else(|| vec![None; secrets.len()], |p| p.assign(&secrets));
+    let parent_of = |d: &Document| -> Option<&'p ParentDoc> {
+        let i = secrets.iter().position(|s| s.position == d.position)?;
+        assigned[i].and_then(|j| opts.parents.map(|p| &p.docs[j]))
+    };
     let mut plans = Vec::with_capacity(c.envelopes.len());
-    for ((envelope, doc), parent) in c.envelopes.iter().zip(&secrets).zip(assigned) {
-        let parent = parent.and_then(|j| opts.parents.map(|p| &p.docs[j]));
+    for envelope in &c.envelopes {
+        let mine: Vec<&Document> = secrets_of(stream, envelope).collect();
+        // The document errors are reported at, and its parent.
+        let lead = mine
+            .first()
+            .copied()
+            .unwrap_or(&stream.docs[envelope.docs[0]]);
+        let parent = mine.iter().find_map(|d| parent_of(d)).or_else(|| {
+            // A whole-stream envelope (sops) has one parent: the file's.
+            c.format
+                .whole_stream()
+                .then(|| opts.parents.and_then(|p| p.docs.first()))
+                .flatten()
+        });
+        let no_values = mine.iter().all(|d| d.sites.is_empty());
         let (values, own) = match &envelope.state {
-            State::Plain if opts.only_sealed && doc.sites.is_empty() => continue,
-            State::Plain if opts.only_sealed => return Err(plain_secret_kept(&stream.name, doc)),
-            State::Plain => (
-                plain_values(&stream.name, doc, opts.cleartext, parent)?,
-                None,
-            ),
+            State::Plain if opts.only_sealed && no_values => continue,
+            State::Plain if opts.only_sealed => return Err(plain_secret_kept(&stream.name, lead)),
+            State::Plain => {
+                let mut values = Vec::new();
+                for d in &mine {
+                    values.extend(plain_values(&stream.name, d, opts.cleartext, parent_of(d))?);
+                }
+                (values, None)
+            }
             State::Sealed(_) => {
                 let opened = c
                     .format
                     .open(stream, envelope, &session.keyring, opts.open)?;
-                (reopened_values(doc, &opened), Some(opened))
+                let values = mine
+                    .iter()
+                    .flat_map(|d| reopened_values(d, &opened))
+                    .collect();
+                (values, Some(opened))
             }
         };
         let previous = own.as_ref().or(parent.map(|p| &p.opened));
-        let decision = opts.policy.decide(session, &stream.name, doc, previous)?;
+        let decision = opts.policy.decide(session, &stream.name, lead, previous)?;
         plans.push(EnvelopePlan {
             envelope: envelope.clone(),
             values: Some(values),
@@ -233,10 +316,19 @@ fn plan_stream<'p>(
     Ok(plans)
 }
 
+/// The Secrets of an envelope, in stream order.
+fn secrets_of<'s>(stream: &'s Stream, e: &Envelope) -> impl Iterator<Item = &'s Document> {
+    e.docs
+        .iter()
+        .map(|&d| &stream.docs[d])
+        .filter(|d| d.is_secret)
+}
+
 /// Step 5 for one stream: seal, splice, verify.
 fn finish_stream(
     session: &Session,
     stream: &Stream,
+    format: &'static dyn Format,
     sealings: Vec<Box<dyn Sealing + '_>>,
 ) -> Result<SealedStream> {
     let mut edits = Vec::new();
@@ -268,10 +360,20 @@ fn finish_stream(
         c.verify(&written).map_err(|m| internal(m.0))?;
     }
     refuse_exposed(&written)?;
+    let secrets = if format.whole_stream() && !checks.is_empty() {
+        stream.secrets().count()
+    } else {
+        checks.len()
+    };
     Ok(SealedStream {
-        secrets: checks.len(),
-        fresh,
+        secrets,
+        fresh: if format.whole_stream() && fresh > 0 {
+            secrets
+        } else {
+            fresh
+        },
         text: written.text,
+        format: format.name(),
     })
 }
 

@@ -53,6 +53,10 @@ impl Metadata for Footer {
     fn as_any(&self) -> &dyn Any {
         self
     }
+
+    fn format(&self) -> &'static str {
+        "kubesec"
+    }
 }
 
 /// The footer of a kubesec envelope's metadata.

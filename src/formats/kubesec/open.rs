@@ -145,7 +145,12 @@ pub fn open_with_key(
         let aad = mac_aad(&values, &ids);
         mac::verify(&dek, &aad, m).map_err(|_| mac_mismatch(file, doc, footer_line))?;
     }
-    Ok(Opened { dek, meta, values })
+    Ok(Opened {
+        dek,
+        meta,
+        values,
+        extra: None,
+    })
 }
 
 /// The MAC's associated data over clear values and key ids.

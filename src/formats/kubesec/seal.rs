@@ -299,6 +299,7 @@ pub(super) fn strip(
     Ok(Stripped {
         edits,
         expected: vec![(doc.position, intended)],
+        check: None,
     })
 }
 
