@@ -45,6 +45,21 @@ impl From<&str> for IdentityError {
 pub const ENV_KEY: &str = "KSEC_AGE_KEY";
 /// Environment variable naming an identity file.
 pub const ENV_KEY_FILE: &str = "KSEC_AGE_KEY_FILE";
+/// sops' variable holding identity text (read too, so that sops users'
+/// settings work unchanged).
+pub const ENV_SOPS_KEY: &str = "SOPS_AGE_KEY";
+/// sops' variable naming an identity file.
+pub const ENV_SOPS_KEY_FILE: &str = "SOPS_AGE_KEY_FILE";
+
+/// sops' default identity file: `$XDG_CONFIG_HOME/sops/age/keys.txt`, else
+/// `~/.config/sops/age/keys.txt`.
+fn sops_identity_path() -> Option<PathBuf> {
+    let config = match std::env::var_os("XDG_CONFIG_HOME").filter(|p| !p.is_empty()) {
+        Some(x) => PathBuf::from(x),
+        None => PathBuf::from(std::env::var_os("HOME").filter(|p| !p.is_empty())?).join(".config"),
+    };
+    Some(config.join("sops").join("age").join("keys.txt"))
+}
 
 /// Where the local identity lives: `$KSEC_AGE_KEY_FILE`, else the default file.
 pub fn identity_path() -> Result<PathBuf, IdentityError> {
@@ -256,22 +271,30 @@ impl AgeProvider {
             read_identity_file(p)
         };
         let mut ids = Vec::new();
-        if let Ok(text) = std::env::var(ENV_KEY) {
-            ids.extend(parse_identities(&Zeroizing::new(text), ENV_KEY)?);
-        }
-        if let Some(p) = std::env::var_os(ENV_KEY_FILE).filter(|p| !p.is_empty()) {
-            let p = PathBuf::from(p);
-            if !p.exists() {
-                return Err(
-                    format!("{ENV_KEY_FILE} names {}, which does not exist", p.display()).into(),
-                );
+        // ksec's own sources, then sops' (the same three kinds).
+        for (text_var, file_var) in [(ENV_KEY, ENV_KEY_FILE), (ENV_SOPS_KEY, ENV_SOPS_KEY_FILE)] {
+            if let Ok(text) = std::env::var(text_var) {
+                ids.extend(parse_identities(&Zeroizing::new(text), text_var)?);
             }
-            ids.extend(read(&p)?);
+            if let Some(p) = std::env::var_os(file_var).filter(|p| !p.is_empty()) {
+                let p = PathBuf::from(p);
+                if !p.exists() {
+                    return Err(format!(
+                        "{file_var} names {}, which does not exist",
+                        p.display()
+                    )
+                    .into());
+                }
+                ids.extend(read(&p)?);
+            }
         }
-        if let Ok(p) = default_identity_path()
-            && p.exists()
+        for p in [default_identity_path().ok(), sops_identity_path()]
+            .into_iter()
+            .flatten()
         {
-            ids.extend(read(&p)?);
+            if p.exists() {
+                ids.extend(read(&p)?);
+            }
         }
         Ok(ids
             .into_iter()
@@ -317,8 +340,9 @@ impl Provider for AgeProvider {
         let ids = self.identities()?;
         let Some((_, identity)) = ids.iter().find(|(r, _)| r == request.id) else {
             return Err(KeyError::Unavailable(format!(
-                "no identity for this recipient (looked in {ENV_KEY}, {ENV_KEY_FILE} and {})",
-                default_identity_path().map_or_else(|e| e.0, |p| p.display().to_string())
+                "no identity for this recipient (looked in {ENV_KEY}, {ENV_KEY_FILE}, {ENV_SOPS_KEY}, {ENV_SOPS_KEY_FILE}, {} and {})",
+                default_identity_path().map_or_else(|e| e.0, |p| p.display().to_string()),
+                sops_identity_path().map_or_else(|| "~/.config/sops/age/keys.txt".into(), |p| p.display().to_string())
             )));
         };
         let bad = |e: &dyn std::fmt::Display| {

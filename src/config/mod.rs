@@ -43,6 +43,8 @@ use globset::{GlobBuilder, GlobMatcher};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+mod sops;
+
 use crate::error::{Error, Exit, Location, Result};
 use crate::io::{self, Source};
 use crate::keys::KeyId;
@@ -50,6 +52,8 @@ use crate::manifest::ClearSections;
 
 /// The configuration file name looked up from a file's directory upward.
 pub const FILE_NAME: &str = ".ksec.yaml";
+/// sops' configuration, used when no `.ksec.yaml` is found.
+pub const SOPS_FILE_NAME: &str = ".sops.yaml";
 /// The environment variable naming a configuration file (like `--config`).
 pub const ENV_CONFIG: &str = "KSEC_CONFIG";
 /// Configuration files are small; refuse anything larger.
@@ -72,6 +76,20 @@ struct RawRule {
     keys: Vec<Spanned<String>>,
     #[serde(default)]
     sections: Option<Spanned<Vec<String>>>,
+    /// `kubesec` (the default) or `sops`: the format new files are written in.
+    #[serde(default)]
+    format: Option<Spanned<String>>,
+}
+
+/// How a rule matches paths.
+#[derive(Debug)]
+enum Matcher {
+    /// A `.ksec.yaml` glob against the path relative to the configuration.
+    Glob(GlobMatcher),
+    /// A `.sops.yaml` `path_regex` (unanchored, as sops applies it) against
+    /// the relative path, or the absolute one outside the configuration's
+    /// directory; `None` matches every file.
+    Regex(Option<regex::Regex>),
 }
 
 /// One rule: files matching `pattern` are encrypted to `keys`.
@@ -87,7 +105,7 @@ pub struct Rule {
     pub clear: ClearSections,
     /// The format of new files and what it needs beyond keys.
     pub format: crate::formats::FormatRule,
-    matcher: GlobMatcher,
+    matcher: Matcher,
 }
 
 impl Rule {
@@ -111,12 +129,20 @@ pub struct Config {
     pub rules: Vec<Rule>,
     /// `ignore` patterns: files that hold no ksec data.
     pub ignore: Vec<(String, GlobMatcher)>,
+    /// A `.sops.yaml` (its `creation_rules`), not a `.ksec.yaml`.
+    pub sops: bool,
 }
 
 impl Config {
     /// Parses configuration text. `path` is the file it came from: its
-    /// directory is what patterns are relative to.
+    /// directory is what patterns are relative to. A file named
+    /// `.sops.yaml`, or one with `creation_rules`, is read as sops'.
     pub fn parse(text: &str, path: &Path) -> Result<Config> {
+        let is_sops = path.file_name().is_some_and(|n| n == SOPS_FILE_NAME)
+            || text.lines().any(|l| l.starts_with("creation_rules:"));
+        if is_sops {
+            return sops::parse(text, path);
+        }
         let name = path.display().to_string();
         let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| {
             let e = e.without_snippet();
@@ -166,6 +192,21 @@ impl Config {
                 }
                 keys.push(key);
             }
+            let format = match &r.format {
+                None => crate::formats::FormatRule::default(),
+                Some(f) => match crate::formats::by_name(&f.value) {
+                    Some(format) => crate::formats::FormatRule {
+                        format: Some(format.name()),
+                        ..Default::default()
+                    },
+                    None => {
+                        return Err(bad(
+                            f.referenced.line(),
+                            format!("unknown format `{}` (known: kubesec, sops)", f.value),
+                        ));
+                    }
+                },
+            };
             let clear = match &r.sections {
                 None => ClearSections::default(),
                 Some(s) => {
@@ -193,13 +234,19 @@ impl Config {
                     }
                 }
             };
+            if format.format == Some("sops") && !clear.is_empty() {
+                return Err(bad(
+                    line as u64,
+                    format!("rule `{pattern}`: `sections` is for the kubesec format; the sops format encrypts data and stringData (`encrypted_regex` in a .sops.yaml chooses otherwise)"),
+                ));
+            }
             rules.push(Rule {
                 pattern,
                 line,
                 keys,
                 clear,
-                format: crate::formats::FormatRule::default(),
-                matcher,
+                format,
+                matcher: Matcher::Glob(matcher),
             });
         }
         let mut ignore = Vec::with_capacity(raw.ignore.len());
@@ -219,6 +266,7 @@ impl Config {
             dir,
             rules,
             ignore,
+            sops: false,
         })
     }
 
@@ -249,11 +297,17 @@ impl Config {
     /// The first rule matching `file` (any path; made absolute first), with
     /// its index.
     pub fn rule_for(&self, file: &Path) -> Option<(usize, &Rule)> {
-        let rel = self.relative(file)?;
+        let rel = self.relative(file);
+        let abs = absolute(file).ok()?;
+        let abs = abs.to_str()?;
         self.rules
             .iter()
             .enumerate()
-            .find(|(_, r)| r.matcher.is_match(&rel))
+            .find(|(_, r)| match &r.matcher {
+                Matcher::Glob(g) => rel.as_deref().is_some_and(|p| g.is_match(p)),
+                Matcher::Regex(None) => true,
+                Matcher::Regex(Some(re)) => re.is_match(rel.as_deref().unwrap_or(abs)),
+            })
     }
 
     /// The `ignore` pattern that matches `file`, if any.
@@ -303,23 +357,45 @@ impl Configs {
         self.for_dir(&dir)
     }
 
+    /// The nearest `.ksec.yaml` from `dir` upward; when there is none, the
+    /// nearest `.sops.yaml`.
     fn for_dir(&self, dir: &Path) -> Result<Option<Rc<Config>>> {
         if let Some(c) = self.by_dir.borrow().get(dir) {
             return Ok(c.clone());
         }
-        let candidate = dir.join(FILE_NAME);
-        let found = if candidate.is_file() {
-            Some(Rc::new(Config::load(&candidate)?))
-        } else {
-            match dir.parent() {
-                Some(up) => self.for_dir(up)?,
-                None => None,
-            }
+        let found = match self.nearest(dir, FILE_NAME)? {
+            Some(c) => Some(c),
+            None => self.nearest(dir, SOPS_FILE_NAME)?,
         };
         self.by_dir
             .borrow_mut()
             .insert(dir.to_owned(), found.clone());
         Ok(found)
+    }
+
+    fn nearest(&self, dir: &Path, name: &str) -> Result<Option<Rc<Config>>> {
+        let mut at = Some(dir);
+        while let Some(d) = at {
+            let candidate = d.join(name);
+            if candidate.is_file() {
+                if let Some(c) = self.loaded_from(&candidate) {
+                    return Ok(Some(c));
+                }
+                return Ok(Some(Rc::new(Config::load(&candidate)?)));
+            }
+            at = d.parent();
+        }
+        Ok(None)
+    }
+
+    /// A configuration read already (so a file is parsed once per run).
+    fn loaded_from(&self, path: &Path) -> Option<Rc<Config>> {
+        self.by_dir
+            .borrow()
+            .values()
+            .flatten()
+            .find(|c| c.path == path)
+            .cloned()
     }
 
     /// The rule for a source: none for standard input.
