@@ -182,6 +182,28 @@ pub enum Command {
     /// verifies after a change you trust. Shows the keys and value sizes it is
     /// about to sign and asks first.
     RecomputeMac(RecomputeArgs),
+    /// Convert encrypted files between the kubesec and SOPS formats.
+    ///
+    /// Same keys and values, a new data key. The result is decrypted again
+    /// and compared with the original's clear text before anything is
+    /// written. Refused when the target cannot hold what the source
+    /// protects (say, a sops file with encrypted comments to kubesec).
+    Convert(ConvertArgs),
+}
+
+/// `convert` arguments.
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// Encrypted manifests; `-` or nothing reads stdin. Directories are
+    /// walked; several inputs need -i.
+    #[arg(value_name = "PATH")]
+    pub files: Vec<PathBuf>,
+    /// The target format.
+    #[arg(long, value_name = "FORMAT", value_parser = ["kubesec", "sops"])]
+    pub to: String,
+    /// Where the result goes.
+    #[command(flatten)]
+    pub out: OutputArgs,
 }
 
 /// Where the result goes.
@@ -496,6 +518,8 @@ pub enum Plan {
     Man,
     /// `krm-function`, with the input size limit.
     KrmFunction(u64),
+    /// `convert`.
+    Convert(crate::commands::convert::ConvertPlan),
 }
 
 /// Parses `10s`, `500ms`, `2m`, or plain seconds.
@@ -674,6 +698,12 @@ impl Cli {
             }),
             Command::Completion(a) => Plan::Completion(a.shell),
             Command::Man => Plan::Man,
+            Command::Convert(a) => Plan::Convert(crate::commands::convert::ConvertPlan {
+                output: outputs(&a.files, &a.out)?,
+                to: format(Some(&a.to)).ok_or_else(|| Error::usage("--to: unknown format"))?,
+                paths: a.files,
+                max_input: max,
+            }),
         };
         Ok(Run {
             plan,

@@ -39,6 +39,7 @@ fn run(cli: Cli) -> Result<()> {
         Plan::MergeDriver(p) => commands::merge::run(p, ctx),
         Plan::Completion(shell) => commands::shell::completion(Cli::command(), *shell),
         Plan::Man => commands::shell::man(Cli::command()),
+        Plan::Convert(p) => commands::convert::run(p, ctx),
     }
 }
 

@@ -5,6 +5,7 @@
 //! confirmation).
 
 pub mod check;
+pub mod convert;
 pub mod create;
 pub mod decrypt;
 pub mod edit;

@@ -237,7 +237,9 @@ impl Config {
             if format.format == Some("sops") && !clear.is_empty() {
                 return Err(bad(
                     line as u64,
-                    format!("rule `{pattern}`: `sections` is for the kubesec format; the sops format encrypts data and stringData (`encrypted_regex` in a .sops.yaml chooses otherwise)"),
+                    format!(
+                        "rule `{pattern}`: `sections` is for the kubesec format; the sops format encrypts data and stringData (`encrypted_regex` in a .sops.yaml chooses otherwise)"
+                    ),
                 ));
             }
             rules.push(Rule {

@@ -198,7 +198,10 @@ fn rule(r: RawRule, line: usize, bad: &dyn Fn(String) -> Error) -> Result<Rule> 
         ("encrypted_suffix", r.encrypted_suffix.clone()),
         ("unencrypted_regex", r.unencrypted_regex.clone()),
         ("encrypted_regex", r.encrypted_regex.clone()),
-        ("unencrypted_comment_regex", r.unencrypted_comment_regex.clone()),
+        (
+            "unencrypted_comment_regex",
+            r.unencrypted_comment_regex.clone(),
+        ),
         ("encrypted_comment_regex", r.encrypted_comment_regex.clone()),
     ]
     .into_iter()
@@ -211,7 +214,10 @@ fn rule(r: RawRule, line: usize, bad: &dyn Fn(String) -> Error) -> Result<Rule> 
             names.join(", ")
         )));
     }
-    let selection = selections.into_iter().next().map(|(f, v)| (f.to_owned(), v));
+    let selection = selections
+        .into_iter()
+        .next()
+        .map(|(f, v)| (f.to_owned(), v));
     if let Some((field, value)) = &selection
         && field.ends_with("regex")
         && let Err(e) = regex::Regex::new(value)
@@ -416,7 +422,10 @@ mod tests {
         let f = &c.rules[0].format;
         assert_eq!(f.key_groups.len(), 2);
         assert_eq!(f.shamir_threshold, 2);
-        assert_eq!(f.key_params[0].1.encryption_context, vec![("team".into(), "db".into())]);
+        assert_eq!(
+            f.key_params[0].1.encryption_context,
+            vec![("team".into(), "db".into())]
+        );
         assert_eq!(c.rules[0].keys.len(), 3);
         for bad in [
             "creation_rules:\n  - encrypted_regex: a\n    unencrypted_regex: b\n",

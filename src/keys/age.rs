@@ -279,11 +279,9 @@ impl AgeProvider {
             if let Some(p) = std::env::var_os(file_var).filter(|p| !p.is_empty()) {
                 let p = PathBuf::from(p);
                 if !p.exists() {
-                    return Err(format!(
-                        "{file_var} names {}, which does not exist",
-                        p.display()
-                    )
-                    .into());
+                    return Err(
+                        format!("{file_var} names {}, which does not exist", p.display()).into(),
+                    );
                 }
                 ids.extend(read(&p)?);
             }
@@ -342,7 +340,10 @@ impl Provider for AgeProvider {
             return Err(KeyError::Unavailable(format!(
                 "no identity for this recipient (looked in {ENV_KEY}, {ENV_KEY_FILE}, {ENV_SOPS_KEY}, {ENV_SOPS_KEY_FILE}, {} and {})",
                 default_identity_path().map_or_else(|e| e.0, |p| p.display().to_string()),
-                sops_identity_path().map_or_else(|| "~/.config/sops/age/keys.txt".into(), |p| p.display().to_string())
+                sops_identity_path().map_or_else(
+                    || "~/.config/sops/age/keys.txt".into(),
+                    |p| p.display().to_string()
+                )
             )));
         };
         let bad = |e: &dyn std::fmt::Display| {

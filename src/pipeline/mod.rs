@@ -13,6 +13,7 @@
 //! session's [`Reporter`]. Commands decide where results go.
 
 mod checks;
+mod convert;
 mod decrypt;
 pub mod kubectl;
 mod open;
@@ -27,6 +28,7 @@ pub use checks::{
     Exposure, exposed, failure as exposure_error, refuse_exposed, refuse_hidden_ciphertext,
     refuse_stray_ciphertext, refuse_unencryptable, unencryptable, value_comments,
 };
+pub use convert::{Converted, convert_all};
 pub use decrypt::{DecryptOptions, Decrypted, decrypt, decrypt_all};
 pub use kubectl::join as join_streams;
 pub use open::{

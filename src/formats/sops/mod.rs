@@ -169,6 +169,18 @@ pub fn read_meta(stream: &Stream) -> Result<Option<SopsMeta>> {
         })
 }
 
+/// Where the encrypted values and comments of an opened sops file start,
+/// and which are comments; `None` for another format's.
+pub fn opened_leaves(opened: &Opened) -> Option<Vec<(usize, bool)>> {
+    open::extra(opened).map(|x| {
+        x.leaves
+            .iter()
+            .filter(|l| l.iv.is_some())
+            .map(|l| (l.start, l.comment))
+            .collect()
+    })
+}
+
 /// Whether a value is an ENC string.
 pub fn looks_sealed(value: &str) -> bool {
     value::looks_encrypted(value)
