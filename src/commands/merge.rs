@@ -185,7 +185,7 @@ pub fn run(plan: &MergePlan, ctx: &Context) -> Result<()> {
     };
     if !streams
         .iter()
-        .any(|s| s.docs.iter().any(|d| d.footer.is_some()))
+        .any(|s| matches!(ksec::formats::detected(s), Ok(Some(_))))
     {
         return text_merge(plan);
     }
@@ -302,10 +302,7 @@ impl Merge<'_> {
     /// ciphertext reaches the disk), then the bodies put back from ours
     /// (theirs' where only they have a section).
     fn merge_text(&self, streams: &[Stream], views: &[View]) -> Result<Zeroizing<String>> {
-        let skeletons: Vec<String> = streams
-            .iter()
-            .map(|s| skeleton(&s.text, &s.docs))
-            .collect::<Result<_>>()?;
+        let skeletons: Vec<String> = streams.iter().map(skeleton).collect::<Result<_>>()?;
         let merged = merge_file(&skeletons[1], &skeletons[0], &skeletons[2])?;
         let Some(merged) = merged else {
             return Err(self.conflict(
@@ -557,16 +554,15 @@ fn body_ranges(text: &str, docs: &[Document]) -> Result<Vec<(String, std::ops::R
     Ok(out)
 }
 
-/// The file without values or footers: every body a marker.
-fn skeleton(text: &str, docs: &[Document]) -> Result<String> {
-    let mut edits: Vec<Edit> = body_ranges(text, docs)?
+/// The file without values or format metadata: every body a marker.
+fn skeleton(stream: &Stream) -> Result<String> {
+    let text = &stream.text;
+    let mut edits: Vec<Edit> = body_ranges(text, &stream.docs)?
         .into_iter()
         .map(|(m, range)| Edit { range, text: m })
         .collect();
-    for doc in docs {
-        if let Some(f) = &doc.footer {
-            edits.push(manifest::remove_footer(text, f));
-        }
+    if let Some(format) = ksec::formats::detected(stream)? {
+        edits.extend(format.remove_metadata(stream));
     }
     Ok(manifest::splice(text, &mut edits))
 }

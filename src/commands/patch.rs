@@ -110,7 +110,7 @@ fn clear_view(
     doc: &Document,
 ) -> Result<(Zeroizing<String>, Option<Parents>)> {
     pipeline::check_problems(&stream.name, doc)?;
-    if doc.footer.is_none() {
+    if ksec::formats::detected(stream)?.is_none() {
         return Ok((Zeroizing::new(stream.text.clone()), None));
     }
     let decrypted = pipeline::decrypt(

@@ -392,4 +392,7 @@ pub trait Format: Sync {
     /// opening them: clear values (each one, also among encrypted ones),
     /// damaged values and metadata, missing MACs. Codes as in the README.
     fn lint(&self, stream: &Stream) -> Vec<Error>;
+    /// The edits that remove the format's metadata from the stream and
+    /// nothing else (the merge driver compares files without it).
+    fn remove_metadata(&self, stream: &Stream) -> Vec<Edit>;
 }

@@ -34,7 +34,7 @@ stringData:
 
 const ACCOUNT: &str = "123456789012";
 
-fn moto_url() -> &'static str {
+pub(crate) fn moto_url() -> &'static str {
     static URL: OnceLock<String> = OnceLock::new();
     URL.get_or_init(|| {
         if let Ok(u) = std::env::var("KSEC_TEST_MOTO_URL") {
@@ -87,7 +87,7 @@ fn boto(region: &str, code: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
-fn create_key(region: &str) -> String {
+pub(crate) fn create_key(region: &str) -> String {
     boto(region, "print(kms.create_key()['KeyMetadata']['Arn'])")
 }
 

@@ -31,7 +31,7 @@ use crate::support::{TestEnv, testdata};
 /// Fixtures whose values are not written the way ksec writes clear values, so
 /// the round trip gives the same values in different bytes. Each with the
 /// reason.
-const NOT_KSEC_STYLE: &[(&str, &str)] = &[
+pub(crate) const NOT_KSEC_STYLE: &[(&str, &str)] = &[
     (
         "block-keep.yaml",
         "`|+` values end in several line breaks; ksec writes them double-quoted",

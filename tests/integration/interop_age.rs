@@ -106,7 +106,7 @@ fn recipient_of(path: &Path) -> String {
 
 /// The `# kubesec:age:<recipient>:<b64>` line of an encrypted manifest, as
 /// (recipient, blob bytes). Exactly one such line is expected.
-fn age_key_line(encrypted: &str) -> (String, Vec<u8>) {
+pub(crate) fn age_key_line(encrypted: &str) -> (String, Vec<u8>) {
     let lines: Vec<&str> = encrypted
         .lines()
         .filter(|l| l.starts_with("# kubesec:age:"))
@@ -127,7 +127,7 @@ fn age_key_line(encrypted: &str) -> (String, Vec<u8>) {
 }
 
 /// Recovers the data key with the age CLI: `age -d -i IDENTITY` on the blob.
-fn unwrap_with_age_cli(dir: &Path, blob: &[u8], identity: &Path) -> Vec<u8> {
+pub(crate) fn unwrap_with_age_cli(dir: &Path, blob: &[u8], identity: &Path) -> Vec<u8> {
     let blob_path = dir.join("dek.age");
     fs::write(&blob_path, blob).unwrap();
     let out = run_tool(
@@ -143,7 +143,7 @@ fn unwrap_with_age_cli(dir: &Path, blob: &[u8], identity: &Path) -> Vec<u8> {
 }
 
 /// Runs kreader.py on `file` with the data key; returns its stdout.
-fn kreader(file: &Path, dek: &[u8]) -> String {
+pub(crate) fn kreader(file: &Path, dek: &[u8]) -> String {
     let script = require_kreader();
     let out = run_tool(
         Command::new("python3")

@@ -24,6 +24,7 @@ mod properties;
 mod rules;
 mod shapes;
 mod shell;
+mod sops;
 mod tamper;
 mod template;
 mod tree;

@@ -486,3 +486,51 @@ fn the_krew_manifest_describes_this_plugin() {
         assert_eq!(p["sha256"].as_str().unwrap().len(), 64, "{p}");
     }
 }
+
+/// The same SecretDecryptor over a file in the SOPS format: kustomize's
+/// exec plugin and kpt's KRM function decrypt it like a kubesec file (the
+/// `sops:` entry never reaches the output).
+#[test]
+fn plugins_decrypt_sops_files() {
+    let env = TestEnv::new();
+    kustomize_tree(&env);
+    let sops_file = {
+        let out = env
+            .ksec()
+            .args(["encrypt", "--format", "sops", "-k"])
+            .arg(format!("age:{}", env.recipient))
+            .write_stdin(DB)
+            .output()
+            .unwrap();
+        crate::support::ok_stdout(&out)
+    };
+    assert!(sops_file.contains("\nsops:\n"));
+    env.write("base/secrets/db.yaml", &sops_file);
+    let out = kustomize(&env, "overlay");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let docs = yaml_docs(&stdout);
+    let s = secret_of(&docs);
+    assert_eq!(s["metadata"]["name"], "prod-db");
+    assert_eq!(s["data"]["password"], "czNjcjN0LXBAc3N3MHJkIQ==");
+    assert!(
+        !stdout.contains("sops") && !stdout.contains("ENC["),
+        "{stdout}"
+    );
+
+    let pkg = kpt_package(&env);
+    fs::write(pkg.join("secrets/db.yaml"), &sops_file).unwrap();
+    let out = isolated(&env, "kpt")
+        .args(["fn", "render", "--allow-exec", "pkg", "-o", "stdout"])
+        .output()
+        .expect("kpt");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let list = &yaml_docs(&stdout)[0];
+    let items = list["items"].as_array().unwrap();
+    let secrets: Vec<&Value> = items.iter().filter(|i| i["kind"] == "Secret").collect();
+    assert_eq!(secrets.len(), 1, "{stdout}");
+    assert_eq!(secrets[0]["data"]["password"], "czNjcjN0LXBAc3N3MHJkIQ==");
+    assert!(secrets[0].get("sops").is_none(), "{stdout}");
+    assert!(!stdout.contains("ENC[AES256_GCM"), "{stdout}");
+}

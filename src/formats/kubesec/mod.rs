@@ -178,6 +178,15 @@ impl Format for Kubesec {
     fn lint(&self, stream: &Stream) -> Vec<Error> {
         lint::lint(stream)
     }
+
+    fn remove_metadata(&self, stream: &Stream) -> Vec<Edit> {
+        stream
+            .docs
+            .iter()
+            .filter_map(|d| d.footer.as_ref())
+            .map(|f| crate::manifest::remove_footer(&stream.text, f))
+            .collect()
+    }
 }
 
 /// The v1/v2 refusal: no MAC, so tampering cannot be detected.

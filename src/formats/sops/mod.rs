@@ -290,6 +290,10 @@ impl Format for Sops {
     fn lint(&self, stream: &Stream) -> Vec<Error> {
         lint::lint(stream)
     }
+
+    fn remove_metadata(&self, stream: &Stream) -> Vec<Edit> {
+        seal::metadata_removal(stream).unwrap_or_default()
+    }
 }
 
 fn not_encrypted(stream: &Stream) -> Error {

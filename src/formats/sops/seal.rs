@@ -228,10 +228,34 @@ pub(super) fn prepare<'a>(
         order.into_iter().zip(&request.values).collect()
     };
     let stash = stash_of(prev_extra);
+    // The earlier version's encrypted comments, by their ENC text (the
+    // same nonce, key and path give the same string).
+    let sealed_comments: HashMap<String, Zeroizing<String>> = match (previous, prev_extra) {
+        (Some(p), Some(x)) => x
+            .leaves
+            .iter()
+            .filter(|l| l.comment)
+            .filter_map(|l| {
+                let iv: [u8; IV_LEN] = l.iv.as_deref()?.try_into().ok()?;
+                let enc = value::encrypt(&p.dek, l.plain.as_bytes(), &l.aad, &iv, Kind::Comment);
+                Some((enc.render(), l.plain.clone()))
+            })
+            .collect(),
+        _ => HashMap::new(),
+    };
     let mut mac = Mac::new(mac_only);
     let mut planned = Vec::with_capacity(leaves.len());
     for leaf in &leaves {
-        let Some(p) = plan_leaf(stream, store, leaf, &own_leaves, &sites, &plain_of, &stash)?
+        let Some(p) = plan_leaf(
+            stream,
+            store,
+            leaf,
+            &own_leaves,
+            &sites,
+            &plain_of,
+            &stash,
+            &sealed_comments,
+        )?
         else {
             continue;
         };
@@ -294,6 +318,7 @@ pub(super) fn prepare<'a>(
 }
 
 /// What one leaf will be: its clear text, and the nonce for it.
+#[allow(clippy::too_many_arguments)]
 fn plan_leaf(
     stream: &Stream,
     store: Store,
@@ -302,6 +327,7 @@ fn plan_leaf(
     sites: &HashMap<usize, (&Document, &ValueSite)>,
     plain_of: &HashMap<usize, &Plain>,
     stash: &Stash,
+    sealed_comments: &HashMap<String, Zeroizing<String>>,
 ) -> Result<Option<Planned>> {
     let aad = leaf.aad();
     let range = leaf.range();
@@ -311,6 +337,15 @@ fn plan_leaf(
         What::Comment(c) => {
             let plain = match own.get(&c.range.start) {
                 Some(o) => o.plain.clone(),
+                // A comment that is an ENC string already (merged from an
+                // encrypted file): its clear text, if an earlier version
+                // had it; else it is kept as it is, never encrypted twice.
+                None if value::looks_encrypted(&c.text) => {
+                    match sealed_comments.get(c.text.as_str()) {
+                        Some(p) => p.clone(),
+                        None => return Ok(None),
+                    }
+                }
                 None => Zeroizing::new(c.text.clone()),
             };
             (plain, Kind::Comment, false, true, None)
@@ -616,7 +651,10 @@ fn value_edits(text: &str, planned: &[Planned], dek: &DataKey, nl: &str) -> Vec<
             .collect();
         for c in inside {
             let (_, ctext) = comments.remove(&c).expect("listed");
-            new.push(' ');
+            // The white space between the block indicator and the comment.
+            let header = &text[p.range.start..c];
+            let ws = &header[header.trim_end_matches([' ', '\t']).len()..];
+            new.push_str(if ws.is_empty() { " " } else { ws });
             new.push_str(&ctext);
         }
         if new != p.current {
@@ -779,7 +817,12 @@ fn insert_entry(text: &str, doc: &Doc, meta: &SopsMeta, nl: &str) -> Edit {
     let at = doc.end;
     let mut block = meta::render_yaml(meta, root_column(doc), nl);
     if at > 0 && !text[..at].ends_with('\n') {
+        // The file ends without a line break: so does the block (strip
+        // removes the break written before it).
         block.insert_str(0, nl);
+        if at == text.len() {
+            block.truncate(block.len() - nl.len());
+        }
     }
     Edit {
         range: at..at,
@@ -862,7 +905,6 @@ pub(super) fn strip(
     let text = &stream.text;
     let nl = newline(text);
     let store = store_of(stream);
-    let docs = docs(stream)?;
     let meta = &sops_meta(opened.meta.as_ref())?.meta;
     let leaves = open::leaves(stream, meta)?;
     let by_start: HashMap<usize, &OpenedLeaf> = x.leaves.iter().map(|l| (l.start, l)).collect();
@@ -902,7 +944,11 @@ pub(super) fn strip(
             edits.push(element_comment_edit(stream, leaf, s.node, o)?);
             continue;
         }
-        let mut ctx = context(text, s, nl);
+        let mut ctx = match site {
+            // A Secret value is written as the kubesec format writes it.
+            Some((doc, st)) => st.context(doc.newline),
+            None => context(text, s, nl),
+        };
         let trailing = trailing_comment_start(text, s.node.range.end);
         let header = trailing.map(|c| match comments.get(&c) {
             Some((_, new)) => format!("{}{new}", &text[s.node.range.end..c]),
@@ -942,20 +988,7 @@ pub(super) fn strip(
     for (_, (range, new)) in comments {
         edits.push(Edit { range, text: new });
     }
-    for doc in docs {
-        if let Some((key, value)) = metadata_node(doc) {
-            let root = doc.root.as_ref().expect("metadata has a root");
-            let range = if root.flow {
-                json_member(text, root, key, value)
-            } else {
-                entry_lines(text, key, value)
-            };
-            edits.push(Edit {
-                range,
-                text: String::new(),
-            });
-        }
-    }
+    edits.extend(metadata_removal(stream)?);
     // What each Secret site must read back as, in site order.
     let mut per_doc = Vec::new();
     for &d in &envelope.docs {
@@ -975,17 +1008,56 @@ pub(super) fn strip(
             .collect();
         per_doc.push((doc.position, values));
     }
-    let wanted: Vec<(String, u64)> = x
+    // `-x` writes Secret `data` values decoded: those are checked above,
+    // by site.
+    let decoded = |l: &OpenedLeaf| {
+        opts.cleartext
+            && sites
+                .get(&l.start)
+                .is_some_and(|(_, st)| st.section == Section::Data)
+    };
+    let wanted: Vec<(String, Option<u64>)> = x
         .leaves
         .iter()
         .filter(|l| !l.comment)
-        .map(|l| (l.aad.clone(), digest(&l.plain)))
+        .map(|l| (l.aad.clone(), (!decoded(l)).then(|| digest(&l.plain))))
         .collect();
     Ok(Stripped {
         edits,
         expected: per_doc,
         check: Some(Box::new(StripCheck { store, wanted })),
     })
+}
+
+/// The edits that remove the `sops` entry of every document.
+pub(super) fn metadata_removal(stream: &Stream) -> Result<Vec<Edit>> {
+    let text = &stream.text;
+    let mut edits = Vec::new();
+    for doc in docs(stream)? {
+        if let Some((key, value)) = metadata_node(doc) {
+            let root = doc.root.as_ref().expect("metadata has a root");
+            let range = if root.flow {
+                json_member(text, root, key, value)
+            } else {
+                let mut r = entry_lines(text, key, value);
+                // The last line of a file without a final line break: take
+                // the break before it, written when the block was added.
+                if r.end == text.len() && !text.ends_with('\n') && r.start > 0 {
+                    r.start -= if text[..r.start].ends_with("\r\n") {
+                        2
+                    } else {
+                        1
+                    };
+                }
+                r
+            };
+            edits.push(Edit {
+                range,
+                text: String::new(),
+            });
+        }
+    }
+    Ok(edits)
 }
 
 /// `- ENC[…,type:comment]` back to the comment it was.
@@ -1017,8 +1089,9 @@ fn element_comment_edit(
 /// would type it), and no metadata.
 struct StripCheck {
     store: Store,
-    /// Per value, in walk order: its path and the digest of its clear text.
-    wanted: Vec<(String, u64)>,
+    /// Per value, in walk order: its path and the digest of its clear text
+    /// (`None`: written decoded, checked elsewhere).
+    wanted: Vec<(String, Option<u64>)>,
 }
 
 impl SealedCheck for StripCheck {
@@ -1049,7 +1122,7 @@ impl SealedCheck for StripCheck {
         for ((aad, v), (want_aad, want)) in got.iter().zip(&self.wanted) {
             // A Secret value written as a string reads back as the string
             // its typed original was (`true` for `True`).
-            let ok = digest(v) == *want || digest(&bool_spelling(v)) == *want;
+            let ok = want.is_none_or(|w| digest(v) == w || digest(&bool_spelling(v)) == w);
             if aad != want_aad || !ok {
                 return Err(Mismatch(format!("the value at `{aad}` does not read back")));
             }

@@ -39,8 +39,9 @@ pub fn view(stream: &Stream, envelope: &Envelope, opened: Option<&Opened>) -> Re
         let shown = match by_start.get(&range.start) {
             Some(l) if is_comment => format!("#{}", l.plain.as_str()),
             Some(l) => {
+                // As `decrypt` writes it, on one line (a diff view).
                 let ctx = Context {
-                    flow: true,
+                    flow: flow || current.starts_with('"'),
                     indent: 0,
                     newline: "\n",
                     line_rest_empty: false,

@@ -276,7 +276,7 @@ pub fn walk<'d>(docs: &'d [Doc], selector: &Selector) -> Result<Vec<Leaf<'d>>, W
         match &doc.root {
             None => {}
             Some(root) => match &root.value {
-                Value::Mapping(items) => w.items(items, true, root.flow, true)?,
+                Value::Mapping(items) => w.items(items, true, root.flow, true, 2)?,
                 _ => {
                     return Err(WalkError {
                         line: root.line,
@@ -327,12 +327,15 @@ impl<'d> Walker<'d, '_> {
         }
     }
 
+    /// Walks a collection's items; `step` is its indentation step (for
+    /// literal blocks written at its values).
     fn items(
         &mut self,
         items: &'d [Item],
         mapping: bool,
         flow: bool,
         top: bool,
+        step: usize,
     ) -> Result<(), WalkError> {
         self.stack_push();
         for item in items {
@@ -342,13 +345,13 @@ impl<'d> Walker<'d, '_> {
                 Item::Entry(k, v) => {
                     let key = key_text(k)?;
                     self.path.push(key);
-                    self.value(v, flow, false, k.column + 2)?;
+                    self.value(v, flow, false, k.column, step)?;
                     self.path.pop();
                     self.clear_level();
                 }
                 Item::Element(n) => {
                     debug_assert!(!mapping);
-                    self.value(n, flow, true, n.column)?;
+                    self.value(n, flow, true, n.column.saturating_sub(step), step)?;
                     self.clear_level();
                 }
             }
@@ -357,13 +360,22 @@ impl<'d> Walker<'d, '_> {
         Ok(())
     }
 
+    /// Walks a value whose key (or sequence dash) sits at `column`.
     fn value(
         &mut self,
         node: &'d Node,
         in_flow: bool,
         element: bool,
-        indent: usize,
+        column: usize,
+        step: usize,
     ) -> Result<(), WalkError> {
+        let indent = column + step;
+        // A nested block collection's own step, from its column.
+        let inner = if node.column > column {
+            node.column - column
+        } else {
+            step
+        };
         match &node.value {
             Value::Scalar { text, plain, tag } => {
                 let encrypt = self.selector.encrypts(&self.path, &self.stack, false);
@@ -383,8 +395,8 @@ impl<'d> Walker<'d, '_> {
                 });
                 Ok(())
             }
-            Value::Mapping(items) => self.items(items, true, in_flow || node.flow, false),
-            Value::Sequence(items) => self.items(items, false, in_flow || node.flow, false),
+            Value::Mapping(items) => self.items(items, true, in_flow || node.flow, false, inner),
+            Value::Sequence(items) => self.items(items, false, in_flow || node.flow, false, inner),
             Value::Alias => Err(WalkError {
                 line: node.line,
                 message: "YAML aliases (`*name`) cannot be kept byte for byte in the SOPS format (sops expands them)".into(),
