@@ -268,6 +268,11 @@ pub struct DecryptArgs {
     /// Accept v1/v2 files, which carry no MAC (tampering is not detected).
     #[arg(long)]
     pub allow_missing_mac: bool,
+    /// Do not check the MAC (recovering a damaged file; each value is still
+    /// authenticated, but deleted, reordered or swapped values are not
+    /// detected). A warning says so.
+    #[arg(long)]
+    pub ignore_mac: bool,
     /// Do not warn when decrypted Secrets go to a pipe or file (client-side
     /// `kubectl apply` keeps a clear copy in an annotation; -x output is not for kubectl).
     #[arg(short, long)]
@@ -753,6 +758,7 @@ impl DecryptArgs {
             paths: self.files,
             cleartext: self.cleartext,
             allow_missing_mac: self.allow_missing_mac,
+            ignore_mac: self.ignore_mac,
             template,
             max_input,
             quiet: self.quiet,

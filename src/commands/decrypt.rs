@@ -36,6 +36,8 @@ pub struct DecryptPlan {
     pub cleartext: bool,
     /// Accept v1/v2 files, which have no MAC.
     pub allow_missing_mac: bool,
+    /// Do not check MACs.
+    pub ignore_mac: bool,
     /// Render this Go-style template per Secret instead of the manifest.
     pub template: Option<TemplateSource>,
     /// Input size limit.
@@ -69,9 +71,15 @@ pub fn run(plan: &DecryptPlan, ctx: &Context) -> Result<()> {
         DecryptOptions {
             cleartext: plan.cleartext,
             allow_missing_mac: plan.allow_missing_mac,
+            ignore_mac: plan.ignore_mac,
             keep_opened: false,
         },
     )?;
+    if plan.ignore_mac {
+        warn(
+            "--ignore-mac: the MACs were not checked; values may have been deleted, reordered or swapped within a file",
+        );
+    }
     if inputs.single && decrypted[0].envelopes == 0 {
         warn(&format!(
             "{}: no Secret documents; the input is passed through unchanged",

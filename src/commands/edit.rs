@@ -127,6 +127,7 @@ fn open_view(
         DecryptOptions {
             cleartext: !plan.base64,
             allow_missing_mac: false,
+            ignore_mac: false,
             keep_opened: true,
         },
     )?;

@@ -133,16 +133,23 @@ fn summarise(
     Ok((summary, chosen))
 }
 
-/// `PLACE: format v1 → v3, keys: …` and one line per value.
+/// `PLACE: format v1 → v3, keys: …` (an upgrade) or `PLACE: kubesec v3,
+/// keys: …`, and one line per value.
 fn describe(summary: &mut Vec<String>, place: &str, string_data: bool, o: &Opened) {
     let info = o.meta.info();
     let keys: Vec<String> = info.keys.iter().map(ToString::to_string).collect();
-    summary.push(format!(
-        "{place}: format v{} → v{}, keys: {}",
-        info.version_number.unwrap_or(0),
-        if string_data { 4 } else { 3 },
-        keys.join(", ")
-    ));
+    let format = match info.version_number {
+        Some(v) => {
+            let to = if string_data { 4 } else { 3 };
+            if v == to {
+                info.version.clone()
+            } else {
+                format!("format v{v} → v{to}")
+            }
+        }
+        None => info.version.clone(),
+    };
+    summary.push(format!("{place}: {format}, keys: {}", keys.join(", ")));
     for v in &o.values {
         summary.push(format!(
             "    {}.{} ({} bytes)",

@@ -26,6 +26,8 @@ pub struct DecryptOptions {
     pub cleartext: bool,
     /// Accept formats without a MAC (kubesec v1/v2).
     pub allow_missing_mac: bool,
+    /// Do not check MACs (`--ignore-mac`; each value is still authenticated).
+    pub ignore_mac: bool,
     /// Return every opened Secret (data key, metadata, values with tokens),
     /// for sealing an edited version against them.
     pub keep_opened: bool,
@@ -83,7 +85,7 @@ pub fn decrypt_all(
     warm_unwraps(
         &session.keyring,
         classified.iter().flat_map(|c| &c.envelopes),
-        opts.allow_missing_mac,
+        opts.allow_missing_mac || opts.ignore_mac,
     );
     classified
         .iter()
@@ -99,7 +101,7 @@ fn decrypt_classified(
     let stream = c.stream;
     let open = OpenOptions {
         allow_missing_mac: opts.allow_missing_mac,
-        skip_mac: false,
+        skip_mac: opts.ignore_mac,
         drop_tokens: !opts.keep_opened,
     };
     let opened = open_envelopes(session, c, open)?;

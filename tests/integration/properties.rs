@@ -216,6 +216,7 @@ impl Keys {
         let opts = DecryptOptions {
             cleartext,
             allow_missing_mac: false,
+            ignore_mac: false,
             keep_opened,
         };
         decrypt_text(&self.session, "gen.yaml", text, opts).expect("decrypts")

@@ -527,13 +527,15 @@ fn aws_kms_with_an_encryption_context_through_moto() {
 
 /// Every file sops wrote in testdata/sops (each selection rule,
 /// mac_only_encrypted, two key groups with threshold 2, JSON, a stream,
-/// int/bool/float values, encrypted comments, age+PGP) decrypts with ksec
-/// to the values `sops decrypt` prints.
+/// int/bool/float values, encrypted comments, age+PGP, and sops' own
+/// example files written by sops 3.5.0 in the older layout and by 3.10.2)
+/// decrypts with ksec to the values `sops decrypt` prints.
 #[test]
 fn ksec_decrypts_what_sops_wrote_as_sops_does() {
     let s = Sops::new();
     let gpg = crate::pgp::Gpg::new();
     gpg.import(&sops_dir().join("keys/pgp-secret.asc"));
+    gpg.import(&sops_dir().join("upstream/sops_functional_tests_key.asc"));
     let mut n = 0;
     for dir in fs::read_dir(sops_dir()).unwrap() {
         let dir = dir.unwrap().path();
@@ -590,7 +592,7 @@ fn ksec_decrypts_what_sops_wrote_as_sops_does() {
             n += 1;
         }
     }
-    assert!(n >= 15, "only {n} sops files");
+    assert!(n >= 18, "only {n} sops files");
 }
 
 /// JSON values compared by text (ksec writes Secret values as strings).
@@ -1048,6 +1050,37 @@ fn commands_work_on_sops_files() {
         String::from_utf8_lossy(&out.stdout).contains("MAC does not verify"),
         "{}",
         String::from_utf8_lossy(&out.stdout)
+    );
+
+    // decrypt --ignore-mac reads it with a warning; recompute-mac signs the
+    // current values so that sops reads the file again.
+    let out = s
+        .ksec()
+        .args(["decrypt", "--ignore-mac"])
+        .arg(&broken_mac)
+        .output()
+        .unwrap();
+    assert!(ok_stdout(&out).contains("name: other"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--ignore-mac: the MACs were not checked")
+    );
+    assert!(sops_decrypt(s.env.dir.path(), &s.all_keys, &broken_mac).is_none());
+    let out = s
+        .ksec()
+        .args(["recompute-mac", "--yes"])
+        .arg(&broken_mac)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sops 3.11.0, keys: age:"));
+    assert!(
+        sops_decrypt(s.env.dir.path(), &s.all_keys, &broken_mac)
+            .unwrap()
+            .contains("name: other")
     );
 
     // textconv: decrypted values, metadata blobs as fingerprints.
