@@ -271,8 +271,12 @@ pub struct DecryptArgs {
     /// Do not check the MAC (recovering a damaged file; each value is still
     /// authenticated, but deleted, reordered or swapped values are not
     /// detected). A warning says so.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "require_binding")]
     pub ignore_mac: bool,
+    /// Refuse Secrets without a binding (`# ksec:bind:`, or a sops file's
+    /// `ksec_binding`), as a `.ksec.yaml` rule's `binding: required` does.
+    #[arg(long)]
+    pub require_binding: bool,
     /// Do not warn when decrypted Secrets go to a pipe or file (client-side
     /// `kubectl apply` keeps a clear copy in an annotation; -x output is not for kubectl).
     #[arg(short, long)]
@@ -759,6 +763,7 @@ impl DecryptArgs {
             cleartext: self.cleartext,
             allow_missing_mac: self.allow_missing_mac,
             ignore_mac: self.ignore_mac,
+            require_binding: self.require_binding,
             template,
             max_input,
             quiet: self.quiet,

@@ -38,6 +38,8 @@ pub struct DecryptPlan {
     pub allow_missing_mac: bool,
     /// Do not check MACs.
     pub ignore_mac: bool,
+    /// Refuse Secrets without a binding.
+    pub require_binding: bool,
     /// Render this Go-style template per Secret instead of the manifest.
     pub template: Option<TemplateSource>,
     /// Input size limit.
@@ -65,16 +67,35 @@ pub fn run(plan: &DecryptPlan, ctx: &Context) -> Result<()> {
     }
     let session = ctx.session();
     let streams = read_all(&inputs.sources, plan.max_input)?;
-    let decrypted = pipeline::decrypt_all(
-        &session,
-        &streams,
-        DecryptOptions {
-            cleartext: plan.cleartext,
-            allow_missing_mac: plan.allow_missing_mac,
-            ignore_mac: plan.ignore_mac,
-            keep_opened: false,
-        },
-    )?;
+    // A rule's `binding: required` applies to the files it matches. The
+    // configuration is otherwise not needed here: one that does not parse
+    // only means its binding rules are not applied (said on stderr), so a
+    // broken .ksec.yaml never stops a deployment.
+    let mut broken = false;
+    let each: Vec<DecryptOptions> = inputs
+        .sources
+        .iter()
+        .map(|source| {
+            let required = match configs.rule(source) {
+                Ok(rule) => rule.is_some_and(|(c, i)| c.rules[i].format.binding_required),
+                Err(e) => {
+                    if !broken {
+                        warn(&format!("{e}; its `binding: required` rules are not applied"));
+                    }
+                    broken = true;
+                    false
+                }
+            };
+            DecryptOptions {
+                cleartext: plan.cleartext,
+                allow_missing_mac: plan.allow_missing_mac,
+                ignore_mac: plan.ignore_mac,
+                require_binding: plan.require_binding || required,
+                keep_opened: false,
+            }
+        })
+        .collect();
+    let decrypted = pipeline::decrypt_each(&session, &streams, &each)?;
     if plan.ignore_mac {
         warn(
             "--ignore-mac: the MACs were not checked; values may have been deleted, reordered or swapped within a file",

@@ -128,6 +128,7 @@ fn open_view(
             cleartext: !plan.base64,
             allow_missing_mac: false,
             ignore_mac: false,
+            require_binding: false,
             keep_opened: true,
         },
     )?;

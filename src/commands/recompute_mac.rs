@@ -30,6 +30,7 @@ const OPEN: OpenOptions = OpenOptions {
     allow_missing_mac: true,
     skip_mac: true,
     drop_tokens: false,
+    require_binding: false,
 };
 
 /// Runs `recompute-mac`: one summary for every file, one question, then

@@ -79,6 +79,13 @@ struct RawRule {
     /// `kubesec` (the default) or `sops`: the format new files are written in.
     #[serde(default)]
     format: Option<Spanned<String>>,
+    /// `required`: files without a binding are refused (`optional`: the default).
+    #[serde(default)]
+    binding: Option<Spanned<String>>,
+    /// AWS KMS keys of new Secrets wrap with their namespace and name as
+    /// encryption context (kubesec format; ksec-only files).
+    #[serde(default)]
+    aws_context: Option<bool>,
 }
 
 /// How a rule matches paths.
@@ -192,7 +199,7 @@ impl Config {
                 }
                 keys.push(key);
             }
-            let format = match &r.format {
+            let mut format = match &r.format {
                 None => crate::formats::FormatRule::default(),
                 Some(f) => match crate::formats::by_name(&f.value) {
                     Some(format) => crate::formats::FormatRule {
@@ -207,6 +214,25 @@ impl Config {
                     }
                 },
             };
+            if let Some(b) = &r.binding {
+                format.binding_required = match b.value.as_str() {
+                    "required" => true,
+                    "optional" => false,
+                    other => {
+                        return Err(bad(
+                            b.referenced.line(),
+                            format!("binding `{other}`: expected `required` or `optional`"),
+                        ));
+                    }
+                };
+            }
+            format.aws_context = r.aws_context.unwrap_or(false);
+            if format.aws_context && format.format == Some("sops") {
+                return Err(bad(
+                    line as u64,
+                    format!("rule `{pattern}`: `aws_context` is for the kubesec format (a .sops.yaml gives sops keys a `context`)"),
+                ));
+            }
             let clear = match &r.sections {
                 None => ClearSections::default(),
                 Some(s) => {

@@ -288,6 +288,7 @@ fn rule(r: RawRule, line: usize, bad: &dyn Fn(String) -> Error) -> Result<Rule> 
             },
             shamir_threshold: threshold,
             key_params,
+            ..FormatRule::default()
         },
         matcher,
     })

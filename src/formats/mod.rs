@@ -167,6 +167,9 @@ pub struct OpenOptions {
     /// Do not keep each value's token in the result (for output that will
     /// not be sealed again; saves a copy of every ciphertext).
     pub drop_tokens: bool,
+    /// Refuse an envelope without a binding (`binding: required`,
+    /// `--require-binding`).
+    pub require_binding: bool,
 }
 
 /// A clear value of an opened envelope, with its current token.
@@ -264,6 +267,11 @@ pub struct FormatRule {
     pub shamir_threshold: usize,
     /// How particular keys are used (an AWS key's encryption context).
     pub key_params: Vec<(KeyId, KeyParams)>,
+    /// kubesec: AWS KMS keys wrap with the Secret's namespace and name as
+    /// encryption context (`aws_context: true`).
+    pub aws_context: bool,
+    /// Files without a binding are refused when opened (`binding: required`).
+    pub binding_required: bool,
 }
 
 impl FormatRule {
@@ -275,6 +283,8 @@ impl FormatRule {
         key_groups: Vec::new(),
         shamir_threshold: 0,
         key_params: Vec::new(),
+        aws_context: false,
+        binding_required: false,
     };
 }
 

@@ -397,6 +397,7 @@ impl<'a> Walker<'a> {
             match &*name {
                 "apiVersion" => api_versions.push(self.scalar_value()?),
                 "kind" => kinds.push(self.scalar_value()?),
+                "type" => doc.secret_type = self.scalar_value()?,
                 "metadata" => self.metadata(doc)?,
                 "data" => self.section(doc, Section::Data, &key.span)?,
                 "stringData" => self.section(doc, Section::StringData, &key.span)?,
@@ -913,6 +914,7 @@ fn new_document(index: usize, item: Vec<usize>, line: usize) -> Document {
         kind: None,
         name: None,
         namespace: None,
+        secret_type: None,
         last_applied_line: None,
         is_secret: false,
         sites: Vec::new(),

@@ -253,6 +253,8 @@ pub struct Document {
     pub name: Option<String>,
     /// `metadata.namespace`.
     pub namespace: Option<String>,
+    /// The top-level `type` (a Secret's type), when it is a scalar.
+    pub secret_type: Option<String>,
     /// Line of a `kubectl.kubernetes.io/last-applied-configuration`
     /// annotation: a clear copy of the object made by client-side apply.
     pub last_applied_line: Option<usize>,

@@ -28,6 +28,9 @@ pub struct DecryptOptions {
     pub allow_missing_mac: bool,
     /// Do not check MACs (`--ignore-mac`; each value is still authenticated).
     pub ignore_mac: bool,
+    /// Refuse envelopes without a binding (`--require-binding`, a rule's
+    /// `binding: required`).
+    pub require_binding: bool,
     /// Return every opened Secret (data key, metadata, values with tokens),
     /// for sealing an edited version against them.
     pub keep_opened: bool,
@@ -57,6 +60,20 @@ pub fn decrypt_all(
     streams: &[Stream],
     opts: DecryptOptions,
 ) -> Result<Vec<Decrypted>> {
+    decrypt_each(session, streams, &vec![opts; streams.len()])
+}
+
+/// [`decrypt_all`] with options per stream (a rule can require a binding
+/// for some files only).
+pub fn decrypt_each(
+    session: &Session,
+    streams: &[Stream],
+    each: &[DecryptOptions],
+) -> Result<Vec<Decrypted>> {
+    if each.len() != streams.len() {
+        return Err(Error::internal("one set of options per stream expected"));
+    }
+    let lenient = each.iter().any(|o| o.allow_missing_mac || o.ignore_mac);
     let mut classified = Vec::with_capacity(streams.len());
     for stream in streams {
         // Ciphertext outside the Secrets ksec opens would reach kubectl;
@@ -85,11 +102,12 @@ pub fn decrypt_all(
     warm_unwraps(
         &session.keyring,
         classified.iter().flat_map(|c| &c.envelopes),
-        opts.allow_missing_mac || opts.ignore_mac,
+        lenient,
     );
     classified
         .iter()
-        .map(|c| decrypt_classified(session, c, opts))
+        .zip(each)
+        .map(|(c, opts)| decrypt_classified(session, c, *opts))
         .collect()
 }
 
@@ -103,6 +121,7 @@ fn decrypt_classified(
         allow_missing_mac: opts.allow_missing_mac,
         skip_mac: opts.ignore_mac,
         drop_tokens: !opts.keep_opened,
+        require_binding: opts.require_binding,
     };
     let opened = open_envelopes(session, c, open)?;
     let mut edits = Vec::new();

@@ -29,7 +29,7 @@ pub use checks::{
     refuse_stray_ciphertext, refuse_unencryptable, unencryptable, value_comments,
 };
 pub use convert::{Converted, convert_all};
-pub use decrypt::{DecryptOptions, Decrypted, decrypt, decrypt_all};
+pub use decrypt::{DecryptOptions, Decrypted, decrypt, decrypt_all, decrypt_each};
 pub use kubectl::join as join_streams;
 pub use open::{
     Classified, OpenedStream, classify, classify_as, format_of, open_all, warm_unwraps,

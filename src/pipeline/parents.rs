@@ -167,6 +167,8 @@ mod tests {
                         mac: None,
                         rotated: None,
                         clear: Default::default(),
+                        aws_context: false,
+                        binding: None,
                     }),
                     values: Vec::new(),
                     extra: None,

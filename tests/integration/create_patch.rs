@@ -20,6 +20,8 @@ fn mask(text: &str, recipient: &str) -> String {
             "# kubesec:mac:<mac>".to_owned()
         } else if body.starts_with("# ksec:rotated:") {
             "# ksec:rotated:<time>".to_owned()
+        } else if body.starts_with("# ksec:bind:") {
+            "# ksec:bind:<binding>".to_owned()
         } else if let Some(rest) = body.strip_prefix("# kubesec:age:") {
             let id = rest.rsplit_once(':').unwrap().0;
             assert_eq!(id, recipient);
@@ -252,14 +254,16 @@ fn patch_golden_and_minimal() {
     golden("patch.enc.yaml", &mask(&out, &env.recipient));
     golden("patch.dec.yaml", &env.decrypt(&out));
     // The diff: the changed value, the removed one, the added ones, the
-    // added metadata lines and the MAC. Nothing else.
+    // added metadata lines, the MAC and the binding (the keys changed).
+    // Nothing else.
     let d = diff_lines(&enc, &out);
     let starts = |lines: &[String], p: &str| lines.iter().filter(|l| l.starts_with(p)).count();
-    assert_eq!(d.removed.len(), 3, "{d:#?}");
+    assert_eq!(d.removed.len(), 4, "{d:#?}");
     assert_eq!(starts(&d.removed, "  password: "), 1);
     assert_eq!(starts(&d.removed, "  empty: "), 1);
     assert_eq!(starts(&d.removed, "# kubesec:mac:"), 1);
-    assert_eq!(d.added.len(), 7, "{d:#?}");
+    assert_eq!(starts(&d.removed, "# ksec:bind:"), 1);
+    assert_eq!(d.added.len(), 8, "{d:#?}");
     for p in [
         "  password: ",
         "  ca.crt: ",
@@ -268,6 +272,7 @@ fn patch_golden_and_minimal() {
         "  annotations:",
         "    rotated-by: ci",
         "# kubesec:mac:",
+        "# ksec:bind:",
     ] {
         assert!(d.added.iter().any(|l| l.starts_with(p)), "{p}: {d:#?}");
     }

@@ -221,8 +221,10 @@ fn metadata_and_comments_may_change() {
     ok_stdout(&e.ksec(&ed).args(["edit", "s.yaml"]).output().unwrap());
     let after = e.file();
     let changed = changed_lines(&before, &after);
-    // The MAC does not cover metadata or comments: only those two lines.
-    assert_eq!(changed.len(), 2, "{changed:#?}");
+    // The MAC does not cover metadata or comments, the binding covers the
+    // namespace: those two lines and the binding line.
+    assert_eq!(changed.len(), 3, "{changed:#?}");
+    assert!(changed[2].2.starts_with("# ksec:bind:"), "{changed:#?}");
     assert!(after.starts_with("# database credentials\n"));
     assert!(after.contains("namespace: staging\n"));
 }

@@ -903,14 +903,20 @@ fn footer_well_formed(run: &FooterRun, doc: &Doc, recipient: &str) -> Result<(),
         "# kubesec:v:3"
     };
     let age = format!("# kubesec:age:{recipient}:");
-    // ksec records when it generated the data key, after the MAC.
-    let rotated_ok = match lines.get(3) {
+    // ksec binds the Secret (`# ksec:bind:`) and records when it generated
+    // the data key, after the MAC.
+    let bind_ok = lines
+        .get(3)
+        .and_then(|l| l.strip_prefix("# ksec:bind:"))
+        .is_some_and(token_shaped);
+    let rotated_ok = match lines.get(4) {
         None => true,
         Some(l) => l
             .strip_prefix("# ksec:rotated:")
             .is_some_and(|t| t.len() == 20 && t.ends_with('Z')),
     };
-    let ok = (lines.len() == 3 || lines.len() == 4)
+    let ok = (lines.len() == 4 || lines.len() == 5)
+        && bind_ok
         && rotated_ok
         && lines[0] == version
         && lines[1]
@@ -923,7 +929,7 @@ fn footer_well_formed(run: &FooterRun, doc: &Doc, recipient: &str) -> Result<(),
         Ok(())
     } else {
         Err(format!(
-            "the footer at line {} is not `{version}`, one age key line for the test key, a MAC line and a `# ksec:rotated:` line: {lines:#?}",
+            "the footer at line {} is not `{version}`, one age key line for the test key, a MAC line, a binding line and a `# ksec:rotated:` line: {lines:#?}",
             run.line
         ))
     }
@@ -1038,9 +1044,11 @@ fn fake_token() -> String {
 
 fn fake_footer(version: u8) -> String {
     format!(
-        "# kubesec:v:{version}\n# kubesec:age:{FAKE_RECIPIENT}:YWdlLWVuY3J5cHRpb24=\n# kubesec:mac:{}.{}==\n",
+        "# kubesec:v:{version}\n# kubesec:age:{FAKE_RECIPIENT}:YWdlLWVuY3J5cHRpb24=\n# kubesec:mac:{}.{}==\n# ksec:bind:{}.{}==\n",
         "D".repeat(16),
-        "E".repeat(22)
+        "E".repeat(22),
+        "F".repeat(16),
+        "G".repeat(22)
     )
 }
 

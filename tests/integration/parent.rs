@@ -77,10 +77,12 @@ fn parent_keeps_ciphertext_of_equal_values() {
         line_of(&old, "# ksec:rotated:")
     );
     // git diff of the result against the parent: exactly the changed value,
-    // the added value and the MAC line.
+    // the added value, the MAC line and the binding (which covers the list
+    // of keys, and a key was added).
     let diff = diff_lines(&old, &new);
-    assert_eq!(diff.removed.len(), 2, "{diff:?}");
-    assert_eq!(diff.added.len(), 3, "{diff:?}");
+    assert_eq!(diff.removed.len(), 3, "{diff:?}");
+    assert_eq!(diff.added.len(), 4, "{diff:?}");
+    assert!(diff.removed.iter().any(|l| l.starts_with("# ksec:bind:")));
     assert!(diff.removed.iter().any(|l| l.starts_with("  password:")));
     assert!(diff.added.iter().any(|l| l.starts_with("  extra:")));
 }

@@ -350,7 +350,7 @@ pub(crate) fn key_blob(encrypted: &str, kind: &str, id: &str) -> Vec<u8> {
 /// Everything but the footer lines.
 pub(crate) fn body(text: &str) -> String {
     text.split_inclusive('\n')
-        .filter(|l| !l.starts_with("# kubesec:"))
+        .filter(|l| !l.starts_with("# kubesec:") && !l.starts_with("# ksec:bind:"))
         .collect()
 }
 

@@ -217,6 +217,7 @@ impl Keys {
             cleartext,
             allow_missing_mac: false,
             ignore_mac: false,
+            require_binding: false,
             keep_opened,
         };
         decrypt_text(&self.session, "gen.yaml", text, opts).expect("decrypts")

@@ -32,6 +32,17 @@
 //! section the footer does not name is a partly encrypted document, and a
 //! token in a section it names is not decrypted. kubesec cannot read such
 //! files (it would try to decrypt the clear values).
+//!
+//! ```text
+//! # ksec:aws-context:namespace,name     AWS KMS wraps with the Secret's namespace and name as encryption context
+//! # ksec:bind:<b64 iv>.<b64 tag>        a second MAC over what kubesec's leaves out
+//! ```
+//!
+//! The binding ([`super::binding`]) covers the Secret's apiVersion, kind,
+//! namespace, name and type, each value's section and key, and the other
+//! footer lines; kubesec ignores it. The AWS context line makes the file
+//! ksec-only: KMS itself refuses to unwrap the data key of a Secret that
+//! was renamed or moved to another namespace.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -47,6 +58,10 @@ pub const KSEC_PREFIX: &str = "# ksec:";
 const ROTATED: &str = "rotated:";
 /// The ksec line that names the sections kept in clear text.
 const CLEAR: &str = "clear:";
+/// The ksec binding line.
+const BIND: &str = "bind:";
+/// The ksec line that asks for AWS KMS encryption context.
+const AWS_CONTEXT: &str = "aws-context:namespace,name";
 
 /// A parsed footer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +77,11 @@ pub struct Footer {
     pub rotated: Option<String>,
     /// Sections kept in clear text on purpose (`# ksec:clear:`).
     pub clear: ClearSections,
+    /// AWS KMS keys wrap with the Secret's namespace and name as encryption
+    /// context (`# ksec:aws-context:`).
+    pub aws_context: bool,
+    /// The binding MAC token (`iv.tag`, `# ksec:bind:`).
+    pub binding: Option<String>,
 }
 
 /// Why a footer could not be read. Each carries the 0-based index of the
@@ -104,6 +124,9 @@ pub enum FooterError {
     /// Two `# ksec:clear:` lines.
     #[error("more than one `# ksec:clear:` line")]
     DuplicateClear,
+    /// Two `# ksec:bind:` or `# ksec:aws-context:` lines.
+    #[error("more than one `# ksec:{0}` line")]
+    Duplicate(&'static str),
     /// The same key listed twice.
     #[error("key {0} is listed twice")]
     DuplicateKey(String),
@@ -160,8 +183,9 @@ impl Footer {
         if let Some(mac) = &self.mac {
             out.push(format!("{KUBESEC_PREFIX}mac:{mac}"));
         }
-        if !self.clear.is_empty() {
-            out.push(format!("{KSEC_PREFIX}{CLEAR}{}", self.clear.names()));
+        out.extend(self.bound_ksec_lines());
+        if let Some(b) = &self.binding {
+            out.push(format!("{KSEC_PREFIX}{BIND}{b}"));
         }
         if let Some(ts) = &self.rotated {
             out.push(format!("{KSEC_PREFIX}{ROTATED}{ts}"));
@@ -169,10 +193,44 @@ impl Footer {
         out
     }
 
-    /// Whether kubesec can read this footer: only kubesec key types, and
-    /// no section kept in clear text (kubesec would try to decrypt it).
+    /// The `# ksec:` lines the binding covers (clear sections, AWS context).
+    fn bound_ksec_lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.clear.is_empty() {
+            out.push(format!("{KSEC_PREFIX}{CLEAR}{}", self.clear.names()));
+        }
+        if self.aws_context {
+            out.push(format!("{KSEC_PREFIX}{AWS_CONTEXT}"));
+        }
+        out
+    }
+
+    /// The lines the binding covers: version, keys and the bound `# ksec:`
+    /// lines, as rendered. Not the MAC (it authenticates the values, so a
+    /// changed value changes its line and the MAC line only), the binding
+    /// itself, or the rotation record (information only).
+    pub fn bound_lines(&self) -> Vec<String> {
+        let mut out = Vec::with_capacity(self.keys.len() + 3);
+        out.push(format!("{KUBESEC_PREFIX}v:{}", self.version));
+        for k in &self.keys {
+            out.push(format!(
+                "{KUBESEC_PREFIX}{}:{}:{}",
+                k.key.kind,
+                k.key.id,
+                B64.encode(&k.blob)
+            ));
+        }
+        out.extend(self.bound_ksec_lines());
+        out
+    }
+
+    /// Whether kubesec can read this footer: only kubesec key types, no
+    /// section kept in clear text (kubesec would try to decrypt it), no AWS
+    /// encryption context (kubesec sends none).
     pub fn kubesec_compatible(&self) -> bool {
-        self.clear.is_empty() && self.keys.iter().all(|k| kubesec_knows(k.key.kind))
+        self.clear.is_empty()
+            && !(self.aws_context && self.keys.iter().any(|k| k.key.kind == KeyType::Aws))
+            && self.keys.iter().all(|k| kubesec_knows(k.key.kind))
     }
 }
 
@@ -184,6 +242,8 @@ struct Parts {
     mac: Option<String>,
     rotated: Option<String>,
     clear: Option<ClearSections>,
+    aws_context: bool,
+    binding: Option<String>,
 }
 
 impl Parts {
@@ -204,6 +264,22 @@ impl Parts {
                 return Err(FooterError::DuplicateClear);
             }
             self.clear = Some(c);
+            return Ok(());
+        }
+        if rest == AWS_CONTEXT {
+            if self.aws_context {
+                return Err(FooterError::Duplicate("aws-context"));
+            }
+            self.aws_context = true;
+            return Ok(());
+        }
+        if let Some(b) = rest.strip_prefix(BIND)
+            && super::codec::Token::parse(b).is_ok_and(|t| t.ciphertext.is_empty())
+        {
+            if self.binding.is_some() {
+                return Err(FooterError::Duplicate("bind"));
+            }
+            self.binding = Some(b.to_owned());
             return Ok(());
         }
         Err(FooterError::UnknownKsecLine {
@@ -287,6 +363,8 @@ impl Parts {
             mac: self.mac,
             rotated: self.rotated,
             clear: self.clear.unwrap_or_default(),
+            aws_context: self.aws_context,
+            binding: self.binding,
         })
     }
 }

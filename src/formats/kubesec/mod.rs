@@ -6,6 +6,7 @@
 //! ([`codec`]), and comment lines after the document carry the version, the
 //! wrapped data keys and the MAC ([`footer`], [`mac`]).
 
+pub mod binding;
 pub mod codec;
 pub mod footer;
 mod lint;

@@ -51,7 +51,14 @@ pub fn parse_footer(file: &str, doc: &Document) -> Result<Option<Footer>> {
 /// Decides whether a document is plain (`None`) or encrypted, refusing
 /// mixtures.
 pub fn classify(file: &str, doc: &Document) -> Result<Option<Footer>> {
-    let footer = parse_footer(file, doc)?;
+    let mut footer = parse_footer(file, doc)?;
+    // AWS keys of a footer with `# ksec:aws-context:` unwrap with this
+    // Secret's namespace and name.
+    if let Some(f) = &mut footer {
+        for k in &mut f.keys {
+            k.params = super::binding::params_for(k.key.kind, f.aws_context, doc);
+        }
+    }
     let v1 = footer.as_ref().is_some_and(|f| f.version == 1);
     let clear = footer.as_ref().map(|f| f.clear).unwrap_or_default();
     // Values of sections kept clear on purpose are neither tokens nor clear
@@ -144,6 +151,12 @@ pub fn open_with_key(
         let ids: Vec<KeyId> = footer.keys.iter().map(|k| k.key.clone()).collect();
         let aad = mac_aad(&values, &ids);
         mac::verify(&dek, &aad, m).map_err(|_| mac_mismatch(file, doc, footer_line))?;
+    }
+    match &footer.binding {
+        Some(b) if !opts.skip_mac => super::binding::verify(&dek, doc, footer, b)
+            .map_err(|_| binding_mismatch(file, doc, footer_line))?,
+        None if opts.require_binding => return Err(binding_missing(file, doc, footer_line)),
+        _ => {}
     }
     Ok(Opened {
         dek,
@@ -240,6 +253,30 @@ fn mac_mismatch(file: &str, doc: &Document, line: usize) -> Error {
     .at(doc.location(file, line))
     .hint(format!(
         "compare with version control; if the current values are right, re-sign them with `ksec recompute-mac {file}`"
+    ))
+}
+
+fn binding_mismatch(file: &str, doc: &Document, line: usize) -> Error {
+    Error::new(
+        Exit::Integrity,
+        "binding-mismatch",
+        "the binding does not verify: the Secret's name, namespace or type, a value's section, or a footer line changed since it was encrypted",
+    )
+    .at(doc.location(file, line))
+    .hint(format!(
+        "compare with version control; if the change is right, re-sign with `ksec recompute-mac {file}`"
+    ))
+}
+
+fn binding_missing(file: &str, doc: &Document, line: usize) -> Error {
+    Error::new(
+        Exit::Integrity,
+        "binding-missing",
+        "the footer has no `# ksec:bind:` line, and a binding is required here",
+    )
+    .at(doc.location(file, line))
+    .hint(format!(
+        "if the file is right, add the binding with `ksec recompute-mac {file}`; a removed binding line can hide a renamed Secret or a value moved between data and stringData"
     ))
 }
 

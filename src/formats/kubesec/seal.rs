@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use zeroize::Zeroizing;
 
 use super::codec::{self, CodecError};
-use super::footer::{self, Footer, kubesec_order};
+use super::footer::{Footer, kubesec_order};
 use super::mac;
 use super::open::mac_aad;
 use crate::error::{Error, Exit, Result};
@@ -32,6 +32,8 @@ struct KubesecSealing<'a> {
     clear: ClearSections,
     resign: bool,
     fresh: bool,
+    /// AWS keys wrap with the Secret's namespace and name as context.
+    aws_context: bool,
 }
 
 pub(super) fn prepare<'a>(
@@ -43,6 +45,11 @@ pub(super) fn prepare<'a>(
         return Err(Error::internal("one value per site expected"));
     }
     let fresh = !matches!(request.envelope.state, crate::formats::State::Sealed(_));
+    // The context choice stays with the Secret; a new one takes the rule's.
+    let aws_context = match request.previous.map(|p| super::footer(p.meta.as_ref())) {
+        Some(Ok(f)) => f.aws_context,
+        _ => request.rule.aws_context,
+    };
     let previous = request.previous.filter(|p| p.dek == request.dek);
     Ok(Box::new(KubesecSealing {
         file: &stream.name,
@@ -56,14 +63,26 @@ pub(super) fn prepare<'a>(
         clear: request.clear,
         resign: request.resign,
         fresh,
+        aws_context,
     }))
 }
 
 impl KubesecSealing<'_> {
-    /// The key lines of the previous version that hold this data key.
+    /// How a key wraps the data key of this Secret.
+    fn params(&self, key: &KeyId) -> crate::keys::KeyParams {
+        super::binding::params_for(key.kind, self.aws_context, self.doc)
+    }
+
+    /// The key lines of the previous version that hold this data key, used
+    /// as this one uses it (a renamed Secret under an AWS context rewraps).
     fn held(&self, key: &KeyId) -> Option<&WrappedKey> {
-        self.previous
-            .and_then(|p| p.meta.key_lines().iter().find(|w| w.key == *key))
+        let params = self.params(key);
+        self.previous.and_then(|p| {
+            p.meta
+                .key_lines()
+                .iter()
+                .find(|w| w.key == *key && w.params == params)
+        })
     }
 
     /// One token per value: unchanged values keep theirs (same IV, same
@@ -108,20 +127,17 @@ impl KubesecSealing<'_> {
         kubesec_order(&mut ordered, |k| k);
         let mut wrapped = Vec::with_capacity(ordered.len());
         for key in ordered {
+            let params = self.params(&key);
             let blob = match self.held(&key) {
                 Some(w) => w.blob.clone(),
                 None => keyring
-                    .wrap(&key, &footer::params(), self.dek.as_bytes())
+                    .wrap(&key, &params, self.dek.as_bytes())
                     .map_err(|e| {
                         crate::keys::key_error(&e, &key)
                             .at(self.doc.location(self.file, self.doc.line))
                     })?,
             };
-            wrapped.push(WrappedKey {
-                key,
-                params: footer::params(),
-                blob,
-            });
+            wrapped.push(WrappedKey { key, params, blob });
         }
         let ids: Vec<KeyId> = wrapped.iter().map(|w| w.key.clone()).collect();
         let sealed_values: Vec<ClearValue> = self
@@ -154,13 +170,35 @@ impl KubesecSealing<'_> {
             Some(p) => super::footer(p.meta.as_ref())?.rotated.clone(),
             None => Some(self.now.to_owned()),
         };
-        Ok(Footer {
+        let mut footer = Footer {
             version,
             keys: wrapped,
             mac: Some(mac),
             rotated,
             clear: self.clear,
-        })
+            aws_context: self.aws_context,
+            binding: None,
+        };
+        footer.binding = self.binding(&footer);
+        Ok(footer)
+    }
+
+    /// The binding: kept when it still verifies, none when an unbound file
+    /// comes out unchanged (re-encrypting changes nothing), else new.
+    fn binding(&self, footer: &Footer) -> Option<String> {
+        let before = self
+            .previous
+            .filter(|_| !self.resign)
+            .and_then(|p| super::footer(p.meta.as_ref()).ok());
+        match before.map(|b| (&b.binding, b.bound_lines())) {
+            Some((Some(old), _))
+                if super::binding::verify(&self.dek, self.doc, footer, old).is_ok() =>
+            {
+                Some(old.clone())
+            }
+            Some((None, lines)) if lines == footer.bound_lines() => None,
+            _ => Some(super::binding::compute(&self.dek, self.doc, footer)),
+        }
     }
 }
 
@@ -171,7 +209,7 @@ impl Sealing for KubesecSealing<'_> {
             .filter(|k| self.held(k).is_none())
             .map(|k| WrapJob {
                 key: k.clone(),
-                params: footer::params(),
+                params: self.params(k),
                 secret: Zeroizing::new(self.dek.as_bytes().to_vec()),
             })
             .collect()
