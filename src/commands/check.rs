@@ -357,6 +357,24 @@ fn envelope_problems(
             .at(doc.location(file, doc.footer.as_ref().map_or(doc.line, |b| b.line))),
         );
     }
+    if let Some((config, r)) = rule
+        && r.format.binding_required
+        && !info.binding
+    {
+        found.push(
+            Error::new(
+                Exit::Integrity,
+                "binding-missing",
+                format!(
+                    "no binding, and the rule `{}` ({}:{}) requires one; `ksec recompute-mac {file}` adds it",
+                    r.pattern,
+                    config.shown(),
+                    r.line
+                ),
+            )
+            .at(doc.location(file, doc.footer.as_ref().map_or(doc.line, |b| b.line))),
+        );
+    }
     if let Some(s) = session
         && info.mac
         && info.mac_in_format

@@ -80,7 +80,9 @@ pub fn run(plan: &DecryptPlan, ctx: &Context) -> Result<()> {
                 Ok(rule) => rule.is_some_and(|(c, i)| c.rules[i].format.binding_required),
                 Err(e) => {
                     if !broken {
-                        warn(&format!("{e}; its `binding: required` rules are not applied"));
+                        warn(&format!(
+                            "{e}; its `binding: required` rules are not applied"
+                        ));
                     }
                     broken = true;
                     false

@@ -48,6 +48,8 @@ struct DocInfo {
     /// When ksec generated the data key (`# ksec:rotated:`), if recorded.
     rotated: Option<String>,
     kubesec_compatible: Option<bool>,
+    /// Whether it carries ksec's binding (`# ksec:bind:`, `ksec_binding`).
+    binding: bool,
     data_keys: Vec<String>,
     string_data_keys: Vec<String>,
 }
@@ -100,6 +102,7 @@ fn describe(stream: &Stream) -> Result<Vec<DocInfo>> {
             mac: false,
             rotated: None,
             kubesec_compatible: None,
+            binding: false,
             data_keys: Vec::new(),
             string_data_keys: Vec::new(),
         };
@@ -124,6 +127,7 @@ fn describe(stream: &Stream) -> Result<Vec<DocInfo>> {
                     info.mac = m.mac;
                     info.rotated = m.rotated;
                     info.kubesec_compatible = Some(m.kubesec_compatible);
+                    info.binding = m.binding;
                     info.keys = m
                         .keys
                         .iter()
@@ -200,10 +204,21 @@ fn render_text(file: &str, infos: &[DocInfo]) -> String {
                         .as_deref()
                         .unwrap_or("not recorded (written by kubesec or before ksec recorded it)")
                 );
+                let _ = writeln!(
+                    s,
+                    "  binding: {}",
+                    if i.binding {
+                        "present (name, namespace, type and sections are bound)"
+                    } else {
+                        "absent"
+                    }
+                );
                 let compat = if i.kubesec_compatible == Some(true) {
                     "yes"
+                } else if i.format.as_deref().is_some_and(|f| f.starts_with("sops")) {
+                    "no (a SOPS file: sops and ksec read it)"
                 } else {
-                    "no (age keys are a ksec addition; only ksec can open this file)"
+                    "no (age keys, clear sections and AWS context are ksec additions; only ksec can open this file)"
                 };
                 let _ = writeln!(s, "  readable by kubesec: {compat}");
             }

@@ -230,7 +230,9 @@ impl Config {
             if format.aws_context && format.format == Some("sops") {
                 return Err(bad(
                     line as u64,
-                    format!("rule `{pattern}`: `aws_context` is for the kubesec format (a .sops.yaml gives sops keys a `context`)"),
+                    format!(
+                        "rule `{pattern}`: `aws_context` is for the kubesec format (a .sops.yaml gives sops keys a `context`)"
+                    ),
                 ));
             }
             let clear = match &r.sections {

@@ -112,6 +112,8 @@ pub struct MetaInfo {
     pub clear: ClearSections,
     /// Whether kubesec itself can read the envelope.
     pub kubesec_compatible: bool,
+    /// Whether it carries ksec's binding.
+    pub binding: bool,
 }
 
 /// The metadata of a sealed envelope (kubesec footer, sops block). Each

@@ -801,3 +801,83 @@ fn a_tree_shares_one_client_and_one_batch() {
     assert_eq!(log.matches("aws: Decrypt").count(), 4, "{log}");
     assert_eq!(log.matches("new KMS client").count(), 1, "{log}");
 }
+
+/// `aws_context: true` in a rule: KMS wraps the data key with the Secret's
+/// name and namespace as encryption context, so KMS itself refuses to
+/// unwrap it for a renamed Secret, even with the binding line removed; the
+/// file says so (`# ksec:aws-context:`) and is ksec-only.
+#[test]
+fn aws_encryption_context_binds_name_and_namespace() {
+    let aws = Aws::new();
+    let arn = create_key("us-east-1");
+    aws.env.write(
+        ".ksec.yaml",
+        format!("rules:\n  - path: \"*.yaml\"\n    keys: [\"aws:{arn}\"]\n    aws_context: true\n"),
+    );
+    let secret = SECRET.replace(
+        "  name: aws-test\n",
+        "  name: aws-test\n  namespace: prod\n",
+    );
+    let file = aws.env.write("s.yaml", &secret);
+    ok_stdout(
+        &aws.ksec()
+            .args(["encrypt", "-i"])
+            .arg(&file)
+            .output()
+            .unwrap(),
+    );
+    let enc = std::fs::read_to_string(&file).unwrap();
+    assert!(enc.contains("# ksec:aws-context:namespace,name\n"), "{enc}");
+    let out = ok_stdout(
+        &aws.ksec()
+            .args(["decrypt", "-q"])
+            .arg(&file)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(out, secret);
+    let intro = ok_stdout(
+        &aws.ksec()
+            .args(["introspect", "--json"])
+            .arg(&file)
+            .output()
+            .unwrap(),
+    );
+    let intro: serde_json::Value = serde_json::from_str(&intro).unwrap();
+    assert_eq!(
+        intro["documents"][0]["kubesec_compatible"], false,
+        "{intro}"
+    );
+    // Renamed, binding line removed: KMS refuses the unwrap.
+    let renamed: String = enc
+        .replacen("  name: aws-test\n", "  name: other\n", 1)
+        .lines()
+        .filter(|l| !l.starts_with("# ksec:bind:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let path = aws.env.write("renamed.yaml", &renamed);
+    let out = aws.ksec().args(["decrypt"]).arg(&path).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(6),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty());
+    // A rename through ksec rewraps under the new context.
+    ok_stdout(
+        &aws.ksec()
+            .args(["patch", "-m", "name=renamed", "-i"])
+            .arg(&file)
+            .output()
+            .unwrap(),
+    );
+    let out = ok_stdout(
+        &aws.ksec()
+            .args(["decrypt", "-q"])
+            .arg(&file)
+            .output()
+            .unwrap(),
+    );
+    assert!(out.contains("  name: renamed\n"));
+}

@@ -7,6 +7,7 @@ mod support;
 mod apiserver;
 #[cfg(feature = "aws")]
 mod aws;
+mod binding;
 mod check;
 mod cli;
 mod create_patch;

@@ -62,7 +62,12 @@ pub fn compute(dek: &DataKey, doc: &Document, footer: &Footer) -> String {
 }
 
 /// Checks a binding token.
-pub fn verify(dek: &DataKey, doc: &Document, footer: &Footer, token: &str) -> Result<(), CodecError> {
+pub fn verify(
+    dek: &DataKey,
+    doc: &Document,
+    footer: &Footer,
+    token: &str,
+) -> Result<(), CodecError> {
     mac::verify(dek, &aad(doc, footer), token)
 }
 

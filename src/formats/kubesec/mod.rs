@@ -48,6 +48,7 @@ impl Metadata for Footer {
             rotated: self.rotated.clone(),
             clear: self.clear,
             kubesec_compatible: self.kubesec_compatible(),
+            binding: self.binding.is_some(),
         }
     }
 

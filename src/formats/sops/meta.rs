@@ -55,6 +55,9 @@ pub struct SopsMeta {
     pub store: Store,
     /// Every key line, in group order (for [`crate::formats::Metadata::key_lines`]).
     pub lines: Vec<WrappedKey>,
+    /// ksec's binding (`ksec_binding`, a field sops ignores): a MAC over
+    /// every value's path, which sops' MAC leaves out.
+    pub binding: Option<String>,
 }
 
 impl SopsMeta {
@@ -120,6 +123,7 @@ struct RawMeta {
     encrypted_comment_regex: Option<String>,
     mac_only_encrypted: Option<bool>,
     version: Option<Json>,
+    ksec_binding: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -461,7 +465,12 @@ pub fn parse(value: &Json, store: Store) -> Result<SopsMeta, MetaError> {
         .and_then(|(f, v)| Selection::from_field(f, v));
     let version = match raw.version {
         Some(Json::String(s)) => s,
-        Some(Json::Number(n)) => n.to_string(),
+        Some(Json::Number(_)) => {
+            return Err(MetaError(
+                "the file was written by sops 1.x (a numeric `version`), which ksec does not read"
+                    .into(),
+            ));
+        }
         _ => return Err(MetaError("the sops metadata has no `version`".into())),
     };
     if !semver_like(&version) {
@@ -483,6 +492,7 @@ pub fn parse(value: &Json, store: Store) -> Result<SopsMeta, MetaError> {
         version,
         store,
         lines: Vec::new(),
+        binding: raw.ksec_binding.filter(|b| !b.is_empty()),
     };
     meta.relist();
     Ok(meta)
@@ -820,6 +830,9 @@ pub fn render_yaml(meta: &SopsMeta, at: usize, nl: &str) -> String {
         pad(l1),
         yaml_str(&meta.version)
     ));
+    if let Some(b) = &meta.binding {
+        out.push_str(&format!("{}ksec_binding: {}{nl}", pad(l1), yaml_str(b)));
+    }
     out
 }
 
@@ -905,6 +918,9 @@ pub fn render_json(meta: &SopsMeta, unit: &str, depth: usize, nl: &str) -> Strin
         fields.push(("mac_only_encrypted".into(), Json::Bool(true)));
     }
     fields.push(("version".into(), Json::String(meta.version.clone())));
+    if let Some(b) = &meta.binding {
+        fields.push(("ksec_binding".into(), Json::String(b.clone())));
+    }
     let mut out = String::new();
     write_json_object(&mut out, &fields, unit, depth, nl);
     out

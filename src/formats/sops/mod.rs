@@ -15,6 +15,7 @@
 //! blank lines stay as they were. Values that did not change keep their
 //! exact ciphertext (sops' IV reuse for the same value at the same path).
 
+pub mod binding;
 mod lint;
 mod mac;
 pub mod meta;
@@ -81,6 +82,7 @@ impl Metadata for SopsMetadata {
             rotated: None,
             clear: Default::default(),
             kubesec_compatible: false,
+            binding: self.meta.binding.is_some(),
         }
     }
 

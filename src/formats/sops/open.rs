@@ -224,6 +224,33 @@ pub(super) fn open_with_key(
     if !opts.skip_mac {
         verify_mac(stream, meta, &dek, &digest)?;
     }
+    match &meta.binding {
+        Some(b) if !opts.skip_mac => super::binding::verify(&dek, &leaves, b).map_err(|_| {
+            Error::new(
+                Exit::Integrity,
+                "binding-mismatch",
+                "the binding does not verify: a key was renamed, added or removed since the file was encrypted (sops' MAC does not cover keys)",
+            )
+            .in_file(&stream.name)
+            .hint(format!(
+                "compare with version control; if the change is right, re-sign with `ksec recompute-mac {}`",
+                stream.name
+            ))
+        })?,
+        None if opts.require_binding => {
+            return Err(Error::new(
+                Exit::Integrity,
+                "binding-missing",
+                "the sops metadata has no `ksec_binding`, and a binding is required here",
+            )
+            .in_file(&stream.name)
+            .hint(format!(
+                "sops drops the field when it rewrites a file; if the file is right, add it again with `ksec recompute-mac {}`",
+                stream.name
+            )));
+        }
+        _ => {}
+    }
     let values = secret_values(stream, &opened, opts.drop_tokens)?;
     Ok(Opened {
         dek,

@@ -142,6 +142,8 @@ struct SopsSealing<'a> {
     kept_mac: Option<(String, String)>,
     /// The metadata the file has now (sealed input).
     own: Option<&'a SopsMeta>,
+    /// The binding to write.
+    binding: Option<String>,
     version: String,
     fresh: usize,
 }
@@ -299,6 +301,21 @@ pub(super) fn prepare<'a>(
         (Some(m), Some(_)) => m.version.clone(),
         _ => SOPS_VERSION.to_owned(),
     };
+    // The binding: kept while it verifies; none for a file that had none
+    // and comes out unchanged (re-encrypting changes nothing); else new.
+    let binding = match prev_meta.filter(|_| same_key && !request.resign) {
+        Some(m) => match &m.binding {
+            Some(b) if super::binding::verify(&request.dek, &leaves, b).is_ok() => Some(b.clone()),
+            None if kept_mac.is_some()
+                && own.is_some()
+                && m.lines.iter().map(|w| &w.key).eq(request.keys.iter()) =>
+            {
+                None
+            }
+            _ => Some(super::binding::compute(&request.dek, &leaves)),
+        },
+        None => Some(super::binding::compute(&request.dek, &leaves)),
+    };
     Ok(Box::new(SopsSealing {
         stream,
         envelope: request.envelope,
@@ -312,6 +329,7 @@ pub(super) fn prepare<'a>(
         digest,
         kept_mac,
         own,
+        binding,
         version,
         fresh: usize::from(own.is_none()),
     }))
@@ -579,6 +597,7 @@ impl SopsSealing<'_> {
             version: self.version.clone(),
             store: store_of(self.stream),
             lines: Vec::new(),
+            binding: self.binding.clone(),
         };
         meta.relist();
         Ok(meta)
