@@ -189,6 +189,13 @@ pub enum Command {
     /// written. Refused when the target cannot hold what the source
     /// protects (say, a sops file with encrypted comments to kubesec).
     Convert(ConvertArgs),
+    /// Internal: the guardian `ksec edit` starts, which removes its scratch
+    /// directory when ksec dies.
+    #[command(name = "__scratch-guard", hide = true)]
+    ScratchGuard {
+        /// The scratch directory.
+        dir: PathBuf,
+    },
 }
 
 /// `convert` arguments.
@@ -529,6 +536,8 @@ pub enum Plan {
     KrmFunction(u64),
     /// `convert`.
     Convert(crate::commands::convert::ConvertPlan),
+    /// The scratch guardian.
+    ScratchGuard(PathBuf),
 }
 
 /// Parses `10s`, `500ms`, `2m`, or plain seconds.
@@ -707,6 +716,7 @@ impl Cli {
             }),
             Command::Completion(a) => Plan::Completion(a.shell),
             Command::Man => Plan::Man,
+            Command::ScratchGuard { dir } => Plan::ScratchGuard(dir),
             Command::Convert(a) => Plan::Convert(crate::commands::convert::ConvertPlan {
                 output: outputs(&a.files, &a.out)?,
                 to: format(Some(&a.to)).ok_or_else(|| Error::usage("--to: unknown format"))?,

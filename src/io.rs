@@ -165,6 +165,20 @@ fn follow_links(path: &Path) -> io::Result<PathBuf> {
 }
 
 /// The atomic replacement of a regular file (or creation of a new one).
+/// Removes the temporary files interrupted ksec runs left in `dir` (once
+/// per directory and run).
+fn clean_once(dir: &Path) {
+    use std::cell::RefCell;
+    use std::collections::HashSet;
+    thread_local! {
+        static DONE: RefCell<HashSet<PathBuf>> = RefCell::new(HashSet::new());
+    }
+    let first = DONE.with(|d| d.borrow_mut().insert(dir.to_owned()));
+    if first {
+        crate::stale::remove_stale_temps(dir);
+    }
+}
+
 fn replace(
     target: &Path,
     data: &[u8],
@@ -174,9 +188,12 @@ fn replace(
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
         _ => PathBuf::from("."),
     };
+    clean_once(&dir);
+    // `.ksec-<pid>-….tmp`: a later run can tell that it is stale.
+    let prefix = format!("{}{}", crate::stale::TEMP_PREFIX, crate::stale::tag());
     let mut tmp = tempfile::Builder::new()
-        .prefix(".ksec-")
-        .suffix(".tmp")
+        .prefix(&prefix)
+        .suffix(crate::stale::TEMP_SUFFIX)
         .tempfile_in(&dir)
         .map_err(|e| ("create a temporary file next to it", e))?;
     tmp.write_all(data).map_err(|e| ("write", e))?;

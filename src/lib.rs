@@ -10,13 +10,13 @@
 //!   before anything is written. [`generator`] (the kustomize plugin and
 //!   KRM function) is built on it.
 //! * [`formats`]: the on-disk formats behind one seam ([`formats::Format`]):
-//!   kubesec.
+//!   kubesec and sops.
 //! * [`keys`]: key ids, data keys, and the providers (age, PGP, AWS KMS) —
 //!   the only code that talks to the outside.
 //! * [`manifest`]: YAML streams → documents → byte spans of values, and
 //!   splicing edits back; knows no format. Pure.
 //! * leaves: [`error`], [`io`], [`paths`], [`config`], [`k8s`], [`clock`],
-//!   [`report`], [`scratch`], [`template`].
+//!   [`report`], [`scratch`], [`stale`], [`template`].
 //!
 //! The library never prints and never exits: it returns [`error::Error`]s
 //! with a structured location and reports notes and warnings to a
@@ -39,6 +39,7 @@ pub mod paths;
 pub mod pipeline;
 pub mod report;
 pub mod scratch;
+pub mod stale;
 pub mod template;
 
 pub use error::{Error, Exit, Location, Result};

@@ -22,6 +22,13 @@ use cli::{Cli, Plan};
 fn run(cli: Cli) -> Result<()> {
     let run = cli.plan()?;
     let ctx = &run.context;
+    if !matches!(
+        run.plan,
+        Plan::ScratchGuard(_) | Plan::Completion(_) | Plan::Man
+    ) {
+        // Clear text of an `edit` killed together with its guardian.
+        ksec::scratch::clean_stale();
+    }
     match &run.plan {
         Plan::Encrypt(p) => commands::encrypt::run(p, ctx),
         Plan::Decrypt(p) => commands::decrypt::run(p, ctx),
@@ -40,6 +47,7 @@ fn run(cli: Cli) -> Result<()> {
         Plan::Completion(shell) => commands::shell::completion(Cli::command(), *shell),
         Plan::Man => commands::shell::man(Cli::command()),
         Plan::Convert(p) => commands::convert::run(p, ctx),
+        Plan::ScratchGuard(dir) => ksec::scratch::guard(dir),
     }
 }
 

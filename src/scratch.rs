@@ -8,6 +8,15 @@
 //! is dropped, which covers success, errors and panics; signals are caught
 //! while the scratch file exists ([`Interrupts`]) so that SIGINT, SIGTERM and
 //! SIGHUP end the editor and remove it too before ksec exits with 128+signal.
+//!
+//! SIGKILL cannot be caught. For that a **guardian** watches: a second
+//! process (`ksec __scratch-guard DIR`, started by [`Scratch::guard`]) that
+//! holds the other end of a pipe from ksec and removes the directory the
+//! moment the pipe closes — which the kernel does when ksec dies, however
+//! it dies. It ignores the terminal's SIGINT and SIGHUP so that it outlives
+//! ksec. Should both be killed at once, the directory name carries ksec's
+//! process id, and the next ksec removes the directories of processes that
+//! are gone ([`clean_stale`], [`crate::stale`]).
 
 use std::fs;
 use std::io::Write as _;
@@ -27,6 +36,48 @@ use crate::io::io_reason;
 pub struct Scratch {
     dir: Option<tempfile::TempDir>,
     path: PathBuf,
+    /// The guardian and our end of its pipe.
+    guardian: Option<(Child, std::process::ChildStdin)>,
+}
+
+/// Removes the scratch directories of `edit` runs that are gone (killed
+/// with SIGKILL together with their guardian); how many went.
+pub fn clean_stale() -> usize {
+    let (base, _) = base_dir();
+    crate::stale::remove_stale_scratch(&base)
+}
+
+/// The guardian's work: wait until the pipe on stdin closes (ksec ended,
+/// however), then remove `dir`. Only a directory named like a scratch
+/// directory is removed.
+pub fn guard(dir: &Path) -> Result<()> {
+    use std::io::Read as _;
+    let is_scratch = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with(crate::stale::SCRATCH_PREFIX));
+    if !is_scratch || !dir.is_absolute() {
+        return Err(Error::usage(
+            "__scratch-guard takes the path of an edit scratch directory",
+        ));
+    }
+    // The terminal's Ctrl-C and a closed terminal reach the whole process
+    // group: the guardian must outlive ksec to clean up after it.
+    for sig in [SIGINT, SIGHUP, SIGTERM] {
+        let _ = signal_hook::flag::register(
+            sig,
+            std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        );
+    }
+    let mut buf = [0u8; 64];
+    let mut stdin = std::io::stdin().lock();
+    while let Ok(n) = stdin.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+    }
+    let _ = fs::remove_dir_all(dir);
+    Ok(())
 }
 
 /// Where scratch directories go, and whether that is memory-backed.
@@ -87,8 +138,10 @@ impl Scratch {
                 ),
             )
         };
+        crate::stale::remove_stale_scratch(&base);
+        let prefix = format!("{}{}", crate::stale::SCRATCH_PREFIX, crate::stale::tag());
         let dir = tempfile::Builder::new()
-            .prefix("ksec-edit-")
+            .prefix(&prefix)
             .permissions(fs::Permissions::from_mode(0o700))
             .tempdir_in(&base)
             .map_err(|e| fail("create a private directory", e))?;
@@ -96,9 +149,39 @@ impl Scratch {
         let s = Scratch {
             dir: Some(dir),
             path,
+            guardian: None,
         };
         s.write(content)?;
         Ok(s)
+    }
+
+    /// Starts the guardian: `program __scratch-guard DIR` (the ksec
+    /// binary), which removes the directory when this process dies, even by
+    /// SIGKILL.
+    pub fn guard(&mut self, program: &Path) -> Result<()> {
+        let Some(dir) = &self.dir else {
+            return Ok(());
+        };
+        let mut child = Command::new(program)
+            .arg("__scratch-guard")
+            .arg(dir.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                Error::new(
+                    Exit::Io,
+                    "scratch",
+                    format!(
+                        "cannot start the guardian of the scratch directory: {}",
+                        io_reason(&e)
+                    ),
+                )
+            })?;
+        let stdin = child.stdin.take().expect("piped");
+        self.guardian = Some((child, stdin));
+        Ok(())
     }
 
     /// The file the editor opens.
@@ -140,10 +223,15 @@ impl Scratch {
             })
     }
 
-    /// Removes the directory now (also done on drop).
+    /// Removes the directory now (also done on drop), then lets the
+    /// guardian go.
     pub fn remove(&mut self) {
         if let Some(dir) = self.dir.take() {
             let _ = dir.close();
+        }
+        if let Some((mut child, stdin)) = self.guardian.take() {
+            drop(stdin);
+            let _ = child.wait();
         }
     }
 }

@@ -138,9 +138,44 @@ pub fn run(plan: &CheckPlan, ctx: &Context) -> Result<()> {
         );
     }
     progress.clear();
+    stale_temps(&inputs.sources, &mut findings);
     unused_rules(&args, &configs, &used, &mut findings);
     findings.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     report(plan, inputs.sources.len(), &findings, &warnings)
+}
+
+/// Temporary files of interrupted ksec runs next to the checked files: they
+/// may hold clear text (`decrypt -i` writes clear text there).
+fn stale_temps(sources: &[ksec::io::Source], findings: &mut Vec<Finding>) {
+    let mut dirs: Vec<PathBuf> = sources
+        .iter()
+        .filter_map(|s| match s {
+            ksec::io::Source::File(p) => Some(match p.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+                _ => PathBuf::from("."),
+            }),
+            ksec::io::Source::Stdin => None,
+        })
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    for dir in dirs {
+        for (path, pid) in ksec::stale::stale_temps(&dir) {
+            let shown = path
+                .strip_prefix("./")
+                .unwrap_or(&path)
+                .display()
+                .to_string();
+            let e = Error::new(
+                Exit::Findings,
+                "stale-temp",
+                format!("a temporary file of an interrupted ksec run (process {pid}, gone); it may hold clear text"),
+            )
+            .in_file(&shown)
+            .hint("delete it; the next ksec that writes in this directory removes it too");
+            findings.push(Finding::of(&shown, &e));
+        }
+    }
 }
 
 /// Comments inside the values of the stream's encrypted Secrets.

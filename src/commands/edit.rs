@@ -89,7 +89,17 @@ pub fn run(plan: &EditPlan, ctx: &Context) -> Result<()> {
     };
     let editor = editor_command()?;
     let interrupts = Interrupts::catch()?;
-    let scratch = Scratch::create(&scratch_name(&plan.path), &view, session.reporter.as_ref())?;
+    let mut scratch = Scratch::create(&scratch_name(&plan.path), &view, session.reporter.as_ref())?;
+    // Removes the clear text should ksec be killed (SIGKILL) while the
+    // editor runs.
+    let me = std::env::current_exe().map_err(|e| {
+        ksec::error::Error::new(
+            ksec::error::Exit::Io,
+            "scratch",
+            format!("cannot find the ksec program to guard the scratch directory: {e}"),
+        )
+    })?;
+    scratch.guard(&me)?;
     let session = Edit {
         plan,
         file: &file,

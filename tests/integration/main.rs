@@ -10,6 +10,7 @@ mod aws;
 mod binding;
 mod check;
 mod cli;
+mod crash;
 mod create_patch;
 mod edit;
 mod fixtures;
