@@ -77,7 +77,7 @@ pub struct Cli {
 
     /// At most this many concurrent key-service calls.
     #[cfg(feature = "aws")]
-    #[arg(long, global = true, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(usize), help_heading = "AWS KMS")]
+    #[arg(long, global = true, value_name = "N", default_value_t = 16, value_parser = parse_jobs, help_heading = "AWS KMS")]
     pub jobs: usize,
 
     /// What to do.
@@ -735,6 +735,14 @@ impl Cli {
     }
 }
 
+/// `--jobs N`: 1 to 1024 concurrent calls.
+fn parse_jobs(s: &str) -> std::result::Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=1024).contains(&n) => Ok(n),
+        _ => Err("expected a number of concurrent calls from 1 to 1024".into()),
+    }
+}
+
 /// A `--format` value (checked by clap).
 fn format(name: Option<&str>) -> Option<&'static dyn ksec::formats::Format> {
     name.and_then(ksec::formats::by_name)
@@ -789,6 +797,7 @@ impl CreateArgs {
                 "--metadata name=…: the name is create's NAME argument",
             ));
         }
+        check_names(Some(&self.name), &meta)?;
         Ok(CreatePlan {
             name: self.name,
             namespace: meta
@@ -809,6 +818,39 @@ impl CreateArgs {
     }
 }
 
+/// A Secret name and namespace Kubernetes would accept (`create NAME`,
+/// `-m name=`, `-m namespace=`).
+fn check_names(name: Option<&str>, meta: &MetaPlan) -> Result<()> {
+    let one_line = ksec::error::one_line;
+    let names = name.into_iter().chain(
+        meta.metadata
+            .iter()
+            .filter(|m| m.key == "name")
+            .filter_map(|m| m.value.as_deref()),
+    );
+    for n in names {
+        if !ksec::k8s::valid_name(n) {
+            return Err(Error::usage(format!(
+                "`{}` is not a valid Secret name",
+                one_line(n)
+            ))
+            .hint("lowercase letters, digits, `-` and `.`, starting and ending with a letter or digit (at most 253)"));
+        }
+    }
+    for m in meta.metadata.iter().filter(|m| m.key == "namespace") {
+        if let Some(ns) = &m.value
+            && !ksec::k8s::valid_namespace(ns)
+        {
+            return Err(Error::usage(format!(
+                "`{}` is not a valid namespace",
+                one_line(ns)
+            ))
+            .hint("lowercase letters, digits and `-`, starting and ending with a letter or digit (at most 63)"));
+        }
+    }
+    Ok(())
+}
+
 impl PatchArgs {
     fn plan(self, max_input: u64) -> Result<PatchPlan> {
         let source = Source::from_arg(Some(&self.file));
@@ -818,6 +860,7 @@ impl PatchArgs {
                 "patch: standard input cannot be both the file and a value (KEY=-)",
             ));
         }
+        check_names(None, &meta)?;
         Ok(PatchPlan {
             output: output(&source, &self.out)?,
             source,

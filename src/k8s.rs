@@ -14,6 +14,31 @@ pub fn valid_key(key: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
 }
 
+/// Whether `name` is a valid object name for a Secret: a DNS-1123
+/// subdomain (lowercase letters, digits, `-` and `.`, starting and ending
+/// with a letter or digit, at most 253 characters).
+pub fn valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 253
+        && b.iter()
+            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.')
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+}
+
+/// Whether `ns` is a valid namespace: a DNS-1123 label (lowercase letters,
+/// digits and `-`, starting and ending with a letter or digit, at most 63).
+pub fn valid_namespace(ns: &str) -> bool {
+    let b = ns.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+}
+
 /// Checks a `data` value: standard base64 (line breaks ignored, as
 /// Kubernetes' decoder does).
 ///

@@ -8,12 +8,12 @@ use ksec::io;
 /// The shells `completion` writes scripts for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Shell {
-    /// bash: `source <(ksec completion bash)`, or save it to
+    /// `source <(ksec completion bash)`, or save it to
     /// /usr/share/bash-completion/completions/ksec.
     Bash,
-    /// zsh: save as `_ksec` in a directory of `$fpath`.
+    /// Save as `_ksec` in a directory of `$fpath`.
     Zsh,
-    /// fish: save to ~/.config/fish/completions/ksec.fish.
+    /// Save to ~/.config/fish/completions/ksec.fish.
     Fish,
 }
 

@@ -30,9 +30,10 @@ pub fn run(file: &Path, max_input: u64, ctx: &Context) -> Result<()> {
     let text = io::read_text(&Source::File(file.to_owned()), max_input);
     let out = match text {
         Ok(t) => textconv(&file.display().to_string(), t, &ctx.session()),
-        // Not UTF-8, too large: git shows it as it is.
-        Err(_) => {
-            let bytes = std::fs::read(file).unwrap_or_default();
+        // Not UTF-8, too large: git shows it as it is. A file that cannot be
+        // read at all is an error.
+        Err(e) => {
+            let bytes = std::fs::read(file).map_err(|_| e)?;
             return io::write_stdout(&bytes);
         }
     };

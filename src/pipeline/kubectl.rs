@@ -18,17 +18,34 @@ use crate::manifest;
 /// (kubectl splits only at `---` lines). `file` names the input in messages.
 pub fn check_split(file: &str, text: &str) -> Result<()> {
     let mut seen = 0usize;
-    for chunk in chunks(text) {
+    for (start, chunk) in chunks(text) {
+        // 1-based line of the chunk's first line in the whole text.
+        let first_line = text[..start].matches('\n').count() + 1;
         let objects = manifest::count_documents(chunk).map_err(|e| {
+            let line = match &e {
+                manifest::LocateError::Syntax { line, .. } if *line > 0 => first_line + line - 1,
+                _ => first_line,
+            };
             Error::new(
                 Exit::Input,
                 "kubectl-split",
-                format!("after document {seen}, kubectl would read a part of the stream that is not a YAML document of its own ({e})"),
+                format!("kubectl would read the part of the stream from here to the next `---` line as a document of its own, and it is not valid YAML on its own ({e})"),
             )
-            .at(Location::file(file))
+            .at(Location::file(file).line(line))
             .hint("start each document with a line of its own that is `---`")
         })?;
         if objects > 1 {
+            // Where the document kubectl would not see starts.
+            let second = super::locate(chunk)
+                .ok()
+                .and_then(|docs| {
+                    docs.iter()
+                        .filter(|d| !d.is_nested())
+                        .nth(1)
+                        .map(|d| d.line)
+                })
+                .unwrap_or(1);
+            let first_line = first_line + second - 1;
             return Err(Error::new(
                 Exit::Input,
                 "kubectl-split",
@@ -38,7 +55,7 @@ pub fn check_split(file: &str, text: &str) -> Result<()> {
                     seen + 2
                 ),
             )
-            .at(Location::file(file))
+            .at(Location::file(file).line(first_line))
             .hint("start each document with a line of its own that is `---`"));
         }
         seen += objects;
@@ -54,19 +71,20 @@ fn is_separator(line: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('#'))
 }
 
-/// The stream cut the way kubectl cuts it (separator lines dropped).
-fn chunks(text: &str) -> Vec<&str> {
+/// The stream cut the way kubectl cuts it (separator lines dropped), each
+/// part with the byte where it starts.
+fn chunks(text: &str) -> Vec<(usize, &str)> {
     let mut chunks = Vec::new();
     let mut start = 0;
     let mut pos = 0;
     for line in text.split_inclusive('\n') {
         if is_separator(line) {
-            chunks.push(&text[start..pos]);
+            chunks.push((start, &text[start..pos]));
             start = pos + line.len();
         }
         pos += line.len();
     }
-    chunks.push(&text[start..]);
+    chunks.push((start, &text[start..]));
     chunks
 }
 
