@@ -11,8 +11,11 @@
 //!   KRM function) is built on it.
 //! * [`formats`]: the on-disk formats behind one seam ([`formats::Format`]):
 //!   kubesec and sops.
-//! * [`keys`]: key ids, data keys, and the providers (age, PGP, AWS KMS) —
-//!   the only code that talks to the outside.
+//! * [`keys`]: key ids, data keys, and the providers (age, PGP, AWS KMS,
+//!   GCP Cloud KMS, Vault/OpenBao transit, Azure Key Vault) — with `vault`
+//!   (a Vault client for transit keys and anything else kept in Vault) and
+//!   `net` (the HTTPS client they share), the only code that talks to the
+//!   outside.
 //! * [`manifest`]: YAML streams → documents → byte spans of values, and
 //!   splicing edits back; knows no format. Pure.
 //! * leaves: [`error`], [`io`], [`paths`], [`config`], [`k8s`], [`clock`],
@@ -35,11 +38,15 @@ pub mod io;
 pub mod k8s;
 pub mod keys;
 pub mod manifest;
+#[cfg(feature = "net")]
+pub mod net;
 pub mod paths;
 pub mod pipeline;
 pub mod report;
 pub mod scratch;
 pub mod stale;
 pub mod template;
+#[cfg(feature = "vault")]
+pub mod vault;
 
 pub use error::{Error, Exit, Location, Result};

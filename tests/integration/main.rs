@@ -7,6 +7,8 @@ mod support;
 mod apiserver;
 #[cfg(feature = "aws")]
 mod aws;
+#[cfg(feature = "vault")]
+mod bao;
 mod binding;
 mod check;
 mod cli;
@@ -30,4 +32,6 @@ mod sops;
 mod tamper;
 mod template;
 mod tree;
+#[cfg(feature = "vault")]
+mod vault_client;
 mod vectors;

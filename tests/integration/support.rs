@@ -187,3 +187,10 @@ pub fn diff_lines(a: &str, b: &str) -> LineDiff {
         added: rest.into_iter().map(str::to_owned).collect(),
     }
 }
+
+/// A helper script in `tests/support/`.
+pub fn support_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/support")
+        .join(name)
+}

@@ -1,0 +1,316 @@
+//! What the network key services share (Vault/OpenBao, GCP Cloud KMS, Azure
+//! Key Vault): one async HTTPS client (reqwest on rustls with ring), a
+//! current-thread tokio runtime created only when such a key is used, the
+//! operation timeout and retries, bounded concurrency, and one-line
+//! descriptions of transport failures.
+//!
+//! Nothing here knows a service. Callers trace each call through the
+//! [`Reporter`](crate::report::Reporter) themselves (method, path, status,
+//! time — never a body: bodies carry data keys and tokens).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+
+/// Default time for one key-service operation, retries included.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default bound on concurrent key-service calls.
+pub const DEFAULT_JOBS: usize = 16;
+/// Default number of attempts of a call that failed transiently.
+pub const DEFAULT_ATTEMPTS: u32 = 3;
+
+/// The global network settings of a run (`--timeout`, `--jobs`,
+/// `--max-attempts`), the same for every provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetOptions {
+    /// Time for one operation (a wrap, an unwrap, a login), retries included.
+    pub timeout: Duration,
+    /// Concurrent calls at most.
+    pub jobs: usize,
+    /// Attempts of a call that failed transiently (connection reset, 429,
+    /// 5xx); 1 = no retry.
+    pub max_attempts: u32,
+}
+
+impl Default for NetOptions {
+    fn default() -> Self {
+        NetOptions {
+            timeout: DEFAULT_TIMEOUT,
+            jobs: DEFAULT_JOBS,
+            max_attempts: DEFAULT_ATTEMPTS,
+        }
+    }
+}
+
+/// TLS settings beyond the system's roots.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tls {
+    /// PEM files of extra trusted roots (Vault: `VAULT_CACERT`).
+    pub ca_files: Vec<PathBuf>,
+    /// Directories of PEM roots (`VAULT_CAPATH`).
+    pub ca_dirs: Vec<PathBuf>,
+    /// Trust only these roots, not the system's (when a CA is given, as the
+    /// vault CLI does).
+    pub only_given_roots: bool,
+    /// Client certificate and key, PEM (mutual TLS).
+    pub client_identity: Option<(PathBuf, PathBuf)>,
+    /// Accept any server certificate (`VAULT_SKIP_VERIFY`; warned about).
+    pub skip_verify: bool,
+}
+
+/// A current-thread runtime: the network providers' futures run on it, one
+/// batch at a time.
+pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+/// rustls with ring as the process's TLS provider (reqwest is built without
+/// one of its own). Idempotent.
+fn install_ring() {
+    // Err means a provider is installed already (ours, by an earlier call).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// An HTTP client with `tls` and the run's timeout (per request; callers
+/// bound whole operations with [`deadline`]).
+pub fn client(tls: &Tls, timeout: Duration) -> Result<reqwest::Client, String> {
+    install_ring();
+    let mut b = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(3).min(timeout))
+        .pool_idle_timeout(Duration::from_secs(30))
+        .user_agent(concat!("ksec/", env!("CARGO_PKG_VERSION")));
+    let mut roots = Vec::new();
+    for f in &tls.ca_files {
+        roots.extend(read_roots(f)?);
+    }
+    for d in &tls.ca_dirs {
+        let entries = std::fs::read_dir(d)
+            .map_err(|e| format!("cannot read the CA directory {}: {e}", d.display()))?;
+        let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        files.sort();
+        for f in files.iter().filter(|f| f.is_file()) {
+            // Like OpenSSL's CApath: files that hold no certificate are skipped.
+            roots.extend(read_roots(f).unwrap_or_default());
+        }
+    }
+    if !roots.is_empty() {
+        b = if tls.only_given_roots {
+            b.tls_certs_only(roots)
+        } else {
+            b.tls_certs_merge(roots)
+        };
+    }
+    if let Some((cert, key)) = &tls.client_identity {
+        let mut pem = read(cert, "client certificate")?;
+        pem.extend_from_slice(b"\n");
+        pem.extend_from_slice(&zeroize::Zeroizing::new(read(key, "client key")?));
+        let pem = zeroize::Zeroizing::new(pem);
+        let id = reqwest::Identity::from_pem(&pem).map_err(|e| {
+            format!(
+                "cannot use the client certificate {} and key {}: {}",
+                cert.display(),
+                key.display(),
+                innermost(&e)
+            )
+        })?;
+        b = b.identity(id);
+    }
+    if tls.skip_verify {
+        b = b.tls_danger_accept_invalid_certs(true);
+    }
+    b.build()
+        .map_err(|e| format!("cannot set up HTTPS: {}", innermost(&e)))
+}
+
+fn read(path: &Path, what: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
+}
+
+fn read_roots(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem = read(path, "CA certificate file")?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| format!("{} holds no usable PEM certificate: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{} holds no PEM certificate", path.display()));
+    }
+    Ok(certs)
+}
+
+/// Why a call did not get an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// No answer in time: a silent endpoint, or a slow one.
+    Timeout,
+    /// No connection (refused, no route, DNS).
+    Unreachable(String),
+    /// The TLS handshake failed (certificate not trusted, wrong name).
+    Tls(String),
+    /// Anything else on the way (connection reset mid-answer).
+    Other(String),
+}
+
+impl Transport {
+    /// Whether trying again may help (not for TLS: it fails the same way).
+    pub fn transient(&self) -> bool {
+        matches!(self, Transport::Unreachable(_) | Transport::Other(_))
+    }
+
+    /// One line: `cannot reach URL: cause` and the like.
+    pub fn describe(&self, what: &str, timeout: Duration) -> String {
+        match self {
+            Transport::Timeout => format!(
+                "{what}: no answer within {}; check the address and the network, or raise --timeout",
+                seconds(timeout)
+            ),
+            Transport::Unreachable(c) => format!("cannot reach {what}: {c}"),
+            Transport::Tls(c) => format!("TLS with {what} failed: {c}"),
+            Transport::Other(c) => format!("{what}: {c}"),
+        }
+    }
+}
+
+/// A duration as `--timeout` takes it: `10s`, `500ms`, `2.5s`.
+pub fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d.as_secs() == 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}s", d.as_secs_f32())
+    }
+}
+
+/// Classifies a reqwest failure without its URL (which the caller names).
+pub fn transport(e: &reqwest::Error) -> Transport {
+    let cause = innermost(e);
+    let lower = error_chain(e).to_ascii_lowercase();
+    if e.is_timeout() {
+        Transport::Timeout
+    } else if lower.contains("certificate")
+        || lower.contains("tls")
+        || lower.contains("handshake")
+        || lower.contains("invalid peer")
+    {
+        Transport::Tls(cause)
+    } else if e.is_connect() {
+        Transport::Unreachable(cause)
+    } else {
+        Transport::Other(cause)
+    }
+}
+
+/// The error and its sources, joined: `a: b: c`.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let t = s.to_string();
+        if !parts.iter().any(|p| p.contains(&t)) {
+            parts.push(t);
+        }
+        cur = s.source();
+    }
+    parts.join(": ")
+}
+
+/// The deepest cause, without Rust's `(os error N)`.
+pub fn innermost(e: &dyn std::error::Error) -> String {
+    let mut cur = e;
+    while let Some(s) = cur.source() {
+        cur = s;
+    }
+    let t = cur.to_string();
+    match t.find(" (os error") {
+        Some(i) => t[..i].to_owned(),
+        None => t,
+    }
+}
+
+/// Whether an HTTP status says "try again later".
+pub fn transient_status(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+/// The pause before attempt `n` (2, 3, …): 100 ms, 200 ms, 400 ms, … at most 2 s.
+pub fn backoff(n: u32) -> Duration {
+    let exp = n.saturating_sub(2).min(5);
+    Duration::from_millis(100u64 << exp).min(Duration::from_secs(2))
+}
+
+/// Runs `fut`, giving up after `timeout`.
+pub async fn deadline<T>(
+    timeout: Duration,
+    fut: impl std::future::Future<Output = T>,
+) -> Result<T, Transport> {
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| Transport::Timeout)
+}
+
+/// Runs one future per item, at most `jobs` at a time, results in order.
+pub fn run_all<T, F>(rt: &tokio::runtime::Runtime, jobs: usize, futures: Vec<F>) -> Vec<T>
+where
+    F: std::future::Future<Output = T>,
+{
+    rt.block_on(
+        futures_util::stream::iter(futures)
+            .buffered(jobs.max(1))
+            .collect(),
+    )
+}
+
+/// The JSON error of a key service, shortened to one line: at most 300
+/// characters, whitespace collapsed.
+pub fn short(text: &str) -> String {
+    let mut collapsed = String::with_capacity(text.len());
+    for w in text.split_whitespace() {
+        if !collapsed.is_empty() {
+            collapsed.push(' ');
+        }
+        collapsed.push_str(w);
+    }
+    let collapsed = crate::error::one_line(&collapsed);
+    if collapsed.chars().count() > 300 {
+        let cut: String = collapsed.chars().take(300).collect();
+        format!("{cut}…")
+    } else {
+        collapsed
+    }
+}
+
+/// A path or URL for messages with any query string removed (query strings
+/// may carry tokens or signatures).
+pub fn without_query(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_bounded() {
+        assert_eq!(backoff(2), Duration::from_millis(100));
+        assert_eq!(backoff(3), Duration::from_millis(200));
+        assert_eq!(backoff(30), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn durations_read_as_typed() {
+        assert_eq!(seconds(Duration::from_secs(10)), "10s");
+        assert_eq!(seconds(Duration::from_millis(500)), "500ms");
+        assert_eq!(seconds(Duration::from_millis(2500)), "2.5s");
+    }
+
+    #[test]
+    fn messages_are_one_short_line() {
+        assert_eq!(short("a\n\t* b\n\n"), "a * b");
+        assert!(short(&"x ".repeat(400)).ends_with('…'));
+        assert_eq!(without_query("https://h/p?sig=1"), "https://h/p");
+    }
+}
