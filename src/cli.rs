@@ -736,6 +736,7 @@ impl Cli {
 }
 
 /// `--jobs N`: 1 to 1024 concurrent calls.
+#[cfg_attr(not(feature = "aws"), allow(dead_code))]
 fn parse_jobs(s: &str) -> std::result::Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if (1..=1024).contains(&n) => Ok(n),
