@@ -9,6 +9,9 @@
 //!   key-service calls, decrypt, seal with one batch of wraps, verify
 //!   before anything is written. [`generator`] (the kustomize plugin and
 //!   KRM function) is built on it.
+//! * [`sealed`]: SealedSecrets (bitnami sealed-secrets) offline — seal
+//!   Secrets for a controller's certificate, open and re-seal them with its
+//!   backed-up keys — on the pipeline too.
 //! * [`formats`]: the on-disk formats behind one seam ([`formats::Format`]):
 //!   kubesec and sops.
 //! * [`keys`]: key ids, data keys, and the providers (age, PGP, AWS KMS,
@@ -44,6 +47,7 @@ pub mod paths;
 pub mod pipeline;
 pub mod report;
 pub mod scratch;
+pub mod sealed;
 pub mod stale;
 pub mod template;
 #[cfg(feature = "vault")]

@@ -11,6 +11,7 @@
 pub mod age;
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod cert_url;
 mod id;
 mod keyring;
 pub mod pgp;
