@@ -19,7 +19,10 @@ use crate::commands::encrypt::EncryptPlan;
 use crate::commands::introspect::IntrospectPlan;
 use crate::commands::patch::PatchPlan;
 use crate::commands::recompute_mac::RecomputePlan;
+use crate::commands::reseal::ResealPlan;
+use crate::commands::seal::{SealMode, SealPlan};
 use crate::commands::spec::{self, MetaSpec, ValueSource, ValueSpec};
+use crate::commands::unseal::UnsealPlan;
 
 /// Keep Kubernetes Secrets in git: encrypt the values of Secret manifests in
 /// place (kubesec format), decrypt them for `kubectl apply -f -`.
@@ -189,6 +192,36 @@ pub enum Command {
     /// written. Refused when the target cannot hold what the source
     /// protects (say, a sops file with encrypted comments to kubesec).
     Convert(ConvertArgs),
+    /// Seal Secrets for a sealed-secrets controller: print SealedSecrets
+    /// (bitnami.com/v1alpha1), offline, from the controller's certificate.
+    ///
+    /// Every Secret of the input becomes the SealedSecret kubeseal would
+    /// make of it; encrypted Secrets (kubesec format) are decrypted in
+    /// memory first. Other documents, and comments outside the Secrets,
+    /// stay byte for byte. Scope: --scope, else the Secret's
+    /// sealedsecrets.bitnami.com/namespace-wide or cluster-wide annotation,
+    /// else strict (the Secret's namespace and name are sealed into every
+    /// value). --raw seals one value from standard input; --merge-into adds
+    /// or replaces values in an existing SealedSecret.
+    Seal(SealArgs),
+    /// Open SealedSecrets with the controller's private keys: print the
+    /// Secrets the controller would create.
+    ///
+    /// Keys: PEM files (PKCS#1 or PKCS#8) or the controller's key backup
+    /// (`kubectl get secret -n kube-system -l
+    /// sealedsecrets.bitnami.com/sealed-secrets-key -o yaml`), clear or
+    /// encrypted with ksec; every key is tried. Other documents stay byte for
+    /// byte. With --encrypt the Secrets are encrypted (kubesec format, -k or
+    /// .ksec.yaml keys) before anything is written, so clear text never
+    /// touches the disk.
+    Unseal(UnsealArgs),
+    /// Seal SealedSecrets again for a new controller certificate, offline
+    /// (kubeseal --re-encrypt needs the cluster).
+    ///
+    /// Every value is opened with the old keys and sealed for --cert under
+    /// the same name, namespace and scope; only the values change, the
+    /// template, comments and layout stay.
+    Reseal(ResealArgs),
     /// Internal: the guardian `ksec edit` starts, which removes its scratch
     /// directory when ksec dies.
     #[command(name = "__scratch-guard", hide = true)]
@@ -483,6 +516,169 @@ pub struct MergeDriverArgs {
     pub path: Option<String>,
 }
 
+/// `--scope` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScopeArg {
+    /// Only as the same name in the same namespace (kubeseal's default).
+    Strict,
+    /// Under any name in the same namespace.
+    NamespaceWide,
+    /// Under any name in any namespace.
+    ClusterWide,
+}
+
+impl ScopeArg {
+    fn scope(self) -> ksec::sealed::Scope {
+        match self {
+            ScopeArg::Strict => ksec::sealed::Scope::Strict,
+            ScopeArg::NamespaceWide => ksec::sealed::Scope::NamespaceWide,
+            ScopeArg::ClusterWide => ksec::sealed::Scope::ClusterWide,
+        }
+    }
+}
+
+/// `--format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatArg {
+    /// YAML, keys sorted (kubeseal -o yaml).
+    Yaml,
+    /// JSON, in Go's field order (kubeseal -o json).
+    Json,
+}
+
+/// `seal` arguments.
+#[derive(Debug, Args)]
+pub struct SealArgs {
+    /// Manifests with Secrets (clear or encrypted); `-` or nothing reads
+    /// stdin. Directories are walked; several inputs print one stream.
+    #[arg(value_name = "PATH")]
+    pub files: Vec<PathBuf>,
+    /// The controller's certificate: a PEM file, file://PATH or an
+    /// http(s):// URL (`kubeseal --fetch-cert > cert.pem` saves it).
+    #[arg(
+        long,
+        value_name = "FILE|URL",
+        env = "SEALED_SECRETS_CERT",
+        required = true
+    )]
+    pub cert: String,
+    /// Where the values may be opened: the Secret's name and namespace
+    /// (strict), its namespace, or anywhere. Replaces the Secret's scope
+    /// annotations.
+    #[arg(long, value_enum, value_name = "SCOPE")]
+    pub scope: Option<ScopeArg>,
+    /// The namespace of Secrets that have none (a Secret in another
+    /// namespace is refused).
+    #[arg(short, long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// The name of the Secret (the input's one Secret, or the --raw value's).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Seal one value (standard input, or --from-file) and print its
+    /// base64, for assembling a SealedSecret by hand.
+    #[arg(long, conflicts_with_all = ["merge_into", "in_place"])]
+    pub raw: bool,
+    /// With --raw: read the value from FILE ([KEY=]FILE as kubeseal; the
+    /// key is ignored).
+    #[arg(long, value_name = "[KEY=]FILE", requires = "raw")]
+    pub from_file: Option<String>,
+    /// Seal the input's Secret for this file's SealedSecret (its name,
+    /// namespace and scope) and add its values there, replacing values of
+    /// the same keys; FILE is rewritten atomically.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["output", "in_place"])]
+    pub merge_into: Option<PathBuf>,
+    /// Seal Secrets that have no values (kubeseal refuses them by default).
+    #[arg(long)]
+    pub allow_empty_data: bool,
+    /// Write the result to FILE (atomically) instead of stdout; `-o json`
+    /// and `-o yaml` choose the format instead, as in kubeseal (a file
+    /// named so: `-o ./json`). FILE.json is written as JSON.
+    #[arg(
+        short,
+        long,
+        value_name = "FILE|json|yaml",
+        conflicts_with = "in_place"
+    )]
+    pub output: Option<PathBuf>,
+    /// Rewrite each input file (atomically): its Secrets become SealedSecrets.
+    #[arg(short, long)]
+    pub in_place: bool,
+    /// How SealedSecrets are written.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<FormatArg>,
+}
+
+/// `unseal` arguments.
+#[derive(Debug, Args)]
+pub struct UnsealArgs {
+    /// Manifests with SealedSecrets; `-` or nothing reads stdin.
+    /// Directories are walked; several inputs print one stream.
+    #[arg(value_name = "PATH")]
+    pub files: Vec<PathBuf>,
+    /// The controller's private key: PEM (PKCS#1 or PKCS#8) or its key
+    /// backup (a List of kubernetes.io/tls Secrets), clear or encrypted with
+    /// ksec. Repeat, or separate with commas, for several; each is tried.
+    #[arg(
+        long,
+        visible_alias = "recovery-private-key",
+        value_name = "FILE",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub recovery_key: Vec<PathBuf>,
+    /// The namespace of SealedSecrets that name none (the one they are
+    /// applied to): their label needs it unless they are cluster-wide.
+    #[arg(short, long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Encrypt the Secrets (kubesec format) before writing them: keys from
+    /// --key, else the .ksec.yaml rule, else the local age key.
+    #[arg(long)]
+    pub encrypt: bool,
+    /// With --encrypt: a key to encrypt to (TYPE:ID, as for encrypt); repeat
+    /// for several.
+    #[arg(short, long = "key", value_name = "KEY", requires = "encrypt")]
+    pub keys: Vec<String>,
+    /// Do not warn when clear Secrets go to a pipe or file.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Where the result goes.
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+/// `reseal` arguments.
+#[derive(Debug, Args)]
+pub struct ResealArgs {
+    /// Manifests with SealedSecrets; `-` or nothing reads stdin.
+    /// Directories are walked; several inputs need -i or print one stream.
+    #[arg(value_name = "PATH")]
+    pub files: Vec<PathBuf>,
+    /// The old controller's private key (as for unseal); repeat or separate
+    /// with commas.
+    #[arg(
+        long,
+        visible_alias = "recovery-private-key",
+        value_name = "FILE",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub recovery_key: Vec<PathBuf>,
+    /// The new controller's certificate (file, file://PATH or http(s):// URL).
+    #[arg(
+        long,
+        value_name = "FILE|URL",
+        env = "SEALED_SECRETS_CERT",
+        required = true
+    )]
+    pub cert: String,
+    /// The namespace of SealedSecrets that name none.
+    #[arg(short, long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Where the result goes.
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
 /// `completion` arguments.
 #[derive(Debug, Args)]
 pub struct CompletionArgs {
@@ -536,6 +732,12 @@ pub enum Plan {
     KrmFunction(u64),
     /// `convert`.
     Convert(crate::commands::convert::ConvertPlan),
+    /// `seal`.
+    Seal(SealPlan),
+    /// `unseal`.
+    Unseal(UnsealPlan),
+    /// `reseal`.
+    Reseal(ResealPlan),
     /// The scratch guardian.
     ScratchGuard(PathBuf),
 }
@@ -723,6 +925,9 @@ impl Cli {
                 paths: a.files,
                 max_input: max,
             }),
+            Command::Seal(a) => Plan::Seal(a.plan(max)?),
+            Command::Unseal(a) => Plan::Unseal(a.plan(max)?),
+            Command::Reseal(a) => Plan::Reseal(a.plan(max)?),
         };
         Ok(Run {
             plan,
@@ -886,5 +1091,107 @@ impl KustomizePluginArgs {
             .hint("remove `argsOneLiner`/`argsFromFile` from the configuration"));
         }
         Ok(self.config)
+    }
+}
+
+impl SealArgs {
+    fn plan(self, max_input: u64) -> Result<SealPlan> {
+        // `-o json` / `-o yaml` choose the format (kubeseal's -o); any
+        // other -o is a file, written as JSON when it is FILE.json.
+        let chosen = self.format.map(|f| match f {
+            FormatArg::Yaml => ksec::sealed::Format::Yaml,
+            FormatArg::Json => ksec::sealed::Format::Json,
+        });
+        let (file, named) = match self.output.as_deref().and_then(Path::to_str) {
+            Some("json") => (None, Some(ksec::sealed::Format::Json)),
+            Some("yaml") => (None, Some(ksec::sealed::Format::Yaml)),
+            _ => (self.output.clone(), None),
+        };
+        if let (Some(a), Some(b)) = (chosen, named)
+            && a != b
+        {
+            return Err(Error::usage(
+                "-o and --format name different formats; give one of them",
+            ));
+        }
+        let by_extension = file
+            .as_deref()
+            .filter(|f| f.extension().is_some_and(|e| e == "json"))
+            .map(|_| ksec::sealed::Format::Json);
+        let format = chosen.or(named).or(by_extension).unwrap_or_default();
+        let mode = if self.raw {
+            if !self.files.is_empty() {
+                return Err(Error::usage(
+                    "--raw seals standard input (or --from-file); it takes no PATH",
+                ));
+            }
+            SealMode::Raw {
+                from_file: self.from_file.map(|f| match f.split_once('=') {
+                    Some((_, path)) if !path.is_empty() => PathBuf::from(path),
+                    _ => PathBuf::from(f),
+                }),
+            }
+        } else if let Some(target) = self.merge_into {
+            if self.files.len() > 1 {
+                return Err(Error::usage("--merge-into takes one input with one Secret"));
+            }
+            SealMode::MergeInto(target)
+        } else {
+            SealMode::Stream
+        };
+        let out = OutputArgs {
+            output: file,
+            in_place: self.in_place,
+        };
+        Ok(SealPlan {
+            output: outputs(&self.files, &out)?,
+            paths: self.files,
+            format,
+            cert: self.cert,
+            scope: self.scope.map(ScopeArg::scope),
+            namespace: self.namespace,
+            name: self.name,
+            mode,
+            allow_empty_data: self.allow_empty_data,
+            max_input,
+        })
+    }
+}
+
+impl UnsealArgs {
+    fn plan(self, max_input: u64) -> Result<UnsealPlan> {
+        if self.recovery_key.iter().any(|k| k.as_os_str() == "-") {
+            return Err(Error::usage(
+                "--recovery-key takes files, not standard input",
+            ));
+        }
+        Ok(UnsealPlan {
+            output: outputs(&self.files, &self.out)?,
+            paths: self.files,
+            recovery: self.recovery_key,
+            namespace: self.namespace,
+            encrypt: self.encrypt,
+            keys: key_change(&self.keys)?,
+            quiet: self.quiet,
+            max_input,
+        })
+    }
+}
+
+impl ResealArgs {
+    fn plan(self, max_input: u64) -> Result<ResealPlan> {
+        if self.recovery_key.iter().any(|k| k.as_os_str() == "-") {
+            return Err(Error::usage(
+                "--recovery-key takes files, not standard input",
+            ));
+        }
+        Ok(ResealPlan {
+            output: outputs(&self.files, &self.out)?,
+            paths: self.files,
+            recovery: self.recovery_key,
+            cert: self.cert,
+            namespace: self.namespace,
+            max_input,
+        })
     }
 }

@@ -48,6 +48,9 @@ fn run(cli: Cli) -> Result<()> {
         Plan::Man => commands::shell::man(Cli::command()),
         Plan::Convert(p) => commands::convert::run(p, ctx),
         Plan::ScratchGuard(dir) => ksec::scratch::guard(dir),
+        Plan::Seal(p) => commands::seal::run(p, ctx),
+        Plan::Unseal(p) => commands::unseal::run(p, ctx),
+        Plan::Reseal(p) => commands::reseal::run(p, ctx),
     }
 }
 

@@ -142,7 +142,7 @@ pub fn run(plan: &DecryptPlan, ctx: &Context) -> Result<()> {
     };
     pipeline::kubectl::check_split(&name, &out)?;
     if plan.output == Output::Stdout && !plan.quiet && !std::io::stdout().is_terminal() {
-        advise(
+        super::advise_clear_output(
             streams.iter().any(|s| s.secrets().next().is_some()),
             plan.cleartext,
         );
@@ -163,27 +163,6 @@ fn load_template(source: &TemplateSource) -> Result<Template> {
         })?,
     };
     Template::parse(&text).map_err(|e| Error::usage(format!("--template: {e}")))
-}
-
-/// The advice for output that is probably on its way to kubectl.
-fn advise(has_secret: bool, cleartext: bool) {
-    if !has_secret {
-        return;
-    }
-    if cleartext {
-        warn(
-            "--cleartext output is for reading, not for kubectl: its `data` values are no longer base64, \
-so the API server refuses them or, where the text happens to be valid base64, stores other bytes",
-        );
-    } else {
-        warn(
-            "client-side `kubectl apply` copies these clear values into the \
-kubectl.kubernetes.io/last-applied-configuration annotation, where `kubectl describe` shows them",
-        );
-        eprintln!(
-            "  hint: use `kubectl apply --server-side -f -` or `kubectl create -f -`; --quiet silences this"
-        );
-    }
 }
 
 /// Renders `template` once per Secret of the decrypted stream, in order.

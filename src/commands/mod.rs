@@ -16,9 +16,12 @@ pub mod merge;
 pub mod patch;
 pub mod plugin;
 pub mod recompute_mac;
+pub mod reseal;
+pub mod seal;
 pub mod shell;
 pub mod spec;
 pub mod textconv;
+pub mod unseal;
 pub mod updatekeys;
 
 use std::path::PathBuf;
@@ -213,6 +216,29 @@ pub fn read_all(sources: &[Source], max_input: u64) -> Result<Vec<ksec::manifest
         out.push(stream);
     }
     Ok(out)
+}
+
+/// The advice for clear Secrets that are probably on their way to kubectl
+/// (`decrypt`, `unseal` to a pipe or file): client-side apply keeps a clear
+/// copy; `-x` output is not for kubectl at all.
+pub fn advise_clear_output(has_secret: bool, cleartext: bool) {
+    if !has_secret {
+        return;
+    }
+    if cleartext {
+        warn(
+            "--cleartext output is for reading, not for kubectl: its `data` values are no longer base64, \
+so the API server refuses them or, where the text happens to be valid base64, stores other bytes",
+        );
+    } else {
+        warn(
+            "client-side `kubectl apply` copies these clear values into the \
+kubectl.kubernetes.io/last-applied-configuration annotation, where `kubectl describe` shows them",
+        );
+        eprintln!(
+            "  hint: use `kubectl apply --server-side -f -` or `kubectl create -f -`; --quiet silences this"
+        );
+    }
 }
 
 /// `s` for counts other than one.
