@@ -431,6 +431,14 @@ pub struct IntrospectArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// A sealed-secrets controller certificate: say whether each
+    /// SealedSecret's values fit its key. Repeatable.
+    #[arg(long, value_name = "FILE|URL")]
+    pub cert: Vec<String>,
+    /// A sealed-secrets controller private key (PEM or key backup): say
+    /// which opens each SealedSecret. Repeatable, or comma-separated.
+    #[arg(long, value_name = "FILE", value_delimiter = ',')]
+    pub recovery_key: Vec<PathBuf>,
 }
 
 /// `kustomize-plugin` arguments.
@@ -886,6 +894,8 @@ impl Cli {
                 paths: a.files,
                 json: a.json,
                 max_input: max,
+                certs: a.cert,
+                recovery: a.recovery_key,
             }),
             Command::Keygen => Plan::Keygen,
             Command::KustomizePlugin(a) => Plan::KustomizePlugin(a.plan()?),

@@ -13,6 +13,10 @@
 //! * a Secret carrying `kubectl.kubernetes.io/last-applied-configuration`
 //!   (a clear copy of the whole Secret);
 //! * ciphertext or a footer in a document that is not a v1 Secret;
+//! * SealedSecrets that do not read (another apiVersion, no name, both the
+//!   deprecated `spec.data` and `encryptedData`) and sealed values that
+//!   are not base64 or too short to be one; their values are never clear
+//!   text;
 //! * a file whose keys or clear sections differ from its `.ksec.yaml` rule;
 //! * a rule that matches no file (when the check covers the rule's whole
 //!   directory), and a configuration that does not parse;
@@ -263,6 +267,9 @@ fn check_stream(
     out: &mut Vec<Finding>,
 ) {
     let mut found = document_problems(stream);
+    // SealedSecrets: ones that do not read, values that are not sealed
+    // values. Their values are never clear text.
+    found.extend(ksec::sealed::inspect::lint(stream));
     let format = match formats::detect(stream) {
         Ok(f) => f,
         Err(e) => {

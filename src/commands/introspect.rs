@@ -1,4 +1,7 @@
 //! `ksec introspect`: what a file holds and who can open it, without keys.
+//! SealedSecrets are described too (scope, label, values); with `--cert`
+//! and `--recovery-key` it says which certificate their values fit and
+//! which key opens them.
 
 use std::path::PathBuf;
 
@@ -18,6 +21,10 @@ pub struct IntrospectPlan {
     pub json: bool,
     /// Input size limit.
     pub max_input: u64,
+    /// `--cert`: controller certificates to match SealedSecrets against.
+    pub certs: Vec<String>,
+    /// `--recovery-key`: controller private keys to try on SealedSecrets.
+    pub recovery: Vec<PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -52,6 +59,38 @@ struct DocInfo {
     binding: bool,
     data_keys: Vec<String>,
     string_data_keys: Vec<String>,
+    /// For a SealedSecret: its scope, values and which key or cert fits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sealed_secret: Option<SealedJson>,
+}
+
+#[derive(Serialize)]
+struct SealedJson {
+    /// `strict`, `namespace-wide`, `cluster-wide`; none when it does not read.
+    scope: Option<&'static str>,
+    /// The RSA-OAEP label its values are sealed with.
+    label: Option<String>,
+    /// `encryptedData` keys.
+    values: Vec<String>,
+    /// `template.data` keys (Go templates over the values).
+    templated: Vec<String>,
+    /// The RSA key size its values are sealed for.
+    key_bits: Option<usize>,
+    /// Why it does not read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem: Option<String>,
+    /// With --recovery-key: the key that opens it (null: none does).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    opens_with: Option<Option<String>>,
+    /// With --cert: whether its values fit each certificate's key.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    certs: Vec<CertFit>,
+}
+
+#[derive(Serialize)]
+struct CertFit {
+    cert: String,
+    fits: bool,
 }
 
 /// Runs `introspect`. One input prints as it always did; several print
@@ -59,12 +98,33 @@ struct DocInfo {
 pub fn run(plan: &IntrospectPlan, ctx: &super::Context) -> Result<()> {
     let configs = ctx.configs()?;
     let inputs = super::inputs(&plan.paths, &configs, false)?;
+    let mut certs = Vec::with_capacity(plan.certs.len());
+    for c in &plan.certs {
+        let cert = ksec::sealed::cert::load(c, plan.max_input, super::seal::FETCH_TIMEOUT)?;
+        certs.push((c.clone(), cert));
+    }
+    let keys = if plan.recovery.is_empty() {
+        None
+    } else {
+        let files: Vec<ksec::io::Source> = plan
+            .recovery
+            .iter()
+            .cloned()
+            .map(ksec::io::Source::File)
+            .collect();
+        Some(ksec::sealed::RecoveryKeys::load(
+            &ctx.session(),
+            &files,
+            plan.max_input,
+        )?)
+    };
     let mut text = String::new();
     let mut objects = Vec::new();
     for source in &inputs.sources {
         let file = source.display();
         let stream = pipeline::read(source, plan.max_input)?;
-        let infos = describe(&stream)?;
+        let mut infos = describe(&stream)?;
+        add_sealed(&stream, keys.as_ref(), &certs, &mut infos)?;
         if plan.json {
             objects.push(serde_json::json!({ "file": file, "documents": infos }));
         } else {
@@ -105,6 +165,7 @@ fn describe(stream: &Stream) -> Result<Vec<DocInfo>> {
             binding: false,
             data_keys: Vec::new(),
             string_data_keys: Vec::new(),
+            sealed_secret: None,
         };
         let envelope = classified
             .envelopes
@@ -144,6 +205,120 @@ fn describe(stream: &Stream) -> Result<Vec<DocInfo>> {
     Ok(infos)
 }
 
+/// SealedSecrets: their documents described as such, and those inside
+/// Lists added after their List.
+fn add_sealed(
+    stream: &Stream,
+    keys: Option<&ksec::sealed::RecoveryKeys>,
+    certs: &[(String, ksec::sealed::Certificate)],
+    infos: &mut Vec<DocInfo>,
+) -> Result<()> {
+    for s in ksec::sealed::inspect::describe(stream, keys, certs)? {
+        let json = SealedJson {
+            scope: s.scope.map(ksec::sealed::Scope::as_str),
+            label: s.label.clone(),
+            values: s.values.clone(),
+            templated: s.templated.clone(),
+            key_bits: s.key_bits,
+            problem: s.problem.clone(),
+            opens_with: s.opens_with.clone(),
+            certs: s
+                .certs
+                .iter()
+                .map(|(cert, fits)| CertFit {
+                    cert: cert.clone(),
+                    fits: *fits,
+                })
+                .collect(),
+        };
+        if s.item.is_empty()
+            && let Some(info) = infos
+                .iter_mut()
+                .find(|i| i.document == s.document && i.item.is_none())
+        {
+            info.state = "sealed-secret";
+            info.sealed_secret = Some(json);
+            continue;
+        }
+        let at = infos
+            .iter()
+            .rposition(|i| i.document <= s.document)
+            .map_or(infos.len(), |p| p + 1);
+        infos.insert(
+            at,
+            DocInfo {
+                document: s.document,
+                item: Some(s.item.clone()),
+                line: s.line,
+                kind: Some(ksec::sealed::KIND.to_owned()),
+                name: s.name.clone(),
+                namespace: s.namespace.clone(),
+                state: "sealed-secret",
+                format: None,
+                version: None,
+                keys: Vec::new(),
+                mac: false,
+                rotated: None,
+                kubesec_compatible: None,
+                binding: false,
+                data_keys: Vec::new(),
+                string_data_keys: Vec::new(),
+                sealed_secret: Some(json),
+            },
+        );
+    }
+    Ok(())
+}
+
+fn render_sealed(s: &mut String, sealed: &SealedJson) {
+    use std::fmt::Write as _;
+    if let Some(p) = &sealed.problem {
+        let _ = writeln!(s, "  SealedSecret that does not read: {p}");
+        return;
+    }
+    let label = match &sealed.label {
+        Some(l) if l.is_empty() => " (empty label)".to_owned(),
+        Some(l) => format!(" (label {l})"),
+        None => " (no namespace: its label depends on where it is applied)".to_owned(),
+    };
+    let _ = writeln!(
+        s,
+        "  SealedSecret: scope {}{label}",
+        sealed.scope.unwrap_or("?")
+    );
+    let _ = writeln!(
+        s,
+        "  values: {} sealed{}, {} templated",
+        sealed.values.len(),
+        if sealed.values.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", sealed.values.join(", "))
+        },
+        sealed.templated.len()
+    );
+    if let Some(bits) = sealed.key_bits {
+        let _ = writeln!(s, "  sealed for a {bits}-bit RSA key");
+    }
+    match &sealed.opens_with {
+        Some(Some(k)) => {
+            let _ = writeln!(s, "  opens with: {k}");
+        }
+        Some(None) => {
+            let _ = writeln!(s, "  opens with: none of the recovery keys given");
+        }
+        None => {}
+    }
+    for c in &sealed.certs {
+        let verdict = if c.fits {
+            "its values fit this certificate's key (only the private key can prove they were sealed for it)"
+        } else {
+            "not sealed for this certificate"
+        };
+        let _ = writeln!(s, "  cert {}: {verdict}", c.cert);
+    }
+}
+
 fn render_text(file: &str, infos: &[DocInfo]) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
@@ -167,6 +342,11 @@ fn render_text(file: &str, infos: &[DocInfo]) -> String {
         match i.state {
             "not-a-secret" => {
                 let _ = writeln!(s, "  not a Secret: passed through unchanged");
+            }
+            "sealed-secret" => {
+                if let Some(sealed) = &i.sealed_secret {
+                    render_sealed(&mut s, sealed);
+                }
             }
             "plain" => {
                 let _ = writeln!(
