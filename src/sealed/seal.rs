@@ -276,6 +276,7 @@ fn clear_secrets<'s>(session: &Session, streams: &'s [Stream]) -> Result<Vec<Vec
             pipeline::refuse_hidden_ciphertext(&stream.name, doc)?;
             pipeline::refuse_stray_ciphertext(&stream.name, doc)?;
         }
+        refuse_flow_items(stream)?;
     }
     let opened = pipeline::open_all(
         session,
@@ -333,6 +334,30 @@ fn clear_secrets<'s>(session: &Session, streams: &'s [Stream]) -> Result<Vec<Vec
         out.push(found);
     }
     Ok(out)
+}
+
+/// Secrets inside a flow-style (JSON) List are refused: encrypted ones
+/// cannot exist there, and ksec reads clear ones only where it could also
+/// encrypt them.
+fn refuse_flow_items(stream: &Stream) -> Result<()> {
+    if !stream.secrets().any(Document::is_nested) {
+        return Ok(());
+    }
+    let roots = Tree(
+        tree::parse_stream_lenient(&stream.text)
+            .map_err(|e| pipeline::locate_error(&stream.name, &e))?,
+    );
+    for doc in stream.secrets().filter(|d| d.is_nested()) {
+        if let Some((_, true)) = object::at(&roots.0, doc.index, &doc.item) {
+            return Err(refuse(
+                &doc.location(&stream.name, doc.line),
+                "invalid-secret",
+                "a Secret in a flow-style (JSON) List: ksec seals Secrets that are documents or items of block-style Lists",
+            )
+            .hint("write the List as YAML first (kubectl get … -o yaml), or seal its Secrets one by one"));
+        }
+    }
+    Ok(())
 }
 
 /// The parts of a Secret's node that a SealedSecret keeps (values aside).

@@ -258,19 +258,29 @@ fn render_templates(
     line: usize,
     at: &Location,
 ) -> Result<()> {
+    // The values as strings (Go converts the bytes); ksec's strings are
+    // UTF-8, so a template that names a value that is not cannot render.
     let mut data = BTreeMap::new();
+    let mut binary = Vec::new();
     for (k, v) in values.iter() {
-        let Ok(s) = std::str::from_utf8(v) else {
+        match std::str::from_utf8(v) {
+            Ok(s) => {
+                data.insert(k.clone(), TValue::str(s));
+            }
+            Err(_) => binary.push(k.as_str()),
+        }
+    }
+    for (k, text) in templates {
+        if let Some(b) = binary.iter().find(|b| text.contains(**b)) {
             return Err(invalid(
                 at,
                 line,
-                "spec.template.data",
+                &format!("spec.template.data.{k}"),
                 &format!(
-                    "cannot be rendered: encryptedData.{k} is not UTF-8 text, which ksec's templates need"
+                    "cannot be rendered: it uses encryptedData.{b}, which is not UTF-8 text (ksec's templates need text)"
                 ),
             ));
-        };
-        data.insert(k.clone(), TValue::str(s));
+        }
     }
     let data = TValue::Map(data);
     let mut rendered = Vec::new();
@@ -364,7 +374,7 @@ fn verify_unsealed(out: &str, expected: &[Expected]) -> std::result::Result<(), 
                 .iter()
                 .find(|d| d.index == *index && d.item == *item && d.is_secret)
                 .ok_or_else(|| format!("document {index} is not a Secret"))?;
-            if !doc.problems.is_empty() || doc.footer.is_some() || doc.sites.len() != values.len() {
+            if doc.footer.is_some() || doc.sites.len() != values.len() {
                 return Err(format!("document {index} changed shape"));
             }
             for site in &doc.sites {

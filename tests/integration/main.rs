@@ -26,6 +26,7 @@ mod pgp;
 mod plugins;
 mod properties;
 mod rules;
+mod sealed;
 mod shapes;
 mod shell;
 mod sops;
