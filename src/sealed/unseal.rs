@@ -191,7 +191,14 @@ pub fn open(
         let templates = object::string_map(data).map_err(|(k, line, why)| {
             invalid(at, line, &format!("spec.template.data.{k}"), &why)
         })?;
-        render_templates(&templates, &mut values, data.line, at)?;
+        let lines: BTreeMap<String, usize> = match &data.value {
+            tree::NodeValue::Mapping(entries) => entries
+                .iter()
+                .filter_map(|(k, v)| object::text(k).map(|k| (k.to_owned(), v.line)))
+                .collect(),
+            _ => BTreeMap::new(),
+        };
+        render_templates(&templates, &lines, &mut values, at)?;
     }
     let mut secret = vec![
         ("apiVersion".to_owned(), Doc::str("v1")),
@@ -254,8 +261,8 @@ fn secret_meta(meta: &Map<String, Value>) -> Doc {
 /// controller does; each result replaces the value of its key.
 fn render_templates(
     templates: &BTreeMap<String, String>,
+    lines: &BTreeMap<String, usize>,
     values: &mut BTreeMap<String, Zeroizing<Vec<u8>>>,
-    line: usize,
     at: &Location,
 ) -> Result<()> {
     // The values as strings (Go converts the bytes); ksec's strings are
@@ -270,11 +277,12 @@ fn render_templates(
             Err(_) => binary.push(k.as_str()),
         }
     }
+    let line = |k: &str| lines.get(k).copied().unwrap_or(at.line);
     for (k, text) in templates {
         if let Some(b) = binary.iter().find(|b| text.contains(**b)) {
             return Err(invalid(
                 at,
-                line,
+                line(k),
                 &format!("spec.template.data.{k}"),
                 &format!(
                     "cannot be rendered: it uses encryptedData.{b}, which is not UTF-8 text (ksec's templates need text)"
@@ -288,7 +296,7 @@ fn render_templates(
         let key = format!("spec.template.data.{k}");
         let cannot =
             |e: crate::template::TemplateError| {
-                invalid(at, line, &key, &format!("ksec cannot render this template ({e})")).hint(
+                invalid(at, line(k), &key, &format!("ksec cannot render this template ({e})")).hint(
                 "ksec renders a subset of Go templates (README, Templates) and refuses the rest; \
 let the controller render it, or replace the template by a value",
             )
