@@ -226,10 +226,13 @@ pub fn seal_secret(
         );
     }
     let label = scope.label(ns, &name);
-    let mut encrypted = BTreeMap::new();
-    for (k, v) in &input.values {
-        encrypted.insert(k.clone(), seal_value(opts.cert, &label, v)?);
-    }
+    let values: Vec<(&String, &Zeroizing<Vec<u8>>)> = input.values.iter().collect();
+    let blobs = super::parallel_map(&values, |(_, v)| seal_value(opts.cert, &label, v))?;
+    let encrypted: BTreeMap<String, String> = values
+        .iter()
+        .map(|(k, _)| (*k).clone())
+        .zip(blobs)
+        .collect();
     Ok(SealedObject {
         name,
         namespace,

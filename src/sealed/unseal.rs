@@ -135,13 +135,14 @@ pub fn open(
     at: &Location,
 ) -> Result<Opened> {
     let label = label_of(ss, opts, at)?;
-    let mut values = BTreeMap::new();
-    let mut key = None;
-    for v in &ss.values {
-        let (bytes, i) = open_value(ss, v, &label, keys, at)?;
-        key.get_or_insert(i);
-        values.insert(v.key.clone(), bytes);
-    }
+    let opened = super::parallel_map(&ss.values, |v| open_value(ss, v, &label, keys, at))?;
+    let key = opened.first().map(|(_, i)| *i);
+    let mut values: BTreeMap<String, Zeroizing<Vec<u8>>> = ss
+        .values
+        .iter()
+        .map(|v| v.key.clone())
+        .zip(opened.into_iter().map(|(bytes, _)| bytes))
+        .collect();
     let template = ss.template;
     let field = |name: &str| template.and_then(|t| t.get(name));
     let mut meta = match field("metadata").map(tree::Node::to_json) {
@@ -443,10 +444,12 @@ fn reseal_stream(
         let at = site.location(file);
         let ss = object::read_sealed(site.node, &at)?;
         let label = label_of(&ss, opts, &at)?;
-        let mut now = BTreeMap::new();
-        for v in &ss.values {
+        let blobs = super::parallel_map(&ss.values, |v| {
             let (bytes, _) = open_value(&ss, v, &label, keys, &at)?;
-            let blob = super::seal::seal_value(cert, &label, &bytes)?;
+            super::seal::seal_value(cert, &label, &bytes)
+        })?;
+        let mut now = BTreeMap::new();
+        for (v, blob) in ss.values.iter().zip(blobs) {
             edits.push(value_edit(&stream.text, v.node, &blob));
             now.insert(v.key.clone(), blob);
         }
