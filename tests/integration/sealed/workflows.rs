@@ -135,6 +135,29 @@ fn unseal_encrypt_writes_no_clear_text_anywhere() {
 }
 
 #[test]
+fn a_key_backup_encrypted_with_ksec_opens_sealed_secrets() {
+    // The README's advice: keep the controller's key backup as a ksec file.
+    let c = controller();
+    let env = TestEnv::new();
+    let backup = fs::read_to_string(&c.backup).unwrap();
+    let enc = env.encrypt(&backup);
+    assert!(!enc.contains(&B64.encode(fs::read(&c.key_pkcs1).unwrap())[..40]));
+    env.write("keys.enc.yaml", &enc);
+    let sealed = ok(&seal(&env, &c.cert, &[], &marker_secret()), "seal");
+    let out = env
+        .ksec()
+        .args(["unseal", "-q", "--recovery-key", "keys.enc.yaml"])
+        .write_stdin(sealed)
+        .output()
+        .unwrap();
+    let clear = ok(&out, "unseal with an encrypted key backup");
+    assert_eq!(
+        secret_data(&clear)["prod/api"],
+        json!({"token": B64.encode(MARKER)})
+    );
+}
+
+#[test]
 fn clear_to_ksec_file_to_sealed_secret_and_back_keeps_every_value() {
     let c = controller();
     let env = TestEnv::new();
@@ -629,7 +652,7 @@ fn certificates_from_urls_files_and_the_environment() {
         "cannot fetch the certificate: the server answered 404",
     );
     drop(server);
-    // https://, verified against the system's roots (SSL_CERT_FILE adds a CA).
+    // https://, verified against the system's roots (SSL_CERT_FILE names the test CA as the roots).
     let ca = env.path("ca.pem");
     let (srv_key, srv_csr, srv_cert, ext) = (
         env.path("srv.key"),
