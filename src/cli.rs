@@ -196,8 +196,8 @@ pub enum Command {
     /// (bitnami.com/v1alpha1), offline, from the controller's certificate.
     ///
     /// Every Secret of the input becomes the SealedSecret kubeseal would
-    /// make of it; encrypted Secrets (kubesec format) are decrypted in
-    /// memory first. Other documents, and comments outside the Secrets,
+    /// make of it; encrypted Secrets (kubesec or SOPS format) are decrypted
+    /// in memory first. Other documents, and comments outside the Secrets,
     /// stay byte for byte. Scope: --scope, else the Secret's
     /// sealedsecrets.bitnami.com/namespace-wide or cluster-wide annotation,
     /// else strict (the Secret's namespace and name are sealed into every
@@ -211,9 +211,9 @@ pub enum Command {
     /// (`kubectl get secret -n kube-system -l
     /// sealedsecrets.bitnami.com/sealed-secrets-key -o yaml`), clear or
     /// encrypted with ksec; every key is tried. Other documents stay byte for
-    /// byte. With --encrypt the Secrets are encrypted (kubesec format, -k or
-    /// .ksec.yaml keys) before anything is written, so clear text never
-    /// touches the disk.
+    /// byte. With --encrypt the Secrets are encrypted (-k or .ksec.yaml keys,
+    /// kubesec or --format sops) before anything is written, so clear text
+    /// never touches the disk.
     Unseal(UnsealArgs),
     /// Seal SealedSecrets again for a new controller certificate, offline
     /// (kubeseal --re-encrypt needs the cluster).
@@ -638,14 +638,18 @@ pub struct UnsealArgs {
     /// applied to): their label needs it unless they are cluster-wide.
     #[arg(short, long, value_name = "NS")]
     pub namespace: Option<String>,
-    /// Encrypt the Secrets (kubesec format) before writing them: keys from
-    /// --key, else the .ksec.yaml rule, else the local age key.
+    /// Encrypt the Secrets (kubesec or --format sops) before writing them:
+    /// keys from --key, else the .ksec.yaml rule, else the local age key.
     #[arg(long)]
     pub encrypt: bool,
     /// With --encrypt: a key to encrypt to (TYPE:ID, as for encrypt); repeat
     /// for several.
     #[arg(short, long = "key", value_name = "KEY", requires = "encrypt")]
     pub keys: Vec<String>,
+    /// With --encrypt: the on-disk format, kubesec (the default) or sops;
+    /// else the .ksec.yaml rule's.
+    #[arg(long, value_name = "FORMAT", value_parser = ["kubesec", "sops"], requires = "encrypt")]
+    pub format: Option<String>,
     /// Do not warn when clear Secrets go to a pipe or file.
     #[arg(short, long)]
     pub quiet: bool,
@@ -1182,6 +1186,7 @@ impl UnsealArgs {
             namespace: self.namespace,
             encrypt: self.encrypt,
             keys: key_change(&self.keys)?,
+            format: format(self.format.as_deref()),
             quiet: self.quiet,
             max_input,
         })

@@ -34,6 +34,8 @@ pub struct UnsealPlan {
     pub encrypt: bool,
     /// `--key` for `--encrypt`.
     pub keys: KeyChange,
+    /// `--format` for `--encrypt`.
+    pub format: Option<&'static dyn ksec::formats::Format>,
     /// No advice on stderr.
     pub quiet: bool,
     /// Input size limit.
@@ -151,6 +153,7 @@ fn encrypt(
                         }),
                         ..KeyPolicy::default()
                     },
+                    format: plan.format,
                     ..SealOptions::default()
                 },
             })

@@ -271,9 +271,17 @@ struct Found<'s> {
     values: BTreeMap<String, Zeroizing<Vec<u8>>>,
 }
 
+/// A stream's Secrets with their clear values, and the edits that remove
+/// its format's metadata (footers, a `sops` block) when it was encrypted.
+struct Opened<'s> {
+    secrets: Vec<Found<'s>>,
+    metadata: Vec<manifest::Edit>,
+}
+
 /// Every Secret of every stream with its clear values: encrypted Secrets
-/// are opened (every data key in one batch) and verified first.
-fn clear_secrets<'s>(session: &Session, streams: &'s [Stream]) -> Result<Vec<Vec<Found<'s>>>> {
+/// (any format ksec reads) are opened (every data key in one batch) and
+/// verified first.
+fn clear_secrets<'s>(session: &Session, streams: &'s [Stream]) -> Result<Vec<Opened<'s>>> {
     for stream in streams {
         for doc in &stream.docs {
             pipeline::refuse_hidden_ciphertext(&stream.name, doc)?;
@@ -334,7 +342,15 @@ fn clear_secrets<'s>(session: &Session, streams: &'s [Stream]) -> Result<Vec<Vec
             }
             found.push(Found { doc, values });
         }
-        out.push(found);
+        let metadata = if o.classified.sealed() > 0 {
+            o.classified.format.remove_metadata(stream)
+        } else {
+            Vec::new()
+        };
+        out.push(Opened {
+            secrets: found,
+            metadata,
+        });
     }
     Ok(out)
 }
@@ -442,7 +458,7 @@ pub fn seal_streams(
     opts: &SealOptions<'_>,
 ) -> Result<Vec<SealedText>> {
     let found = clear_secrets(session, streams)?;
-    let total: usize = found.iter().map(Vec::len).sum();
+    let total: usize = found.iter().map(|o| o.secrets.len()).sum();
     if opts.name.is_some() && total > 1 {
         return Err(Error::usage(format!(
             "--name names one Secret, and the input holds {total}"
@@ -455,8 +471,9 @@ pub fn seal_streams(
         .collect()
 }
 
-fn seal_stream(stream: &Stream, found: &[Found<'_>], opts: &SealOptions<'_>) -> Result<SealedText> {
+fn seal_stream(stream: &Stream, opened: &Opened<'_>, opts: &SealOptions<'_>) -> Result<SealedText> {
     let file = stream.name.as_str();
+    let found = &opened.secrets;
     if found.is_empty() {
         return Ok(SealedText {
             text: stream.text.clone(),
@@ -486,10 +503,19 @@ fn seal_stream(stream: &Stream, found: &[Found<'_>], opts: &SealOptions<'_>) -> 
             &sealed.doc(opts.format),
             opts.format,
         ));
-        if let Some(footer) = &doc.footer {
-            edits.push(manifest::remove_footer(&stream.text, footer));
-        }
         made.push((doc.index, doc.item.clone(), sealed));
+    }
+    // The format's metadata goes too (a kubesec footer after its Secret, a
+    // sops block wherever it sits), except what went with a replaced Secret.
+    let replaced: Vec<std::ops::Range<usize>> = edits.iter().map(|e| e.range.clone()).collect();
+    for m in &opened.metadata {
+        let inside = |r: &std::ops::Range<usize>| {
+            (m.range.start < r.end && r.start < m.range.end)
+                || (m.range.is_empty() && r.contains(&m.range.start))
+        };
+        if !replaced.iter().any(inside) {
+            edits.push(m.clone());
+        }
     }
     let out = manifest::splice(&stream.text, &mut edits);
     verify_sealed(file, stream, &out, &made).map_err(|why| {
@@ -513,7 +539,11 @@ fn verify_sealed(
     out: &str,
     made: &[(usize, Vec<usize>, SealedObject)],
 ) -> std::result::Result<(), String> {
-    let docs = pipeline::locate(out).map_err(|e| e.to_string())?;
+    let located = pipeline::parse(file, out.to_owned()).map_err(|e| e.message)?;
+    if crate::formats::FORMATS.iter().any(|f| f.detect(&located)) {
+        return Err("encryption metadata is left".into());
+    }
+    let docs = located.docs;
     if manifest::document_count(&docs) != input.document_count() {
         return Err("the number of documents changed".into());
     }
@@ -556,7 +586,9 @@ pub fn merge_into(
     opts: &SealOptions<'_>,
 ) -> Result<String> {
     let file = target.name.as_str();
-    let found = clear_secrets(session, std::slice::from_ref(input))?.remove(0);
+    let found = clear_secrets(session, std::slice::from_ref(input))?
+        .remove(0)
+        .secrets;
     let [secret] = found.as_slice() else {
         return Err(Error::new(
             Exit::Input,

@@ -211,6 +211,64 @@ fn clear_to_ksec_file_to_sealed_secret_and_back_keeps_every_value() {
 }
 
 #[test]
+fn sops_files_seal_and_unseal_back_into_sops() {
+    let c = controller();
+    let env = TestEnv::new();
+    // A SOPS stream: the Secret and a ConfigMap, one `sops` block.
+    let stream = format!(
+        "{}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cfg}}\n",
+        marker_secret()
+    );
+    let out = env
+        .ksec()
+        .args([
+            "encrypt",
+            "--format",
+            "sops",
+            "-k",
+            &format!("age:{}", env.recipient),
+        ])
+        .write_stdin(stream.as_str())
+        .output()
+        .unwrap();
+    let sops = ok(&out, "encrypt --format sops");
+    assert!(sops.contains("\nsops:\n") && sops.contains("ENC[AES256_GCM,"));
+    let sealed = ok(&seal(&env, &c.cert, &[], &sops), "seal a sops file");
+    assert!(
+        !sealed.contains("sops:") && !sealed.contains("ENC["),
+        "no sops metadata left:\n{sealed}"
+    );
+    assert!(sealed.ends_with("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\n"));
+    env.write("api.sealed.yaml", &sealed);
+    assert_eq!(
+        peer_open("kubesealpy-open", &c.key, &env.path("api.sealed.yaml"))["prod/api"]["values"],
+        json!({"token": B64.encode(MARKER)})
+    );
+    // Back into SOPS, straight away.
+    let out = env
+        .ksec()
+        .args([
+            "unseal",
+            "--encrypt",
+            "--format",
+            "sops",
+            "-k",
+            &format!("age:{}", env.recipient),
+            "--recovery-key",
+        ])
+        .arg(&c.key)
+        .arg("api.sealed.yaml")
+        .output()
+        .unwrap();
+    let back = ok(&out, "unseal --encrypt --format sops");
+    assert!(back.contains("\nsops:\n") && !back.contains(MARKER));
+    assert_eq!(
+        secret_data(&env.decrypt(&back))["prod/api"],
+        json!({"token": B64.encode(MARKER)})
+    );
+}
+
+#[test]
 fn reseal_moves_sealed_secrets_to_a_new_key_changing_only_the_values() {
     let (old, new) = (controller(), other_controller());
     let env = TestEnv::new();
