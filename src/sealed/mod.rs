@@ -36,18 +36,21 @@ pub mod cert;
 pub mod crypto;
 pub mod emit;
 pub mod inspect;
+pub mod merge;
 pub mod object;
 pub mod pem;
 pub mod recovery;
 pub mod replace;
 pub mod seal;
+mod secrets;
 pub mod unseal;
 
 use std::collections::BTreeMap;
 
 pub use cert::Certificate;
+pub use merge::merge_into;
 pub use recovery::{RecoveryKey, RecoveryKeys};
-pub use seal::{SealOptions, merge_into, raw_label, seal_streams, seal_value};
+pub use seal::{SealOptions, raw_label, seal_streams, seal_value};
 pub use unseal::{UnsealOptions, Unsealed, reseal_streams, unseal_streams};
 
 /// `apiVersion` of SealedSecrets.
