@@ -516,6 +516,41 @@ namespace: prod\n    stringData:\n      y: why\nmetadata:\n  resourceVersion: \"
 }
 
 #[test]
+fn type_and_immutable_travel_in_the_template_and_every_key_is_tried() {
+    let (c, other) = (controller(), other_controller());
+    let env = TestEnv::new();
+    let input = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: tls\n  namespace: prod\n  finalizers:\n  - example.com/keep\n\
+type: kubernetes.io/tls\nimmutable: true\ndata:\n  tls.crt: Y2VydA==\n  tls.key: a2V5\n";
+    let sealed = ok(&seal(&env, &c.cert, &["-o", "json"], input), "seal");
+    let doc: Value = serde_json::from_str(&sealed).unwrap();
+    assert_eq!(doc["spec"]["template"]["type"], "kubernetes.io/tls");
+    assert_eq!(doc["spec"]["template"]["immutable"], true);
+    assert_eq!(
+        doc["spec"]["template"]["metadata"]["finalizers"],
+        json!(["example.com/keep"])
+    );
+    // Several keys, the wrong one first (as a controller with rotated keys):
+    // each is tried.
+    let keys = format!("{},{}", other.key.display(), c.key_pkcs1.display());
+    let out = env
+        .ksec()
+        .args(["unseal", "-q", "--recovery-key", &keys])
+        .arg("--recovery-key")
+        .arg(&other.backup)
+        .write_stdin(sealed)
+        .output()
+        .unwrap();
+    let clear = yaml_docs(&ok(&out, "unseal with three keys"))[0].clone();
+    assert_eq!(clear["type"], "kubernetes.io/tls");
+    assert_eq!(clear["immutable"], true);
+    assert_eq!(clear["metadata"]["finalizers"], json!(["example.com/keep"]));
+    assert_eq!(
+        clear["data"],
+        json!({"tls.crt": "Y2VydA==", "tls.key": "a2V5"})
+    );
+}
+
+#[test]
 fn templates_render_as_the_controller_renders_them() {
     let c = controller();
     let env = TestEnv::new();
