@@ -73,15 +73,20 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "NAME", help_heading = "AWS KMS")]
     pub aws_profile: Option<String>,
 
-    /// Give up on a KMS operation (retries included) after this long, e.g. 10s, 500ms.
-    #[cfg(feature = "aws")]
-    #[arg(long, global = true, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, help_heading = "AWS KMS")]
+    /// Give up on a key-service operation (a KMS or Vault call, login and
+    /// retries included) after this long, e.g. 10s, 500ms.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, help_heading = "Key services")]
     pub timeout: std::time::Duration,
 
     /// At most this many concurrent key-service calls.
-    #[cfg(feature = "aws")]
-    #[arg(long, global = true, value_name = "N", default_value_t = 16, value_parser = parse_jobs, help_heading = "AWS KMS")]
+    #[arg(long, global = true, value_name = "N", default_value_t = 16, value_parser = parse_jobs, help_heading = "Key services")]
     pub jobs: usize,
+
+    /// Attempts of a key-service call that failed transiently (throttled,
+    /// 5xx, dropped connection); 1 = no retry. Default 3 (AWS: its own
+    /// AWS_MAX_ATTEMPTS, else 3).
+    #[arg(long, global = true, value_name = "N", env = "KSEC_MAX_ATTEMPTS", value_parser = clap::value_parser!(u32).range(1..=20), help_heading = "Key services")]
+    pub max_attempts: Option<u32>,
 
     /// What to do.
     #[command(subcommand)]
@@ -141,7 +146,9 @@ pub enum Command {
     /// .ksec.yaml rules.
     ///
     /// Shows what changes and asks (--yes in CI). Adding a key keeps the
-    /// data key; removing one rotates it.
+    /// data key; removing one rotates it. With --rewrap, key lines also move
+    /// to their key's latest version after a rotation in Vault (transit
+    /// rewrap: the data key and every value stay).
     Updatekeys(UpdatekeysArgs),
     /// Print a file for `git diff` (diff.ksec.textconv): decrypted when a
     /// key opens it, else each encrypted value as a short fingerprint.
@@ -497,6 +504,11 @@ pub struct UpdatekeysArgs {
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub yes: bool,
+    /// Also move every Vault key line to the key's latest version (transit
+    /// rewrap; the data key never leaves Vault), in files with or without
+    /// a rule.
+    #[arg(long)]
+    pub rewrap: bool,
 }
 
 /// `textconv` arguments.
@@ -866,7 +878,13 @@ impl Cli {
     /// Turns raw arguments into a plan, before any file is touched.
     pub fn plan(self) -> Result<Run> {
         let max = self.max_input_size;
+        let net = ksec::net::NetOptions {
+            timeout: self.timeout,
+            jobs: self.jobs.max(1),
+            max_attempts: self.max_attempts.unwrap_or(ksec::net::DEFAULT_ATTEMPTS),
+        };
         let keys = ksec::keys::KeyringOptions {
+            net,
             pgp: ksec::keys::pgp::PgpOptions {
                 signer: self.pgp_signer,
                 keyring: self.keyring,
@@ -878,6 +896,7 @@ impl Cli {
                 profile: self.aws_profile,
                 timeout: self.timeout,
                 jobs: self.jobs,
+                max_attempts: self.max_attempts,
             },
             reporter: crate::commands::stderr(self.verbose),
         };
@@ -919,6 +938,7 @@ impl Cli {
                 Plan::Updatekeys(crate::commands::updatekeys::UpdatekeysPlan {
                     paths: a.files,
                     yes: a.yes,
+                    rewrap: a.rewrap,
                     max_input: max,
                 })
             }
@@ -955,7 +975,6 @@ impl Cli {
 }
 
 /// `--jobs N`: 1 to 1024 concurrent calls.
-#[cfg_attr(not(feature = "aws"), allow(dead_code))]
 fn parse_jobs(s: &str) -> std::result::Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if (1..=1024).contains(&n) => Ok(n),

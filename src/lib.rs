@@ -41,7 +41,6 @@ pub mod io;
 pub mod k8s;
 pub mod keys;
 pub mod manifest;
-#[cfg(feature = "net")]
 pub mod net;
 pub mod paths;
 pub mod pipeline;

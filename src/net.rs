@@ -1,5 +1,6 @@
 //! What the network key services share (Vault/OpenBao, GCP Cloud KMS, Azure
-//! Key Vault): one async HTTPS client (reqwest on rustls with ring), a
+//! Key Vault; AWS KMS takes the settings too): the run's timeout, concurrency
+//! and retry settings, and (feature `net`) one async HTTPS client (reqwest on rustls with ring), a
 //! current-thread tokio runtime created only when such a key is used, the
 //! operation timeout and retries, bounded concurrency, and one-line
 //! descriptions of transport failures.
@@ -11,6 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+#[cfg(feature = "net")]
 use futures_util::StreamExt as _;
 
 /// Default time for one key-service operation, retries included.
@@ -59,6 +61,7 @@ pub struct Tls {
     pub skip_verify: bool,
 }
 
+#[cfg(feature = "net")]
 /// A current-thread runtime: the network providers' futures run on it, one
 /// batch at a time.
 pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
@@ -68,6 +71,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
+#[cfg(feature = "net")]
 /// rustls with ring as the process's TLS provider (reqwest is built without
 /// one of its own). Idempotent.
 fn install_ring() {
@@ -75,6 +79,7 @@ fn install_ring() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+#[cfg(feature = "net")]
 /// An HTTP client with `tls` and the run's timeout (per request; callers
 /// bound whole operations with [`deadline`]).
 pub fn client(tls: &Tls, timeout: Duration) -> Result<reqwest::Client, String> {
@@ -127,10 +132,12 @@ pub fn client(tls: &Tls, timeout: Duration) -> Result<reqwest::Client, String> {
         .map_err(|e| format!("cannot set up HTTPS: {}", innermost(&e)))
 }
 
+#[cfg(feature = "net")]
 fn read(path: &Path, what: &str) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
 }
 
+#[cfg(feature = "net")]
 fn read_roots(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
     let pem = read(path, "CA certificate file")?;
     let certs = reqwest::Certificate::from_pem_bundle(&pem)
@@ -185,6 +192,7 @@ pub fn seconds(d: Duration) -> String {
     }
 }
 
+#[cfg(feature = "net")]
 /// Classifies a reqwest failure without its URL (which the caller names).
 pub fn transport(e: &reqwest::Error) -> Transport {
     let cause = innermost(e);
@@ -242,6 +250,7 @@ pub fn backoff(n: u32) -> Duration {
     Duration::from_millis(100u64 << exp).min(Duration::from_secs(2))
 }
 
+#[cfg(feature = "net")]
 /// Runs `fut`, giving up after `timeout`.
 pub async fn deadline<T>(
     timeout: Duration,
@@ -252,6 +261,7 @@ pub async fn deadline<T>(
         .map_err(|_| Transport::Timeout)
 }
 
+#[cfg(feature = "net")]
 /// Runs one future per item, at most `jobs` at a time, results in order.
 pub fn run_all<T, F>(rt: &tokio::runtime::Runtime, jobs: usize, futures: Vec<F>) -> Vec<T>
 where

@@ -10,6 +10,12 @@
 //! `encrypt`'s job; `check` reports them), as are files no rule matches.
 //! Every file is verified before any is written; files already in line are
 //! not touched.
+//!
+//! `--rewrap` also moves key lines to their key's latest version after a
+//! key rotation in the key service (Vault transit `rewrap`): the data key,
+//! every value and the MAC stay; only those key lines change. It applies to
+//! every encrypted Secret given, with or without a rule, and each new blob
+//! is unwrapped and compared with the old one first.
 
 use std::path::PathBuf;
 
@@ -29,6 +35,8 @@ pub struct UpdatekeysPlan {
     pub paths: Vec<PathBuf>,
     /// Do not ask.
     pub yes: bool,
+    /// Also rewrap key lines to their key's latest version.
+    pub rewrap: bool,
     /// Input size limit.
     pub max_input: u64,
 }
@@ -52,34 +60,66 @@ pub fn run(plan: &UpdatekeysPlan, ctx: &Context) -> Result<()> {
     }
     let streams = read_all(&inputs.sources, plan.max_input)?;
     let (todo, lines, unruled) = differences(&configs, &inputs.sources, &streams)?;
-    if todo.is_empty() {
+    let session = ctx.session();
+    let rewrapped = if plan.rewrap {
+        let classified: Vec<_> = streams
+            .iter()
+            .map(pipeline::classify)
+            .collect::<Result<_>>()?;
+        pipeline::rewrap_all(&session, &classified)?
+    } else {
+        Vec::new()
+    };
+    if todo.is_empty() && rewrapped.is_empty() {
         note(&format!(
-            "{} file{} checked: every encrypted Secret agrees with its rule{}",
+            "{} file{} checked: every encrypted Secret agrees with its rule{}{}",
             streams.len(),
             plural(streams.len()),
             if unruled > 0 {
                 format!(" ({unruled} without a rule)")
             } else {
                 String::new()
+            },
+            if plan.rewrap {
+                " and every key line is at its key's latest version"
+            } else {
+                ""
             }
         ));
         return Ok(());
     }
-    eprintln!("ksec: these Secrets will get the keys of their .ksec.yaml rule:");
-    for l in &lines {
-        eprintln!("  {l}");
+    if !todo.is_empty() {
+        eprintln!("ksec: these Secrets will get the keys of their .ksec.yaml rule:");
+        for l in &lines {
+            eprintln!("  {l}");
+        }
+    }
+    if !rewrapped.is_empty() {
+        eprintln!(
+            "ksec: these key lines move to their key's latest version (data key and values kept):"
+        );
+        for r in &rewrapped {
+            match &r.versions {
+                Some((from, to)) => eprintln!("  {}: {} {from} → {to}", r.location, r.key),
+                None => eprintln!("  {}: {}", r.location, r.key),
+            }
+        }
     }
     if !plan.yes {
         confirm("updatekeys", "change keys", "Update these files?")?;
     }
     // One batch of unwraps for every affected file, one batch of wraps.
-    let session = ctx.session();
-    let jobs: Vec<SealJob<'_>> = todo
+    let mut files: Vec<usize> = todo.iter().map(|t| t.file).collect();
+    for r in &rewrapped {
+        if !files.contains(&r.stream) {
+            files.push(r.stream);
+        }
+    }
+    let jobs: Vec<SealJob<'_>> = files
         .iter()
-        .map(|t| SealJob {
-            stream: &streams[t.file],
-            options: SealOptions {
-                policy: KeyPolicy {
+        .map(|&f| {
+            let policy = match todo.iter().find(|t| t.file == f) {
+                Some(t) => KeyPolicy {
                     rule: Some(RuleKeys {
                         keys: &t.keys,
                         clear: t.clear,
@@ -88,19 +128,29 @@ pub fn run(plan: &UpdatekeysPlan, ctx: &Context) -> Result<()> {
                     enforce_rule: true,
                     ..KeyPolicy::default()
                 },
-                only_sealed: true,
-                ..SealOptions::default()
-            },
+                // Rewrap only: the keys stay as they are.
+                None => KeyPolicy::default(),
+            };
+            SealJob {
+                stream: &streams[f],
+                options: SealOptions {
+                    policy,
+                    only_sealed: true,
+                    ..SealOptions::default()
+                },
+            }
         })
         .collect();
     let results = pipeline::seal_all(&session, &jobs)?;
     let mut written = 0;
-    for (t, sealed) in todo.iter().zip(&results) {
-        let stream = &streams[t.file];
+    for (&f, sealed) in files.iter().zip(&results) {
+        let stream = &streams[f];
         if sealed.text != stream.text {
-            Output::InPlaceEach
-                .for_source(&inputs.sources[t.file])?
-                .write(&stream.text, &sealed.text, ctx.force)?;
+            Output::InPlaceEach.for_source(&inputs.sources[f])?.write(
+                &stream.text,
+                &sealed.text,
+                ctx.force,
+            )?;
             note(&format!("updated {}", stream.name));
             written += 1;
         }

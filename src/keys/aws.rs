@@ -29,9 +29,9 @@ use super::{KeyError, KeyParams, KeyType, Provider, Secret, UnwrapRequest, WrapR
 use crate::report::Reporter;
 
 /// Default time for one KMS operation, retries included.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_TIMEOUT: Duration = crate::net::DEFAULT_TIMEOUT;
 /// Default bound on concurrent KMS calls.
-pub const DEFAULT_JOBS: usize = 16;
+pub const DEFAULT_JOBS: usize = crate::net::DEFAULT_JOBS;
 
 /// How ksec talks to AWS.
 #[derive(Debug, Clone)]
@@ -42,6 +42,9 @@ pub struct AwsOptions {
     pub timeout: Duration,
     /// Concurrent calls at most.
     pub jobs: usize,
+    /// Attempts per call (`--max-attempts`); when unset, the SDK's own
+    /// `AWS_MAX_ATTEMPTS`/`AWS_RETRY_MODE`, else 3.
+    pub max_attempts: Option<u32>,
 }
 
 impl Default for AwsOptions {
@@ -50,6 +53,7 @@ impl Default for AwsOptions {
             profile: None,
             timeout: DEFAULT_TIMEOUT,
             jobs: DEFAULT_JOBS,
+            max_attempts: None,
         }
     }
 }
@@ -166,8 +170,11 @@ impl AwsProvider {
                 .connect_timeout(Duration::from_secs(3).min(self.options.timeout))
                 .build(),
         );
-        // The SDK's own variables win over our default of 3 attempts.
-        if std::env::var_os("AWS_MAX_ATTEMPTS").is_none()
+        // --max-attempts wins; else the SDK's own variables win over our
+        // default of 3 attempts.
+        if let Some(n) = self.options.max_attempts {
+            loader = loader.retry_config(RetryConfig::standard().with_max_attempts(n));
+        } else if std::env::var_os("AWS_MAX_ATTEMPTS").is_none()
             && std::env::var_os("AWS_RETRY_MODE").is_none()
         {
             loader = loader.retry_config(RetryConfig::standard().with_max_attempts(3));

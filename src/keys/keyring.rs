@@ -55,13 +55,16 @@ pub struct Keyring {
     unwrapped: RefCell<HashMap<Memo, Result<Secret, KeyError>>>,
     /// Every wrap of the run, by key and wrapped secret.
     wrapped: RefCell<HashMap<Memo, Vec<u8>>>,
+    /// Key lines moved to their key's latest version in this run: the old
+    /// line's memo → the new blob.
+    rewrapped: RefCell<HashMap<Memo, Vec<u8>>>,
 }
 
 impl Keyring {
     /// The providers this build has, configured from the environment and
     /// the command line.
     pub fn new(options: KeyringOptions) -> Keyring {
-        #[cfg_attr(not(feature = "aws"), allow(unused_mut))]
+        #[cfg_attr(not(any(feature = "aws", feature = "net")), allow(unused_mut))]
         let mut providers: Vec<Box<dyn Provider>> = vec![
             Box::new(age::AgeProvider::from_env(options.reporter.clone())),
             Box::new(pgp::PgpProvider::new(options.pgp, options.reporter.clone())),
@@ -69,6 +72,11 @@ impl Keyring {
         #[cfg(feature = "aws")]
         providers.push(Box::new(super::aws::AwsProvider::new(
             options.aws,
+            options.reporter.clone(),
+        )));
+        #[cfg(feature = "vault")]
+        providers.push(Box::new(super::vault::VaultProvider::new(
+            options.net,
             options.reporter.clone(),
         )));
         Keyring::with_providers(providers)
@@ -80,6 +88,7 @@ impl Keyring {
             providers,
             unwrapped: RefCell::new(HashMap::new()),
             wrapped: RefCell::new(HashMap::new()),
+            rewrapped: RefCell::new(HashMap::new()),
         }
     }
 
@@ -175,6 +184,51 @@ impl Keyring {
             }
         }
         Ok(())
+    }
+
+    /// Moves key lines to their key's latest version where the provider can
+    /// (Vault transit `rewrap`), in one batch per provider. Returns, per
+    /// line, whether it changed; the new blobs are what [`Keyring::kept`]
+    /// gives from then on. The first error is returned.
+    pub fn rewrap_all(&self, lines: &[&WrappedKey]) -> Result<Vec<bool>, (KeyId, KeyError)> {
+        let mut changed = vec![false; lines.len()];
+        for p in &self.providers {
+            let mine: Vec<(usize, &&WrappedKey)> = lines
+                .iter()
+                .enumerate()
+                .filter(|(_, w)| w.key.kind == p.kind())
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let requests: Vec<UnwrapRequest<'_>> = mine
+                .iter()
+                .map(|(_, w)| UnwrapRequest {
+                    id: &w.key.id,
+                    blob: &w.blob,
+                    params: &w.params,
+                })
+                .collect();
+            for ((i, w), r) in mine.iter().zip(p.rewrap_many(&requests)) {
+                if let Some(blob) = r.map_err(|e| (w.key.clone(), e))? {
+                    self.rewrapped.borrow_mut().insert(memo(w), blob);
+                    changed[*i] = true;
+                }
+            }
+        }
+        Ok(changed)
+    }
+
+    /// A key line a format keeps: as it was, or with the blob
+    /// [`Keyring::rewrap_all`] got for it in this run.
+    pub fn kept(&self, line: &WrappedKey) -> WrappedKey {
+        match self.rewrapped.borrow().get(&memo(line)) {
+            Some(blob) => WrappedKey {
+                blob: blob.clone(),
+                ..line.clone()
+            },
+            None => line.clone(),
+        }
     }
 
     /// Unwraps with the first key line that works; local providers first,

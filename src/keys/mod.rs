@@ -15,6 +15,8 @@ pub mod cert_url;
 mod id;
 mod keyring;
 pub mod pgp;
+#[cfg(feature = "vault")]
+pub mod vault;
 
 use std::rc::Rc;
 
@@ -140,11 +142,22 @@ pub trait Provider {
     fn unwrap_many(&self, requests: &[UnwrapRequest<'_>]) -> Vec<Result<Secret, KeyError>> {
         requests.iter().map(|r| self.unwrap(r)).collect()
     }
+    /// Moves wrapped secrets to the key's latest version without unwrapping
+    /// them here (Vault transit `rewrap`): the new blob, or `None` when the
+    /// blob is current already or the key type has nothing to rewrap.
+    fn rewrap_many(
+        &self,
+        requests: &[UnwrapRequest<'_>],
+    ) -> Vec<Result<Option<Vec<u8>>, KeyError>> {
+        requests.iter().map(|_| Ok(None)).collect()
+    }
 }
 
 /// How the providers of a run are configured.
 #[derive(Clone)]
 pub struct KeyringOptions {
+    /// Timeout, concurrency and retries of every network key service.
+    pub net: crate::net::NetOptions,
     /// gpg settings.
     pub pgp: pgp::PgpOptions,
     /// AWS settings.
@@ -157,10 +170,24 @@ pub struct KeyringOptions {
 impl Default for KeyringOptions {
     fn default() -> Self {
         KeyringOptions {
+            net: crate::net::NetOptions::default(),
             pgp: pgp::PgpOptions::default(),
             #[cfg(feature = "aws")]
             aws: aws::AwsOptions::default(),
             reporter: Rc::new(crate::report::Silent),
+        }
+    }
+}
+
+/// The key version a blob was wrapped with, when the blob says (Vault
+/// transit: `vault:v3:…` → `v3`), for messages.
+pub fn blob_version(key: &KeyId, blob: &[u8]) -> Option<String> {
+    match key.kind {
+        #[cfg(feature = "vault")]
+        KeyType::Vault => vault::blob_version(blob).map(|v| format!("v{v}")),
+        _ => {
+            let _ = blob;
+            None
         }
     }
 }
@@ -194,8 +221,12 @@ pub fn unwrap_hint(f: &UnwrapFailure) -> Option<String> {
     if missing(KeyType::Pgp, "no secret key for it") {
         hints.push("for PGP, import the secret key of a listed fingerprint into gpg");
     }
-    if f.attempts.iter().any(|(k, _)| k.kind == KeyType::Aws) {
+    let tried = |t: KeyType| f.attempts.iter().any(|(k, _)| k.kind == t);
+    if tried(KeyType::Aws) {
         hints.push("for AWS, check credentials, region and endpoint, and that kms:Decrypt is allowed on a listed key");
+    }
+    if tried(KeyType::Vault) {
+        hints.push("for Vault, check VAULT_TOKEN (or the login settings) and that the token's policy allows MOUNT/decrypt/NAME of a listed key");
     }
     (!hints.is_empty()).then(|| hints.join("; "))
 }

@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! read / parse ─► classify ─► open_all ──► decrypt (strip, verify)
-//!                         └─► seal_all (decide keys ─► prepare ─► wrap batch ─► finish ─► verify)
+//!                         ├─► seal_all (decide keys ─► prepare ─► wrap batch ─► finish ─► verify)
+//!                         └─► rewrap_all (key lines to their key's latest version, verified)
 //! ```
 //!
 //! The pipeline never prints and never exits: it returns results and
@@ -19,6 +20,7 @@ pub mod kubectl;
 mod open;
 mod parents;
 mod policy;
+mod rewrap;
 mod seal;
 
 use std::cell::OnceCell;
@@ -36,6 +38,7 @@ pub use open::{
 };
 pub use parents::{ParentDoc, Parents};
 pub use policy::{KeyPolicy, RuleKeys};
+pub use rewrap::{Rewrapped, rewrap_all};
 pub use seal::{SealJob, SealOptions, SealedStream, encrypt_text, seal_all};
 
 use crate::error::{Error, Exit, Result};

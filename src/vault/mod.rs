@@ -271,7 +271,7 @@ impl Client {
         } else {
             net::short(&e.errors.join("; "))
         };
-        e.message = format!("{what} at {} was refused: {said}", self.address);
+        e.message = format!("{what} was refused by {}: {said}", self.address);
         e.hint = Some(match &self.settings.auth {
             Auth::AppRole { .. } => "check VAULT_ROLE_ID and VAULT_SECRET_ID (secret ids expire and can be limited to a number of uses) and KSEC_VAULT_AUTH_MOUNT".into(),
             Auth::Jwt { .. } => "the JWT must be signed by an issuer auth/MOUNT/config trusts, carry the role's bound audience and claims, and not be expired; check KSEC_VAULT_ROLE and KSEC_VAULT_AUTH_MOUNT".into(),

@@ -18,6 +18,7 @@ mod edit;
 mod fixtures;
 mod git;
 mod interop_age;
+mod keyservice;
 mod kreader;
 mod kubectl;
 mod kubesec_compat;
@@ -33,6 +34,8 @@ mod sops;
 mod tamper;
 mod template;
 mod tree;
+#[cfg(feature = "vault")]
+mod vault;
 #[cfg(feature = "vault")]
 mod vault_client;
 mod vectors;

@@ -159,7 +159,7 @@ fn sops_decrypt(dir: &Path, keys: &Path, file: &Path) -> Option<String> {
 }
 
 /// The values of two clear streams are the same (tests/support/same_values.py).
-fn assert_same_values(dir: &Path, a: &str, b: &str, what: &str) {
+pub(crate) fn assert_same_values(dir: &Path, a: &str, b: &str, what: &str) {
     let pa = dir.join("values-a");
     let pb = dir.join("values-b");
     fs::write(&pa, a).unwrap();

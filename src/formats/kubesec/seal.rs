@@ -129,7 +129,7 @@ impl KubesecSealing<'_> {
         for key in ordered {
             let params = self.params(&key);
             let blob = match self.held(&key) {
-                Some(w) => w.blob.clone(),
+                Some(w) => keyring.kept(w).blob,
                 None => keyring
                     .wrap(&key, &params, self.dek.as_bytes())
                     .map_err(|e| {

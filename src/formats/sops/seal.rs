@@ -552,7 +552,10 @@ impl SopsSealing<'_> {
             let mut entries = Vec::with_capacity(g.len());
             for e in g {
                 if let Some(kept) = &e.kept {
-                    entries.push(kept.clone());
+                    entries.push(Entry {
+                        wrapped: keyring.kept(&kept.wrapped),
+                        ..kept.clone()
+                    });
                     continue;
                 }
                 let blob = keyring.wrap(&e.key, &e.params, &e.secret).map_err(|err| {
