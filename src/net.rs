@@ -261,6 +261,64 @@ pub async fn deadline<T>(
         .map_err(|_| Transport::Timeout)
 }
 
+/// An HTTP answer: status and body (wiped when dropped: bodies carry data
+/// keys and tokens).
+#[derive(Debug)]
+pub struct Reply {
+    /// The status code.
+    pub status: u16,
+    /// The body as text.
+    pub body: zeroize::Zeroizing<String>,
+}
+
+impl Reply {
+    /// Whether the status is 2xx.
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The body as JSON (`Null` when it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+#[cfg(feature = "net")]
+/// Sends a request, up to `attempts` times while the failure is transient
+/// (a dropped connection, 429, 5xx), pausing between attempts. The last
+/// answer is returned whatever its status; only a transport failure on the
+/// last attempt is an error. Callers bound the whole with [`deadline`].
+pub async fn send(request: reqwest::RequestBuilder, attempts: u32) -> Result<Reply, Transport> {
+    let attempts = attempts.max(1);
+    let mut n = 1;
+    loop {
+        let Some(this) = request.try_clone() else {
+            return Err(Transport::Other(
+                "a request body that cannot be sent twice".into(),
+            ));
+        };
+        let result: Result<Reply, Transport> = async {
+            let response = this.send().await.map_err(|e| transport(&e))?;
+            let status = response.status().as_u16();
+            let body = response.text().await.map_err(|e| transport(&e))?;
+            Ok(Reply {
+                status,
+                body: zeroize::Zeroizing::new(body),
+            })
+        }
+        .await;
+        let again = match &result {
+            Ok(r) => transient_status(r.status),
+            Err(t) => t.transient(),
+        };
+        if !again || n >= attempts {
+            return result;
+        }
+        n += 1;
+        tokio::time::sleep(backoff(n)).await;
+    }
+}
+
 #[cfg(feature = "net")]
 /// Runs one future per item, at most `jobs` at a time, results in order.
 pub fn run_all<T, F>(rt: &tokio::runtime::Runtime, jobs: usize, futures: Vec<F>) -> Vec<T>

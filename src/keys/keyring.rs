@@ -74,6 +74,11 @@ impl Keyring {
             options.aws,
             options.reporter.clone(),
         )));
+        #[cfg(feature = "gcp")]
+        providers.push(Box::new(super::gcp::GcpProvider::new(
+            options.net,
+            options.reporter.clone(),
+        )));
         #[cfg(feature = "vault")]
         providers.push(Box::new(super::vault::VaultProvider::new(
             options.net,

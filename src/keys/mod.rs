@@ -12,7 +12,11 @@ pub mod age;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod cert_url;
+#[cfg(feature = "gcp")]
+pub mod gcp;
 mod id;
+#[cfg(feature = "gcp")]
+pub mod jws;
 mod keyring;
 pub mod pgp;
 #[cfg(feature = "vault")]
@@ -225,6 +229,9 @@ pub fn unwrap_hint(f: &UnwrapFailure) -> Option<String> {
     if tried(KeyType::Aws) {
         hints.push("for AWS, check credentials, region and endpoint, and that kms:Decrypt is allowed on a listed key");
     }
+    if tried(KeyType::Gcp) {
+        hints.push("for GCP, check the Google credentials (GOOGLE_APPLICATION_CREDENTIALS, gcloud's ADC, the metadata server) and that cloudkms.cryptoKeyVersions.useToDecrypt is granted on a listed key");
+    }
     if tried(KeyType::Vault) {
         hints.push("for Vault, check VAULT_TOKEN (or the login settings) and that the token's policy allows MOUNT/decrypt/NAME of a listed key");
     }
@@ -254,6 +261,16 @@ pub fn normalise_config_key(key: &KeyId) -> Result<KeyId, KeySpecError> {
         #[cfg(feature = "aws")]
         KeyType::Aws => {
             aws::check_id(&key.id).map_err(|e| KeySpecError(e.to_string()))?;
+            key.id.clone()
+        }
+        #[cfg(feature = "gcp")]
+        KeyType::Gcp => {
+            gcp::check_id(&key.id).map_err(|e| KeySpecError(e.to_string()))?;
+            key.id.clone()
+        }
+        #[cfg(feature = "vault")]
+        KeyType::Vault => {
+            vault::parse_id(&key.id).map_err(|e| KeySpecError(e.to_string()))?;
             key.id.clone()
         }
         _ => key.id.clone(),

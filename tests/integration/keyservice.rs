@@ -127,3 +127,94 @@ impl Silent {
         }
     }
 }
+
+/// A plain HTTP/1.1 request to a test server on 127.0.0.1 (stand-in
+/// control endpoints): the status and the JSON body.
+pub fn http_json(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let data = body.to_string();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{data}",
+        data.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let status: u16 = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let json = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| serde_json::from_str(b).unwrap_or(serde_json::Value::Null))
+        .unwrap_or(serde_json::Value::Null);
+    (status, json)
+}
+
+/// A stand-in server run by `python3 tests/support/NAME.py ARGS`: it prints
+/// `{"port": N}` when ready and exits with the test process (or on drop).
+pub struct StandIn {
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl StandIn {
+    pub fn start(script: &str, args: &[&std::ffi::OsStr]) -> StandIn {
+        use std::io::BufRead as _;
+        let mut child = std::process::Command::new("python3")
+            .arg(crate::support::support_script(script))
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("python3 {script}: {e} (scripts/install-test-tools)"));
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = serde_json::from_str::<serde_json::Value>(&line)
+            .ok()
+            .and_then(|v| v["port"].as_u64())
+            .unwrap_or_else(|| panic!("{script} did not start: {line:?}"))
+            as u16;
+        StandIn { port, child }
+    }
+
+    /// `POST /_test/WHAT` with `body`; panics unless it answers 200.
+    pub fn control(&self, what: &str, body: serde_json::Value) -> serde_json::Value {
+        let (status, json) = http_json(self.port, "POST", &format!("/_test/{what}"), &body);
+        assert_eq!(status, 200, "control {what}: {json}");
+        json
+    }
+
+    /// The stand-in's counters (`GET /_test/stats`).
+    pub fn stats(&self) -> serde_json::Value {
+        http_json(self.port, "GET", "/_test/stats", &serde_json::Value::Null).1
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A name no other test of this process uses.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}

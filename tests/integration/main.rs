@@ -16,6 +16,8 @@ mod crash;
 mod create_patch;
 mod edit;
 mod fixtures;
+#[cfg(feature = "gcp")]
+mod gcp;
 mod git;
 mod interop_age;
 mod keyservice;
