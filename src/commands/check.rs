@@ -430,17 +430,8 @@ fn envelope_problems(
 
 /// What differs between a footer and its rule, keys named.
 fn rule_difference(rule: &config::Rule, keys: &[KeyId], clear: ClearSections) -> String {
-    let missing: Vec<String> = rule
-        .keys
-        .iter()
-        .filter(|k| !keys.contains(k))
-        .map(ToString::to_string)
-        .collect();
-    let extra: Vec<String> = keys
-        .iter()
-        .filter(|k| !rule.keys.contains(k))
-        .map(ToString::to_string)
-        .collect();
+    let missing: Vec<String> = rule.missing(keys).iter().map(ToString::to_string).collect();
+    let extra: Vec<String> = rule.extra(keys).iter().map(ToString::to_string).collect();
     let mut parts = Vec::new();
     if !missing.is_empty() {
         parts.push(format!("missing key {}", missing.join(", ")));

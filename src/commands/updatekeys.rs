@@ -192,17 +192,8 @@ fn differences(
             }
             differs = true;
             let mut parts: Vec<String> = Vec::new();
-            parts.extend(
-                rule.keys
-                    .iter()
-                    .filter(|k| !info.keys.contains(k))
-                    .map(|k| format!("+ {k}")),
-            );
-            let removed: Vec<&KeyId> = info
-                .keys
-                .iter()
-                .filter(|k| !rule.keys.contains(k))
-                .collect();
+            parts.extend(rule.missing(&info.keys).iter().map(|k| format!("+ {k}")));
+            let removed: Vec<&KeyId> = rule.extra(&info.keys);
             parts.extend(removed.iter().map(|k| format!("- {k}")));
             if info.clear != rule.clear {
                 parts.push(format!(

@@ -119,9 +119,22 @@ impl Rule {
     /// Whether a file with this footer key set and these clear sections is
     /// in line with the rule (key order does not matter).
     pub fn agrees(&self, keys: &[KeyId], clear: ClearSections) -> bool {
-        clear == self.clear
-            && keys.len() == self.keys.len()
-            && keys.iter().all(|k| self.keys.contains(k))
+        clear == self.clear && self.missing(keys).is_empty() && self.extra(keys).is_empty()
+    }
+
+    /// The rule's keys that none of `keys` (a file's) satisfies.
+    pub fn missing(&self, keys: &[KeyId]) -> Vec<&KeyId> {
+        self.keys
+            .iter()
+            .filter(|r| !keys.iter().any(|k| k.satisfies(r)))
+            .collect()
+    }
+
+    /// The file's `keys` that satisfy none of the rule's.
+    pub fn extra<'k>(&self, keys: &'k [KeyId]) -> Vec<&'k KeyId> {
+        keys.iter()
+            .filter(|k| !self.keys.iter().any(|r| k.satisfies(r)))
+            .collect()
     }
 }
 

@@ -81,6 +81,30 @@ pub struct KeyId {
     pub id: String,
 }
 
+impl KeyId {
+    /// Whether this key, as written in a file, is what `named` (a rule's
+    /// or the command line's key) asks for: the same key, or for Azure Key
+    /// Vault a version of a key named without one (a file records the
+    /// version it wrapped with; the rule names the key).
+    pub fn satisfies(&self, named: &KeyId) -> bool {
+        if self == named {
+            return true;
+        }
+        self.kind == KeyType::Azure
+            && named.kind == KeyType::Azure
+            && self
+                .id
+                .strip_prefix(named.id.trim_end_matches('/'))
+                .and_then(|rest| rest.strip_prefix('/'))
+                .is_some_and(|version| !version.is_empty() && !version.contains('/'))
+            && named.id.matches("/keys/").count() == 1
+            && named
+                .id
+                .rsplit_once("/keys/")
+                .is_some_and(|(_, n)| !n.contains('/'))
+    }
+}
+
 impl fmt::Display for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.kind, self.id)
@@ -225,7 +249,7 @@ impl KeyChange {
             return Ok(set);
         }
         for r in &self.remove {
-            if !current.contains(r) {
+            if !current.iter().any(|k| k.satisfies(r)) {
                 return Err(KeySpecError(format!(
                     "--key -{r}: the document has no such key"
                 )));
@@ -233,7 +257,7 @@ impl KeyChange {
         }
         let mut out: Vec<KeyId> = current
             .iter()
-            .filter(|k| !self.remove.contains(k))
+            .filter(|k| !self.remove.iter().any(|r| k.satisfies(r)))
             .cloned()
             .collect();
         for a in &self.add {
@@ -283,6 +307,21 @@ mod tests {
         assert!(parse_key("age").is_err());
         assert!(parse_key("foo:bar").is_err());
         assert!(parse_key("age:").is_err());
+    }
+
+    #[test]
+    fn azure_versions_satisfy_a_key_named_without_one() {
+        let named = k("azkv:https://v.vault.azure.net/keys/app");
+        let written = k("azkv:https://v.vault.azure.net/keys/app/0123abcd");
+        assert!(written.satisfies(&named));
+        assert!(written.satisfies(&written));
+        assert!(!named.satisfies(&written));
+        assert!(!k("azkv:https://v.vault.azure.net/keys/app2/0123").satisfies(&named));
+        assert!(!k("azkv:https://v.vault.azure.net/keys/app/1/2").satisfies(&named));
+        assert!(!k("age:app/x").satisfies(&k("age:app")));
+        let c = KeyChange::parse(&["-azkv:https://v.vault.azure.net/keys/app".into()]).unwrap();
+        let cur = vec![written.clone(), k("age:a")];
+        assert_eq!(c.apply(&cur).unwrap(), vec![k("age:a")]);
     }
 
     #[test]

@@ -58,6 +58,8 @@ pub struct Keyring {
     /// Key lines moved to their key's latest version in this run: the old
     /// line's memo → the new blob.
     rewrapped: RefCell<HashMap<Memo, Vec<u8>>>,
+    /// Rule keys pinned in this run (Azure: the current version).
+    pinned: RefCell<HashMap<KeyId, Result<KeyId, KeyError>>>,
 }
 
 impl Keyring {
@@ -79,6 +81,11 @@ impl Keyring {
             options.net,
             options.reporter.clone(),
         )));
+        #[cfg(feature = "azure")]
+        providers.push(Box::new(super::azure::AzureProvider::new(
+            options.net,
+            options.reporter.clone(),
+        )));
         #[cfg(feature = "vault")]
         providers.push(Box::new(super::vault::VaultProvider::new(
             options.net,
@@ -94,6 +101,7 @@ impl Keyring {
             unwrapped: RefCell::new(HashMap::new()),
             wrapped: RefCell::new(HashMap::new()),
             rewrapped: RefCell::new(HashMap::new()),
+            pinned: RefCell::new(HashMap::new()),
         }
     }
 
@@ -124,6 +132,20 @@ impl Keyring {
     pub fn resolve(&self, key: &KeyId) -> Result<KeyId, KeyError> {
         let id = self.provider(key.kind)?.resolve(&key.id)?;
         Ok(KeyId { kind: key.kind, id })
+    }
+
+    /// The id a rule's key is written as ([`Provider::pin`]), asked once
+    /// per key per run.
+    pub fn pin(&self, key: &KeyId) -> Result<KeyId, KeyError> {
+        if let Some(r) = self.pinned.borrow().get(key) {
+            return r.clone();
+        }
+        let r = self
+            .provider(key.kind)
+            .and_then(|p| p.pin(&key.id))
+            .map(|id| KeyId { kind: key.kind, id });
+        self.pinned.borrow_mut().insert(key.clone(), r.clone());
+        r
     }
 
     /// Wraps a secret for one key (answered from this run's wraps when

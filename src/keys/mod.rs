@@ -12,10 +12,12 @@ pub mod age;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod cert_url;
+#[cfg(feature = "azure")]
+pub mod azure;
 #[cfg(feature = "gcp")]
 pub mod gcp;
 mod id;
-#[cfg(feature = "gcp")]
+#[cfg(any(feature = "gcp", feature = "azure"))]
 pub mod jws;
 mod keyring;
 pub mod pgp;
@@ -132,6 +134,12 @@ pub trait Provider {
     fn kind(&self) -> KeyType;
     /// Checks a key id and returns it in the form written to files.
     fn resolve(&self, id: &str) -> Result<String, KeyError>;
+    /// The id a key named by a rule is written as, without checks that need
+    /// more than the id: for most providers the id itself; Azure Key Vault
+    /// pins a key named without a version to its current version.
+    fn pin(&self, id: &str) -> Result<String, KeyError> {
+        Ok(id.to_owned())
+    }
     /// Wraps a secret for one key.
     fn wrap(&self, request: &WrapRequest<'_>) -> Result<Vec<u8>, KeyError>;
     /// Unwraps a secret wrapped for one key.
@@ -232,6 +240,9 @@ pub fn unwrap_hint(f: &UnwrapFailure) -> Option<String> {
     if tried(KeyType::Gcp) {
         hints.push("for GCP, check the Google credentials (GOOGLE_APPLICATION_CREDENTIALS, gcloud's ADC, the metadata server) and that cloudkms.cryptoKeyVersions.useToDecrypt is granted on a listed key");
     }
+    if tried(KeyType::Azure) {
+        hints.push("for Azure, check the Azure credentials (AZURE_CLIENT_ID and a secret, certificate or federated token; a managed identity; az login) and that keys/decrypt is allowed on a listed key");
+    }
     if tried(KeyType::Vault) {
         hints.push("for Vault, check VAULT_TOKEN (or the login settings) and that the token's policy allows MOUNT/decrypt/NAME of a listed key");
     }
@@ -273,6 +284,13 @@ pub fn normalise_config_key(key: &KeyId) -> Result<KeyId, KeySpecError> {
             vault::parse_id(&key.id).map_err(|e| KeySpecError(e.to_string()))?;
             key.id.clone()
         }
+        #[cfg(feature = "azure")]
+        KeyType::Azure => {
+            azure::parse_id(&key.id).map_err(|e| KeySpecError(e.to_string()))?;
+            key.id.clone()
+        }
+        // Reached in builds without some of the providers above.
+        #[allow(unreachable_patterns)]
         _ => key.id.clone(),
     };
     Ok(KeyId { kind: key.kind, id })

@@ -63,10 +63,22 @@ impl KeyPolicy<'_> {
         previous: Option<&Opened>,
     ) -> Result<Decision> {
         let current: Vec<KeyId> = previous.map_or_else(Vec::new, Opened::keys);
+        // A rule's keys as they are written: the file's own key where it
+        // satisfies the rule's (an Azure key's recorded version), else pinned.
+        let rule_keys = |keys: &[KeyId]| -> Result<Vec<KeyId>> {
+            keys.iter()
+                .map(|r| match current.iter().find(|c| c.satisfies(r)) {
+                    Some(c) => Ok(c.clone()),
+                    None => session.keyring.pin(r).map_err(|e| {
+                        crate::keys::key_error(&e, r).at(doc.location(file, doc.line))
+                    }),
+                })
+                .collect()
+        };
         let enforced;
         let change = match (self.enforce_rule, self.rule) {
             (true, Some(rule)) if !rule.keys.is_empty() => {
-                enforced = KeyChange::exactly(rule.keys.to_vec());
+                enforced = KeyChange::exactly(rule_keys(rule.keys)?);
                 Some(&enforced)
             }
             _ => self.change,
@@ -77,7 +89,7 @@ impl KeyPolicy<'_> {
             })?,
             None if !current.is_empty() => current.clone(),
             None => match self.rule {
-                Some(rule) if !rule.keys.is_empty() => rule.keys.to_vec(),
+                Some(rule) if !rule.keys.is_empty() => rule_keys(rule.keys)?,
                 _ => vec![session.local_key()?.clone()],
             },
         };

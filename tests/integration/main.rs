@@ -7,6 +7,8 @@ mod support;
 mod apiserver;
 #[cfg(feature = "aws")]
 mod aws;
+#[cfg(feature = "azure")]
+mod azure;
 #[cfg(feature = "vault")]
 mod bao;
 mod binding;

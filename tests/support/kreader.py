@@ -28,7 +28,7 @@ The format, as read here:
   Only top-level Secrets are read (as kubesec does): not Secrets in a List.
 * Footer: `# kubesec:v:N` once (N = 3 or 4 here: versions 1 and 2 carry no
   MAC); one `# kubesec:<type>:<id>:<blob>` line per key, type one of pgp,
-  gcp, aws, age, the id being everything between the type and the last `:`
+  gcp, aws, and ksec's age, vault, azkv, the id being everything between the type and the last `:`
   (ARNs contain `:`), the blob standard base64; `# kubesec:mac:<iv>.<tag>`
   once.
 * Each value of `data` and `stringData` is `b64(ct).b64(iv).b64(tag)`, or
@@ -43,8 +43,8 @@ The format, as read here:
   clear value (UTF-8), then the same for `stringData`, then each key id (no
   type) in kubesec's key order: an insertion sort of the footer's key lines
   with less(a, b) = rank(type a) < rank(type b) and id(a) < id(b), ranks
-  pgp < gcp < aws < age. (Not a proper sort: keys of one type keep their
-  order.)
+  pgp < gcp < aws < (age = vault = azkv). (Not a proper sort: keys of one
+  type keep their order.)
 """
 
 import argparse
@@ -68,7 +68,7 @@ except ImportError as e:  # pragma: no cover - environment problem
 PAD = 48
 IV_LEN = 12
 TAG_LEN = 16
-KEY_TYPES = {"pgp": 0, "gcp": 1, "aws": 2, "age": 3}
+KEY_TYPES = {"pgp": 0, "gcp": 1, "aws": 2, "age": 3, "vault": 3, "azkv": 3}
 SECTIONS = ("data", "stringData")
 
 DOC_START = re.compile(r"^---(?:[ \t]|$)")

@@ -9,6 +9,8 @@ the issuer's public key.
 
     oidc.py key DIR              writes DIR/issuer.key (PKCS#8 PEM) and
                                  DIR/issuer.pub (SubjectPublicKeyInfo PEM)
+    oidc.py cert DIR             writes DIR/client.pem (a self-signed client
+                                 certificate and its key) and DIR/client-cert.pem
     oidc.py jwt DIR CLAIMS_JSON  prints a JWT signed with DIR/issuer.key;
                                  "iat"/"exp" default to now / now+300, and
                                  numbers in CLAIMS_JSON given as strings "+N"
@@ -73,7 +75,47 @@ def make_jwt(directory, claims_json):
     return sign(key, claims)
 
 
+def make_cert(directory):
+    """A self-signed client certificate (an Entra ID app's credential):
+    DIR/client.pem holds the certificate and its PKCS#8 key, DIR/client-cert.pem
+    the certificate alone."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ksec test app")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    os.makedirs(directory, exist_ok=True)
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    with open(os.path.join(directory, "client-cert.pem"), "wb") as f:
+        f.write(cert_pem)
+    with open(os.path.join(directory, "client.pem"), "wb") as f:
+        f.write(cert_pem)
+        f.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+
+
 def main(argv):
+    if len(argv) == 2 and argv[0] == "cert":
+        make_cert(argv[1])
+        return 0
     if len(argv) == 2 and argv[0] == "key":
         make_key(argv[1])
         return 0
