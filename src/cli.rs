@@ -767,7 +767,6 @@ pub enum Plan {
 }
 
 /// Parses `10s`, `500ms`, `2m`, or plain seconds.
-#[cfg(feature = "aws")]
 fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
     let t = s.trim();
     let split = t

@@ -9,7 +9,9 @@
 //! [`Reporter`](crate::report::Reporter) themselves (method, path, status,
 //! time — never a body: bodies carry data keys and tokens).
 
-use std::path::{Path, PathBuf};
+#[cfg(feature = "net")]
+use std::path::Path;
+use std::path::PathBuf;
 use std::time::Duration;
 
 #[cfg(feature = "net")]
