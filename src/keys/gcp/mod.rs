@@ -195,9 +195,29 @@ impl GcpProvider {
             .clone()
     }
 
+    /// [`GcpProvider::attempt`] bounded by the timeout (the token apart:
+    /// it is fetched once for the run, under its own timeout).
+    async fn call(
+        &self,
+        endpoint: &str,
+        id: &str,
+        op: &str,
+        input: &[u8],
+    ) -> Result<Secret, KeyError> {
+        self.token().await?;
+        net::deadline(self.net.timeout, self.attempt(endpoint, id, op, input))
+            .await
+            .unwrap_or_else(|t| {
+                Err(KeyError::Failed(t.describe(
+                    &format!("Cloud KMS {op} ({endpoint})"),
+                    self.net.timeout,
+                )))
+            })
+    }
+
     /// One `:encrypt` or `:decrypt` call with its integrity checks, retried
     /// when the service or our checks say the bytes were damaged on the way.
-    async fn call(
+    async fn attempt(
         &self,
         endpoint: &str,
         id: &str,
