@@ -28,7 +28,7 @@ the real work:
 Control endpoints (`/_test/...`) and the managed-identity endpoint are on a
 second, plain-http port.
 
-    azurekv.py DIR --tenant T [--issuer-pub PEM]
+    azurekv.py DIR --tenant T [--issuer-pub PEM] [--delay-ms N]
 
 writes DIR/ca.pem and prints {"port": HTTPS, "http_port": HTTP} when ready;
 exits when its parent process does.
@@ -137,6 +137,7 @@ class State:
         self.jtis = set()
         self.counts = {}
         self.api_versions = set()
+        self.delay = 0.0  # seconds added to each Key Vault call (benchmarks)
 
     def count(self, what):
         self.counts[what] = self.counts.get(what, 0) + 1
@@ -168,6 +169,9 @@ def kv_error(status, code, message, inner=None):
 
 class Base(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: without TCP_NODELAY, delayed
+    # ACKs would add ~40 ms to every keep-alive request.
+    disable_nagle_algorithm = True
     state = None
 
     def log_message(self, fmt, *args):
@@ -200,6 +204,8 @@ class Secure(Base):
     def do_POST(self):
         raw = self.body()
         url = urllib.parse.urlparse(self.path)
+        if self.state.delay and url.path.startswith("/keys/"):
+            time.sleep(self.state.delay)  # a network round trip, outside the lock
         with self.state.lock:
             if url.path == "/%s/oauth2/v2.0/token" % self.state.tenant:
                 return self.token(urllib.parse.parse_qs(raw.decode()))
@@ -428,8 +434,10 @@ def main(argv):
     p.add_argument("dir")
     p.add_argument("--tenant", required=True)
     p.add_argument("--issuer-pub")
+    p.add_argument("--delay-ms", type=float, default=0, help="added to each Key Vault call, as a network round trip would")
     args = p.parse_args(argv)
     state = State(args.dir, args.tenant, args.issuer_pub)
+    state.delay = args.delay_ms / 1000
     Base.state = state
     server_pem = make_ca_and_cert(args.dir)
     secure = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Secure)

@@ -29,7 +29,7 @@ Control endpoints for the tests live under `/_test/` (create and rotate
 keys, change version states and permissions, expire tokens, inject CRC
 faults, read counters).
 
-    gcpkms.py DIR [--issuer-pub PEM --issuer URL --wif-audience AUD]
+    gcpkms.py DIR [--issuer-pub PEM --issuer URL --wif-audience AUD] [--delay-ms N]
 
 writes DIR/service-account.json, DIR/authorized-user.json and prints one
 JSON line {"port": N} when ready. It exits when its parent process does.
@@ -113,6 +113,7 @@ class State:
         self.faults = {"bad_response_crc": 0}
         self.counts = {}
         self.requests = []  # (path, sorted body keys) of KMS calls
+        self.delay = 0.0  # seconds added to each KMS call (benchmarks)
 
     def count(self, what):
         self.counts[what] = self.counts.get(what, 0) + 1
@@ -151,6 +152,9 @@ def google_error(code, status, message):
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: without TCP_NODELAY, delayed
+    # ACKs would add ~40 ms to every keep-alive request.
+    disable_nagle_algorithm = True
     state = None
 
     def log_message(self, *args):
@@ -217,6 +221,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         s = self.state
         raw = self.body()
         path = urllib.parse.urlparse(self.path).path
+        if s.delay and path.startswith("/v1/projects/") and ":" in path:
+            time.sleep(s.delay)  # a network round trip, outside the lock
         with s.lock:
             if path == "/token":
                 return self.token(urllib.parse.parse_qs(raw.decode()))
@@ -428,8 +434,10 @@ def main(argv):
     p.add_argument("--issuer-pub")
     p.add_argument("--issuer", default="https://token.actions.githubusercontent.com")
     p.add_argument("--wif-audience", default="//iam.googleapis.com/projects/123456/locations/global/workloadIdentityPools/ci/providers/github")
+    p.add_argument("--delay-ms", type=float, default=0, help="added to each KMS call, as a network round trip would")
     args = p.parse_args(argv)
     state = State(args.dir, args.issuer_pub, args.issuer, args.wif_audience)
+    state.delay = args.delay_ms / 1000
     Handler.state = state
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
