@@ -11,9 +11,9 @@
 pub mod age;
 #[cfg(feature = "aws")]
 pub mod aws;
-pub mod cert_url;
 #[cfg(feature = "azure")]
 pub mod azure;
+pub mod cert_url;
 #[cfg(feature = "gcp")]
 pub mod gcp;
 mod id;

@@ -364,8 +364,13 @@ fn rotation_then_rewrap_moves_key_lines_only() {
     );
     let after_k = std::fs::read_to_string(&kubesec).unwrap();
     let after_s = std::fs::read_to_string(&sops).unwrap();
-    // kubesec: only the key line changed (values, MAC, rotation record kept).
+    // kubesec: only the key line changed (values, MAC, rotation record
+    // kept), and the binding, which covers the key lines.
     let changed = crate::support::changed_lines(&before_k, &after_k);
+    let (bind, changed): (Vec<_>, Vec<_>) = changed
+        .into_iter()
+        .partition(|c| c.1.starts_with("# ksec:bind:"));
+    assert_eq!(bind.len(), 1, "{bind:?}");
     assert_eq!(changed.len(), 1, "{changed:?}");
     assert!(changed[0].1.starts_with("# kubesec:vault:"));
     assert!(footer_blob(changed[0].2.trim_end()).starts_with("vault:v2:"));
@@ -385,6 +390,15 @@ fn rotation_then_rewrap_moves_key_lines_only() {
         .unwrap();
     assert_eq!(v.decrypt(&after_k), SECRET);
     assert_eq!(v.decrypt(&after_s), SECRET);
+    // The new binding verifies the rewrapped key line.
+    let bound = ok_stdout(
+        &v.ksec()
+            .args(["decrypt", "-q", "--require-binding"])
+            .write_stdin(after_k.as_str())
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(bound, SECRET);
     fails_cleanly(
         &v.env,
         &|| v.ksec(),
