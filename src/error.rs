@@ -30,6 +30,9 @@ pub enum Exit {
     Io,
     /// 8: `check` found problems (listed on stdout).
     Findings,
+    /// 9: a secret store failed or lacks what was asked for: not found,
+    /// access denied, version or property missing, throttled, unreachable.
+    Store,
     /// 128+N: stopped by signal N (SIGINT, SIGTERM, SIGHUP), after cleaning up.
     Signal(u8),
 }
@@ -46,6 +49,7 @@ impl Exit {
             Exit::Key => 6,
             Exit::Io => 7,
             Exit::Findings => 8,
+            Exit::Store => 9,
             Exit::Signal(n) => 128u8.saturating_add(n),
         }
     }

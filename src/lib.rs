@@ -17,8 +17,9 @@
 //! * [`keys`]: key ids, data keys, and the providers (age, PGP, AWS KMS,
 //!   GCP Cloud KMS, Vault/OpenBao transit, Azure Key Vault) — with `vault`
 //!   (a Vault client for transit keys and anything else kept in Vault) and
-//!   `net` (the HTTPS client they share), the only code that talks to the
-//!   outside.
+//!   `net` (the HTTPS client they share) and [`stores`] (AWS Secrets
+//!   Manager, Parameter Store, Vault KV, and the ExternalSecrets read from
+//!   them), the only code that talks to the outside.
 //! * [`manifest`]: YAML streams → documents → byte spans of values, and
 //!   splicing edits back; knows no format. Pure.
 //! * leaves: [`error`], [`io`], [`paths`], [`config`], [`k8s`], [`clock`],
@@ -48,6 +49,7 @@ pub mod report;
 pub mod scratch;
 pub mod sealed;
 pub mod stale;
+pub mod stores;
 pub mod template;
 #[cfg(feature = "vault")]
 pub mod vault;
