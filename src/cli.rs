@@ -73,12 +73,12 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "NAME", help_heading = "AWS KMS")]
     pub aws_profile: Option<String>,
 
-    /// Give up on a key-service operation (a KMS or Vault call, login and
-    /// retries included) after this long, e.g. 10s, 500ms.
+    /// Give up on a key-service or secret-store operation (a KMS or Vault
+    /// call, login and retries included) after this long, e.g. 10s, 500ms.
     #[arg(long, global = true, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, help_heading = "Key services")]
     pub timeout: std::time::Duration,
 
-    /// At most this many concurrent key-service calls.
+    /// At most this many concurrent key-service or secret-store calls.
     #[arg(long, global = true, value_name = "N", default_value_t = 16, value_parser = parse_jobs, help_heading = "Key services")]
     pub jobs: usize,
 
@@ -192,6 +192,37 @@ pub enum Command {
     /// verifies after a change you trust. Shows the keys and value sizes it is
     /// about to sign and asks first.
     RecomputeMac(RecomputeArgs),
+    /// Print the Secrets that ExternalSecrets would create, reading the
+    /// stores they name (AWS Secrets Manager, Parameter Store, Vault KV).
+    ///
+    /// Reads External Secrets Operator ExternalSecrets (external-secrets.io
+    /// v1, v1beta1) with the SecretStore / ClusterSecretStore they name, from
+    /// the same stream or --store files, and kubernetes-external-secrets ones
+    /// (kubernetes-client.io/v1). Every other document passes through
+    /// unchanged. Nothing is printed unless every value was read; with
+    /// --encrypt (or -k) the result is encrypted like `encrypt` does.
+    Resolve(ResolveArgs),
+    /// Make an encrypted Secret from the values in a store.
+    ///
+    /// STORE is aws-sm:NAME (a JSON object becomes one key per member),
+    /// ssm:PATH (a parameter, or every parameter below a path ending in /)
+    /// or vault:MOUNT/PATH. Clear values exist in memory only.
+    Import(ImportArgs),
+    /// Write an encrypted file's values into a store.
+    ///
+    /// aws-sm:NAME gets one JSON object (a new secret, or a new version);
+    /// ssm:PREFIX one SecureString parameter per key, PREFIX/KEY;
+    /// vault:MOUNT/PATH one KV secret. Unchanged values are not rewritten.
+    /// --dry-run lists keys and sizes, never values, and calls nothing.
+    Push(PushArgs),
+    /// Run a command with Secrets' values as environment variables or files.
+    ///
+    /// --env: one variable per key (other characters than letters, digits
+    /// and _ become _; collisions are refused). --files: one 0600 file per
+    /// key in a private 0700 directory on tmpfs, named in $KSEC_SECRETS_DIR,
+    /// removed when the command ends or ksec is signalled. The exit code is
+    /// the command's.
+    Exec(ExecArgs),
     /// Convert encrypted files between the kubesec and SOPS formats.
     ///
     /// Same keys and values, a new data key. The result is decrypted again
@@ -236,6 +267,101 @@ pub enum Command {
         /// The scratch directory.
         dir: PathBuf,
     },
+}
+
+/// `resolve` arguments.
+#[derive(Debug, Args)]
+pub struct ResolveArgs {
+    /// Manifests with ExternalSecrets; `-` or nothing reads stdin.
+    /// Directories are walked; several inputs print one stream.
+    #[arg(value_name = "PATH")]
+    pub files: Vec<PathBuf>,
+    /// A file with more SecretStores and ClusterSecretStores (repeatable).
+    #[arg(long = "store", value_name = "FILE")]
+    pub stores: Vec<PathBuf>,
+    /// Write the result to FILE (atomically) instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Encrypt the Secrets made: -k keys, else the .ksec.yaml rule of the
+    /// output file (or of the one input), else the local age key.
+    #[arg(long)]
+    pub encrypt: bool,
+    /// Key to encrypt to, TYPE:ID (repeatable; implies --encrypt).
+    #[arg(short, long = "key", value_name = "KEY", allow_hyphen_values = true)]
+    pub keys: Vec<String>,
+    /// The on-disk format with --encrypt: kubesec (default) or sops.
+    #[arg(long, value_name = "FORMAT", value_parser = ["kubesec", "sops"])]
+    pub format: Option<String>,
+}
+
+/// `import` arguments.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Where the values are: aws-sm:NAME, ssm:PATH or vault:MOUNT/PATH.
+    #[arg(long, value_name = "STORE")]
+    pub from: String,
+    /// The Secret's name.
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+    /// The Secret's namespace.
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// The Secret type.
+    #[arg(long = "type", value_name = "TYPE", default_value = "Opaque")]
+    pub kind: String,
+    /// Keep a value whole under this key (default: a JSON object's members
+    /// become keys, another value gets the last part of its name).
+    #[arg(long, value_name = "KEY")]
+    pub data_key: Option<String>,
+    /// Key to encrypt to, TYPE:ID (repeatable).
+    #[arg(short, long = "key", value_name = "KEY", allow_hyphen_values = true)]
+    pub keys: Vec<String>,
+    /// The on-disk format: kubesec (default) or sops.
+    #[arg(long, value_name = "FORMAT", value_parser = ["kubesec", "sops"])]
+    pub format: Option<String>,
+    /// Write to FILE (atomically) instead of stdout; refused when FILE
+    /// exists, unless --force.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// `push` arguments.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The encrypted manifest (one Secret); `-` reads stdin.
+    #[arg(value_name = "PATH")]
+    pub file: PathBuf,
+    /// Where to write: aws-sm:NAME, ssm:PREFIX or vault:MOUNT/PATH.
+    #[arg(long, value_name = "STORE")]
+    pub to: String,
+    /// Show the keys and sizes that would be written; call nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the SecretStore and ExternalSecret (external-secrets.io/v1)
+    /// that read the values back.
+    #[arg(long)]
+    pub emit_externalsecret: bool,
+    /// The KMS key of SecureString parameters, or of a new Secrets Manager secret.
+    #[arg(long, value_name = "ID")]
+    pub kms_key: Option<String>,
+}
+
+/// `exec` arguments.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("how").required(true).multiple(true).args(["env", "files"])))]
+pub struct ExecArgs {
+    /// Encrypted manifests; `-` reads stdin. Directories are walked.
+    #[arg(value_name = "PATH", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Pass each value as an environment variable.
+    #[arg(long)]
+    pub env: bool,
+    /// Pass each value as a file in $KSEC_SECRETS_DIR.
+    #[arg(long = "files")]
+    pub as_files: bool,
+    /// The command and its arguments, after `--`.
+    #[arg(value_name = "COMMAND", last = true, required = true)]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 /// `convert` arguments.
@@ -764,6 +890,14 @@ pub enum Plan {
     Reseal(ResealPlan),
     /// The scratch guardian.
     ScratchGuard(PathBuf),
+    /// `resolve`.
+    Resolve(crate::commands::resolve::ResolvePlan),
+    /// `import`.
+    Import(crate::commands::import::ImportPlan),
+    /// `push`.
+    Push(crate::commands::push::PushPlan),
+    /// `exec`.
+    Exec(crate::commands::exec::ExecPlan),
 }
 
 /// Parses `10s`, `500ms`, `2m`, or plain seconds.
@@ -961,6 +1095,50 @@ impl Cli {
             Command::Seal(a) => Plan::Seal(a.plan(max)?),
             Command::Unseal(a) => Plan::Unseal(a.plan(max)?),
             Command::Reseal(a) => Plan::Reseal(a.plan(max)?),
+            Command::Resolve(a) => Plan::Resolve(crate::commands::resolve::ResolvePlan {
+                output: match a.output {
+                    Some(p) if p.as_os_str() != "-" => Output::File(p),
+                    _ => Output::Stdout,
+                },
+                encrypt: a.encrypt || !a.keys.is_empty(),
+                keys: key_change(&a.keys)?,
+                format: match (a.format.as_deref(), a.encrypt || !a.keys.is_empty()) {
+                    (Some(_), false) => {
+                        return Err(Error::usage("--format needs --encrypt (or -k)"));
+                    }
+                    (f, _) => format(f),
+                },
+                paths: a.files,
+                stores: a.stores,
+                max_input: max,
+            }),
+            Command::Import(a) => Plan::Import(crate::commands::import::ImportPlan {
+                from: ksec::stores::Address::parse(&a.from)
+                    .map_err(|m| Error::usage(format!("--from {m}")))?,
+                name: a.name,
+                namespace: a.namespace,
+                kind: a.kind,
+                data_key: a.data_key,
+                keys: key_change(&a.keys)?,
+                format: format(a.format.as_deref()),
+                output: a.output.filter(|p| p.as_os_str() != "-"),
+            }),
+            Command::Push(a) => Plan::Push(crate::commands::push::PushPlan {
+                source: Source::from_arg(Some(&a.file)),
+                to: ksec::stores::Address::parse(&a.to)
+                    .map_err(|m| Error::usage(format!("--to {m}")))?,
+                dry_run: a.dry_run,
+                emit: a.emit_externalsecret,
+                kms_key: a.kms_key,
+                max_input: max,
+            }),
+            Command::Exec(a) => Plan::Exec(crate::commands::exec::ExecPlan {
+                paths: a.files,
+                env: a.env,
+                files: a.as_files,
+                command: a.command,
+                max_input: max,
+            }),
         };
         Ok(Run {
             plan,

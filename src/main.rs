@@ -19,7 +19,7 @@ use ksec::error::Result;
 
 use cli::{Cli, Plan};
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli) -> Result<ExitCode> {
     let run = cli.plan()?;
     let ctx = &run.context;
     if !matches!(
@@ -51,13 +51,19 @@ fn run(cli: Cli) -> Result<()> {
         Plan::Seal(p) => commands::seal::run(p, ctx),
         Plan::Unseal(p) => commands::unseal::run(p, ctx),
         Plan::Reseal(p) => commands::reseal::run(p, ctx),
+        Plan::Resolve(p) => commands::resolve::run(p, ctx),
+        Plan::Import(p) => commands::import::run(p, ctx),
+        Plan::Push(p) => commands::push::run(p, ctx),
+        // The command's own exit code.
+        Plan::Exec(p) => return commands::exec::run(p, ctx),
     }
+    .map(|()| ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse_invocation(std::env::args_os());
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("ksec: error: {e}");
             if let Some(h) = &e.hint {

@@ -367,3 +367,149 @@ fn finish(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// A fresh private directory for clear files (`ksec exec --files`): 0700,
+/// on tmpfs when there is one, each file 0600; removed on drop.
+pub struct ScratchDir {
+    dir: Option<tempfile::TempDir>,
+    path: PathBuf,
+}
+
+impl ScratchDir {
+    /// Creates the directory (`ksec-PREFIX-…`). A warning goes to
+    /// `reporter` when it is not memory-backed.
+    pub fn create(prefix: &str, reporter: &dyn crate::report::Reporter) -> Result<ScratchDir> {
+        let (base, memory) = base_dir();
+        if !memory {
+            reporter.warn(&format!(
+                "no memory-backed directory (tmpfs) found; the clear files go to {} while the command runs, and are removed afterwards",
+                base.display()
+            ));
+        }
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("ksec-{prefix}-"))
+            .permissions(fs::Permissions::from_mode(0o700))
+            .tempdir_in(&base)
+            .map_err(|e| {
+                Error::new(
+                    Exit::Io,
+                    "scratch",
+                    format!(
+                        "cannot create a private directory in {}: {}",
+                        base.display(),
+                        io_reason(&e)
+                    ),
+                )
+            })?;
+        let path = dir.path().to_owned();
+        Ok(ScratchDir {
+            dir: Some(dir),
+            path,
+        })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes a new 0600 file `name` (a plain file name) in the directory.
+    pub fn write(&self, name: &str, content: &[u8]) -> Result<()> {
+        let fail = |e: std::io::Error| {
+            Error::new(
+                Exit::Io,
+                "scratch",
+                format!(
+                    "cannot write `{name}` in the private directory: {}",
+                    io_reason(&e)
+                ),
+            )
+        };
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(self.path.join(name))
+            .map_err(fail)?;
+        f.write_all(content).map_err(fail)?;
+        f.sync_all().map_err(fail)
+    }
+
+    /// Removes the directory now (also done on drop).
+    pub fn remove(&mut self) {
+        if let Some(dir) = self.dir.take() {
+            let _ = dir.close();
+        }
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// How a supervised command ended.
+pub enum CommandEnd {
+    /// It exited with this status.
+    Exited(ExitStatus),
+    /// ksec was asked to stop (the signal number); the command did not
+    /// end within 3 s of getting the signal too, and was killed.
+    Interrupted(i32),
+}
+
+/// Runs `command` and waits for it, passing SIGTERM and SIGHUP on to it
+/// (and SIGINT when standard input is not a terminal: on a terminal the
+/// command got the Ctrl-C itself). After SIGTERM or SIGHUP the command has
+/// 3 s to end; then it is killed. Its exit status is returned as it is, so a
+/// command that handles the signal and exits decides the exit code.
+pub fn supervise(command: &mut Command, interrupts: &mut Interrupts) -> Result<CommandEnd> {
+    use std::io::IsTerminal as _;
+    let program = command.get_program().to_string_lossy().into_owned();
+    let mut child = command.spawn().map_err(|e| {
+        let exit = if e.kind() == std::io::ErrorKind::NotFound {
+            Exit::Usage
+        } else {
+            Exit::Other
+        };
+        Error::new(
+            exit,
+            "exec",
+            format!("cannot run `{program}`: {}", io_reason(&e)),
+        )
+    })?;
+    let forward_int = !std::io::stdin().is_terminal();
+    let mut deadline: Option<(Instant, i32)> = None;
+    loop {
+        if let Some(sig) = interrupts.pending() {
+            if sig != SIGINT || forward_int {
+                forward(&child, sig);
+            }
+            // SIGINT: the command decides (an interactive one may go on).
+            if sig != SIGINT && deadline.is_none() {
+                deadline = Some((Instant::now() + Duration::from_secs(3), sig));
+            }
+        }
+        match child.try_wait() {
+            Ok(Some(status)) => return Ok(CommandEnd::Exited(status)),
+            Ok(None) => {
+                if let Some((at, sig)) = deadline
+                    && Instant::now() >= at
+                {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Ok(CommandEnd::Interrupted(sig));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Error::internal(format!(
+                    "cannot wait for `{program}`: {}",
+                    io_reason(&e)
+                )));
+            }
+        }
+    }
+}

@@ -10,14 +10,18 @@ pub mod create;
 pub mod decrypt;
 pub mod edit;
 pub mod encrypt;
+pub mod exec;
+pub mod import;
 pub mod introspect;
 pub mod keygen;
 pub mod merge;
 pub mod patch;
 pub mod plugin;
+pub mod push;
 pub mod recompute_mac;
 pub mod reseal;
 pub mod seal;
+pub mod resolve;
 pub mod shell;
 pub mod spec;
 pub mod textconv;
@@ -98,6 +102,17 @@ impl Context {
     /// its memory of data keys), notes to stderr.
     pub fn session(&self) -> Session {
         Session::new(Keyring::new(self.keys.clone()), self.keys.reporter.clone())
+    }
+
+    /// The secret stores (AWS Secrets Manager, Parameter Store, Vault KV),
+    /// reached with the key providers' settings; nothing is called until
+    /// a store is used.
+    pub fn stores(&self) -> ksec::stores::connect::Connector {
+        ksec::stores::connect::Connector::new(ksec::stores::connect::StoreOptions {
+            #[cfg(feature = "aws")]
+            aws: self.keys.aws.clone(),
+            reporter: self.keys.reporter.clone(),
+        })
     }
 
     /// The key rules (`.ksec.yaml`), read lazily per directory.

@@ -158,36 +158,7 @@ impl AwsProvider {
             return Ok(c);
         }
         let rt = self.runtime()?;
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(
-            TimeoutConfig::builder()
-                .operation_timeout(self.options.timeout)
-                .operation_attempt_timeout(
-                    self.options
-                        .timeout
-                        .mul_f32(0.45)
-                        .max(Duration::from_millis(500)),
-                )
-                .connect_timeout(Duration::from_secs(3).min(self.options.timeout))
-                .build(),
-        );
-        // --max-attempts wins; else the SDK's own variables win over our
-        // default of 3 attempts.
-        if let Some(n) = self.options.max_attempts {
-            loader = loader.retry_config(RetryConfig::standard().with_max_attempts(n));
-        } else if std::env::var_os("AWS_MAX_ATTEMPTS").is_none()
-            && std::env::var_os("AWS_RETRY_MODE").is_none()
-        {
-            loader = loader.retry_config(RetryConfig::standard().with_max_attempts(3));
-        }
-        if let Some(p) = &self.options.profile {
-            loader = loader.profile_name(p);
-        }
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        loader = loader.http_client(http);
+        let loader = config_loader(&self.options);
         let started = Instant::now();
         let config = rt.block_on(loader.load());
         self.log(&format!(
@@ -328,6 +299,43 @@ impl AwsProvider {
     }
 }
 
+/// The SDK configuration every AWS client of ksec uses (KMS keys, secret
+/// stores): the default chain, `--aws-profile`, `--timeout` per operation,
+/// three attempts unless `AWS_MAX_ATTEMPTS`/`AWS_RETRY_MODE` say otherwise,
+/// and one TLS stack (rustls with ring).
+pub(crate) fn config_loader(options: &AwsOptions) -> aws_config::ConfigLoader {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(
+        TimeoutConfig::builder()
+            .operation_timeout(options.timeout)
+            .operation_attempt_timeout(
+                options
+                    .timeout
+                    .mul_f32(0.45)
+                    .max(Duration::from_millis(500)),
+            )
+            .connect_timeout(Duration::from_secs(3).min(options.timeout))
+            .build(),
+    );
+    // --max-attempts wins; else the SDK's own variables win over our
+    // default of 3 attempts.
+    if let Some(n) = options.max_attempts {
+        loader = loader.retry_config(RetryConfig::standard().with_max_attempts(n));
+    } else if std::env::var_os("AWS_MAX_ATTEMPTS").is_none()
+        && std::env::var_os("AWS_RETRY_MODE").is_none()
+    {
+        loader = loader.retry_config(RetryConfig::standard().with_max_attempts(3));
+    }
+    if let Some(p) = &options.profile {
+        loader = loader.profile_name(p);
+    }
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    loader.http_client(http)
+}
+
 /// One line for an SDK error: what failed, on which key, and what to do.
 /// Never the SDK's nested debug structures.
 fn describe_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
@@ -419,7 +427,7 @@ fn describe_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std:
 }
 
 /// The error and its sources, joined: `a: b: c`.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut parts = vec![e.to_string()];
     let mut cur = e.source();
     while let Some(s) = cur {
@@ -433,7 +441,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// The deepest cause, without Rust's `(os error N)`.
-fn innermost(e: &dyn std::error::Error) -> String {
+pub(crate) fn innermost(e: &dyn std::error::Error) -> String {
     let mut cur = e;
     while let Some(s) = cur.source() {
         cur = s;
@@ -445,7 +453,7 @@ fn innermost(e: &dyn std::error::Error) -> String {
     }
 }
 
-fn first_line(s: &str) -> &str {
+pub(crate) fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s)
 }
 

@@ -20,6 +20,9 @@
 //! (concurrent up to `--jobs`), before any Secret is assembled; nothing is
 //! returned unless every ExternalSecret resolved.
 
+#[cfg(feature = "aws")]
+pub mod aws;
+pub mod connect;
 pub mod eso;
 mod fields;
 pub mod gjson;
@@ -28,6 +31,7 @@ pub mod kes;
 pub mod lodash;
 pub mod resolve;
 pub mod secret;
+pub mod transfer;
 
 #[cfg(test)]
 mod golden;
