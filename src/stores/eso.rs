@@ -854,8 +854,11 @@ pub fn needs(es: &ExternalSecret, stores: &[Store]) -> Result<Vec<Need>, FieldEr
 
 /// Why an item failed: a field problem, or the store's.
 pub enum ItemError {
-    /// The ExternalSecret asks for something that is not there or cannot be.
+    /// The ExternalSecret asks for something that cannot be.
     Field(FieldError),
+    /// The remote value is not what the ExternalSecret needs: a property
+    /// missing, not JSON, not an object, not decodable.
+    Value(FieldError),
     /// The store failed (line and path of the item).
     Store(usize, String, Backend, StoreError),
 }
@@ -1091,6 +1094,13 @@ pub fn assemble(
                 message: m,
             })
         };
+        let bad_value = |m: String| {
+            ItemError::Value(FieldError {
+                line: item.line,
+                path: item.path.clone(),
+                message: m,
+            })
+        };
         let (pairs, decoding, conversion): (
             Vec<(String, Zeroizing<Vec<u8>>)>,
             Decoding,
@@ -1115,9 +1125,9 @@ pub fn assemble(
                         ));
                     }
                 };
-                let pairs = get_secret_map(remote, r, is_vault(backend)).map_err(fail)?;
+                let pairs = get_secret_map(remote, r, is_vault(backend)).map_err(bad_value)?;
                 for (_, v) in &pairs {
-                    null_check(v, r).map_err(fail)?;
+                    null_check(v, r).map_err(bad_value)?;
                 }
                 (pairs, r.decoding, r.conversion)
             }
@@ -1150,7 +1160,7 @@ pub fn assemble(
                 continue;
             }
             check_key(&k).map_err(fail)?;
-            let v = decode(value, decoding).map_err(|m| fail(format!("{key}: {m}")))?;
+            let v = decode(value, decoding).map_err(|m| bad_value(format!("{key}: {m}")))?;
             provider.insert(k, v);
         }
     }
@@ -1186,10 +1196,17 @@ pub fn assemble(
             }
         };
         check_key(&item.secret_key).map_err(fail)?;
-        let value =
-            get_secret(remote, item.remote.property.as_deref(), &item.remote.key).map_err(fail)?;
-        let value = decode(value, item.remote.decoding).map_err(fail)?;
-        null_check(&value, &item.remote).map_err(fail)?;
+        let bad_value = |m: String| {
+            ItemError::Value(FieldError {
+                line: item.line,
+                path: item.path.clone(),
+                message: m,
+            })
+        };
+        let value = get_secret(remote, item.remote.property.as_deref(), &item.remote.key)
+            .map_err(bad_value)?;
+        let value = decode(value, item.remote.decoding).map_err(bad_value)?;
+        null_check(&value, &item.remote).map_err(bad_value)?;
         provider.insert(item.secret_key.clone(), value);
     }
     if es.creation == Creation::None {

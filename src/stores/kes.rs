@@ -514,8 +514,13 @@ pub fn assemble(
                     ));
                     continue;
                 };
-                let found = lodash::get(&doc, p)
-                    .ok_or_else(|| fail(format!("could not find property {p} in {key}")))?;
+                let found = lodash::get(&doc, p).ok_or_else(|| {
+                    ItemError::Value(FieldError {
+                        line: it.line,
+                        path: it.at.clone(),
+                        message: format!("could not find property {p} in {key}"),
+                    })
+                })?;
                 match (&found, it.binary) {
                     (lodash::Found::Node(n), true) if matches!(n.kind, Kind::String) => {
                         node_base64(&doc.string(n))

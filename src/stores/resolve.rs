@@ -69,14 +69,11 @@ fn field_error(at: &Location, e: FieldError) -> Error {
 
 fn item_error(at: &Location, e: ItemError) -> Error {
     match e {
-        ItemError::Field(f) => {
-            let missing =
-                f.message.contains("is not in ") || f.message.contains("could not find property");
+        ItemError::Field(f) => field_error(at, f),
+        ItemError::Value(f) => {
             let mut err = field_error(at, f);
-            if missing {
-                err.exit = Exit::Store;
-                err.code = "store-property-missing";
-            }
+            err.exit = Exit::Store;
+            err.code = "store-value";
             err
         }
         ItemError::Store(line, path, backend, se) => {

@@ -622,7 +622,11 @@ fn deleted_alias_and_wrong_region() {
 }
 
 /// A KMS stand-in that answers every request with one AWS JSON error.
-fn error_endpoint(status: u16, error_type: &'static str, message: &'static str) -> String {
+pub(crate) fn error_endpoint(
+    status: u16,
+    error_type: &'static str,
+    message: &'static str,
+) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {

@@ -35,6 +35,9 @@ mod sealed;
 mod shapes;
 mod shell;
 mod sops;
+#[cfg(feature = "aws")]
+mod stores;
+mod stores_exec;
 mod tamper;
 mod template;
 mod tree;
