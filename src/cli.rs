@@ -31,7 +31,9 @@ use crate::commands::unseal::UnsealPlan;
 #[command(
     after_help = "Exit codes: 0 ok, 1 internal error, 2 usage, 3 invalid input, 4 wrong state \
 (not encrypted, partly encrypted, exists), 5 integrity (MAC or value does not verify), \
-6 no key could open or wrap the data key, 7 I/O error, 8 `check` found problems."
+6 no key could open or wrap the data key, 7 I/O error, 8 `check` found problems, \
+9 a secret store failed or lacks a value (not found, denied, version or property missing, \
+unreachable); `exec` exits with its command's code."
 )]
 pub struct Cli {
     /// Refuse inputs larger than this (e.g. 64MiB, 1GiB).
@@ -348,7 +350,7 @@ pub struct PushArgs {
 
 /// `exec` arguments.
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("how").required(true).multiple(true).args(["env", "files"])))]
+#[command(group(clap::ArgGroup::new("how").required(true).multiple(true).args(["env", "as_files"])))]
 pub struct ExecArgs {
     /// Encrypted manifests; `-` reads stdin. Directories are walked.
     #[arg(value_name = "PATH", required = true)]

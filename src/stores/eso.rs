@@ -859,8 +859,32 @@ pub enum ItemError {
     /// The remote value is not what the ExternalSecret needs: a property
     /// missing, not JSON, not an object, not decodable.
     Value(FieldError),
-    /// The store failed (line and path of the item).
-    Store(usize, String, Backend, StoreError),
+    /// The store failed.
+    Store(Box<StoreFailure>),
+}
+
+/// A store failure and the item that met it.
+pub struct StoreFailure {
+    /// The item's line.
+    pub line: usize,
+    /// The item's path (`spec.data[0]`).
+    pub path: String,
+    /// The store.
+    pub backend: Backend,
+    /// What failed.
+    pub error: StoreError,
+}
+
+impl ItemError {
+    /// A store failure of the item at `line`, `path`.
+    pub fn store(line: usize, path: &str, backend: &Backend, error: &StoreError) -> ItemError {
+        ItemError::Store(Box::new(StoreFailure {
+            line,
+            path: path.to_owned(),
+            backend: backend.clone(),
+            error: error.clone(),
+        }))
+    }
 }
 
 impl From<FieldError> for ItemError {
@@ -874,7 +898,7 @@ pub enum Fetched<'a> {
     /// A value.
     Value(&'a Result<Remote, StoreError>),
     /// A listing.
-    Listing(&'a Result<Vec<(String, Remote)>, StoreError>),
+    Listing(&'a super::Listing),
 }
 
 fn is_vault(b: &Backend) -> bool {
@@ -949,11 +973,7 @@ fn byte_value(j: &Json, n: &super::json::Node, numbers: GoNumbers) -> Zeroizing<
 
 /// ESO's `GetSecretMap`: the value (or property) as a JSON object,
 /// flattened one level.
-fn get_secret_map(
-    remote: &Remote,
-    r: &RemoteRef,
-    vault: bool,
-) -> Result<Vec<(String, Zeroizing<Vec<u8>>)>, String> {
+fn get_secret_map(remote: &Remote, r: &RemoteRef, vault: bool) -> Result<super::Pairs, String> {
     let bytes = get_secret(remote, r.property.as_deref(), &r.key)?;
     let text = Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
     let doc = Json::parse(text).map_err(|_| {
@@ -1101,48 +1121,40 @@ pub fn assemble(
                 message: m,
             })
         };
-        let (pairs, decoding, conversion): (
-            Vec<(String, Zeroizing<Vec<u8>>)>,
-            Decoding,
-            Conversion,
-        ) = match (&item.source, &fetched[n_data + i]) {
-            (Source::Extract(r), Fetched::Value(v)) => {
-                let remote = match v {
-                    Ok(r) => r,
-                    Err(e) if missing_ok(e) => {
-                        notes.push(format!(
-                            "{}: {}; left out (deletionPolicy)",
-                            item.path, e.message
-                        ));
-                        continue;
+        let (pairs, decoding, conversion): (super::Pairs, Decoding, Conversion) =
+            match (&item.source, &fetched[n_data + i]) {
+                (Source::Extract(r), Fetched::Value(v)) => {
+                    let remote = match v {
+                        Ok(r) => r,
+                        Err(e) if missing_ok(e) => {
+                            notes.push(format!(
+                                "{}: {}; left out (deletionPolicy)",
+                                item.path, e.message
+                            ));
+                            continue;
+                        }
+                        Err(e) => {
+                            return Err(ItemError::store(item.line, &item.path, backend, e));
+                        }
+                    };
+                    let pairs = get_secret_map(remote, r, is_vault(backend)).map_err(bad_value)?;
+                    for (_, v) in &pairs {
+                        null_check(v, r).map_err(bad_value)?;
                     }
-                    Err(e) => {
-                        return Err(ItemError::Store(
-                            item.line,
-                            item.path.clone(),
-                            backend.clone(),
-                            e.clone(),
-                        ));
-                    }
-                };
-                let pairs = get_secret_map(remote, r, is_vault(backend)).map_err(bad_value)?;
-                for (_, v) in &pairs {
-                    null_check(v, r).map_err(bad_value)?;
+                    (pairs, r.decoding, r.conversion)
                 }
-                (pairs, r.decoding, r.conversion)
-            }
-            (Source::Find(f), Fetched::Listing(l)) => {
-                let list = l.as_ref().map_err(|e| {
-                    ItemError::Store(item.line, item.path.clone(), backend.clone(), e.clone())
-                })?;
-                let pairs = list
-                    .iter()
-                    .map(|(name, v)| (name.clone(), v.bytes()))
-                    .collect();
-                (pairs, f.decoding, f.conversion)
-            }
-            _ => unreachable!("fetched in the order of needs"),
-        };
+                (Source::Find(f), Fetched::Listing(l)) => {
+                    let list = l
+                        .as_ref()
+                        .map_err(|e| ItemError::store(item.line, &item.path, backend, e))?;
+                    let pairs = list
+                        .iter()
+                        .map(|(name, v)| (name.clone(), v.bytes()))
+                        .collect();
+                    (pairs, f.decoding, f.conversion)
+                }
+                _ => unreachable!("fetched in the order of needs"),
+            };
         let mut seen = BTreeMap::new();
         for (key, value) in pairs {
             let k = if item.rewrite.is_empty() {
@@ -1187,12 +1199,7 @@ pub fn assemble(
                 continue;
             }
             Err(e) => {
-                return Err(ItemError::Store(
-                    item.line,
-                    item.path.clone(),
-                    backend.clone(),
-                    e.clone(),
-                ));
+                return Err(ItemError::store(item.line, &item.path, backend, e));
             }
         };
         check_key(&item.secret_key).map_err(fail)?;

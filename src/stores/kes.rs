@@ -462,9 +462,7 @@ pub fn assemble(
                 message: m,
             })
         };
-        let store_err = |e: &super::StoreError| {
-            ItemError::Store(it.line, it.at.clone(), backend.clone(), e.clone())
-        };
+        let store_err = |e: &super::StoreError| ItemError::store(it.line, &it.at, &backend, e);
         if let Fetched::Listing(l) = got {
             let list = l.as_ref().map_err(store_err)?;
             for (name, v) in list {

@@ -30,6 +30,9 @@ impl Val {
     }
 }
 
+/// Values by key and version.
+type Values = BTreeMap<(String, Version), Val>;
+
 /// One backend's values.
 pub struct Memory {
     pub values: BTreeMap<(String, Version), Val>,
@@ -78,7 +81,7 @@ impl Store for Memory {
 /// Stores by backend.
 #[derive(Default)]
 pub struct Stores {
-    pub backends: Vec<(Backend, BTreeMap<(String, Version), Val>)>,
+    pub backends: Vec<(Backend, Values)>,
     /// Every get of every store, in order.
     pub calls: Rc<RefCell<Vec<Get>>>,
 }

@@ -45,6 +45,12 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Exit};
 use json::Json;
 
+/// Values by key, in order; zeroed on drop.
+pub type Pairs = Vec<(String, Zeroizing<Vec<u8>>)>;
+
+/// What a listing returns: (full name, value), or why not.
+pub type Listing = Result<Vec<(String, Remote)>, StoreError>;
+
 /// A value as a store returns it.
 pub enum Remote {
     /// Text: a Secrets Manager `SecretString`, a parameter's value.

@@ -76,12 +76,12 @@ fn item_error(at: &Location, e: ItemError) -> Error {
             err.code = "store-value";
             err
         }
-        ItemError::Store(line, path, backend, se) => {
-            let mut err = se.to_error();
-            err.message = format!("{backend}: {}", se.message);
+        ItemError::Store(f) => {
+            let mut err = f.error.to_error();
+            err.message = format!("{}: {}", f.backend, f.error.message);
             let mut loc = at.clone();
-            loc.line = line;
-            loc.key = Some(path);
+            loc.line = f.line;
+            loc.key = Some(f.path);
             err.at(loc)
         }
     }
@@ -161,14 +161,14 @@ fn read(
     Ok((found, stores.into_iter().map(|(s, _)| s).collect()))
 }
 
+/// What makes two finds the same ([`Find::identity`]).
+type FindId = (Option<String>, Option<String>, bool);
+
 /// What every remote read of the run returned.
 #[derive(Default)]
 struct Results {
     values: HashMap<(Backend, Get), std::result::Result<Remote, StoreError>>,
-    listings: HashMap<
-        (Backend, (Option<String>, Option<String>, bool)),
-        std::result::Result<Vec<(String, Remote)>, StoreError>,
-    >,
+    listings: HashMap<(Backend, FindId), super::Listing>,
 }
 
 fn fetch(needs: &[Vec<Need>], connect: &dyn Connect, reporter: &dyn Reporter) -> Results {

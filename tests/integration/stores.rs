@@ -127,7 +127,7 @@ pub(crate) fn fails(out: &Output, code: i32, needles: &[&str]) -> String {
 
 /// `data` of every Secret in a clear stream, decoded, by `name/key`.
 pub(crate) fn secret_data(text: &str) -> Vec<(String, Vec<u8>)> {
-    let docs: Vec<serde_json::Value> = text.split("\n---\n").filter_map(|d| yaml_json(d)).collect();
+    let docs: Vec<serde_json::Value> = text.split("\n---\n").filter_map(yaml_json).collect();
     let mut out = Vec::new();
     for d in docs {
         if d["kind"] != "Secret" {
@@ -696,7 +696,8 @@ param('/{p}/app/one', '1')\nparam('/{p}/app/two', 'zwei', 'String')\nparam('/{p}
     );
     let s = Stores::new();
     let age = format!("age:{}", s.env.recipient);
-    let cases: [(&str, String, Vec<(&str, &[u8])>); 3] = [
+    type Case<'a> = (&'a str, String, Vec<(&'a str, &'a [u8])>);
+    let cases: [Case<'_>; 3] = [
         (
             "kubesec",
             format!("aws-sm:{p}/db"),
