@@ -862,6 +862,34 @@ fn push_then_resolve_gives_the_original_values() {
 }
 
 #[test]
+fn push_to_parameter_store_as_secure_string_with_a_kms_key() {
+    let s = Stores::new();
+    let file = encrypted_secret(&s, "kms");
+    let key = crate::aws::create_key("us-east-1");
+    let prefix = format!("/{}", unique("kms"));
+    let out = s
+        .ksec()
+        .args(["push", "--to", &format!("ssm:{prefix}"), "--kms-key", &key])
+        .arg(&file)
+        .output()
+        .unwrap();
+    ok_stdout(&out);
+    let types = boto(
+        "us-east-1",
+        &format!(
+            "r = ssm.describe_parameters(ParameterFilters=[{{'Key': 'Path', 'Values': ['{prefix}']}}])['Parameters']\n\
+print(sorted((p['Name'].rsplit('/', 1)[1], p['Type'], p.get('KeyId')) for p in r))"
+        ),
+    );
+    assert_eq!(
+        types,
+        format!(
+            "[('json', 'SecureString', '{key}'), ('password', 'SecureString', '{key}'), ('username', 'SecureString', '{key}')]"
+        )
+    );
+}
+
+#[test]
 fn push_dry_run_shows_keys_and_sizes_and_calls_nothing() {
     // No store at all behind the endpoint: a dry run must not call it.
     let s = Stores::with_endpoint("http://127.0.0.1:9");
