@@ -43,6 +43,8 @@ enum Model {
 /// An ExternalSecret and where it is.
 struct Found {
     stream: usize,
+    /// 1-based document of the stream.
+    index: usize,
     range: Range<usize>,
     column: usize,
     at: Location,
@@ -151,6 +153,7 @@ fn read(
             warn_unknown(reporter, &at, &warnings);
             found.push(Found {
                 stream: si,
+                index: di + 1,
                 range: node.range.clone(),
                 column: node.column,
                 at,
@@ -283,7 +286,7 @@ pub fn resolve_all(
         for (f, s) in found.iter().zip(&secrets).filter(|(f, _)| f.stream == si) {
             let text = match s {
                 Some(s) => {
-                    expected.push((f.range.start, s));
+                    expected.push((f.index, s));
                     s.to_yaml()
                 }
                 None => Zeroizing::new(format!(
@@ -307,8 +310,8 @@ pub fn resolve_all(
     Ok(out)
 }
 
-/// Reads the result again: every resolved Secret must be there, a valid
-/// Secret, with exactly its values.
+/// Reads the result again: every resolved Secret must be there, in its
+/// ExternalSecret's document, a valid Secret, with exactly its values.
 fn verify(name: &str, text: &str, expected: &[(usize, &SecretOut)]) -> Result<()> {
     let failed = |what: String| {
         Error::internal(format!(
@@ -318,10 +321,11 @@ fn verify(name: &str, text: &str, expected: &[(usize, &SecretOut)]) -> Result<()
     };
     let stream = crate::pipeline::parse(name, text.to_owned())?;
     let secrets: Vec<&manifest::Document> = stream.secrets().collect();
-    for (_, want) in expected {
+    for (index, want) in expected {
         let doc = secrets
             .iter()
-            .find(|d| {
+            .find(|d| d.index == *index && d.item.is_empty())
+            .filter(|d| {
                 d.name.as_deref() == Some(want.name.as_str()) && d.namespace == want.namespace
             })
             .ok_or_else(|| failed(format!("Secret {} is missing", want.name)))?;
