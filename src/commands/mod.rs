@@ -111,6 +111,14 @@ impl Context {
         ksec::stores::connect::Connector::new(ksec::stores::connect::StoreOptions {
             #[cfg(feature = "aws")]
             aws: self.keys.aws.clone(),
+            #[cfg(feature = "vault")]
+            net: ksec::net::NetOptions {
+                #[cfg(feature = "aws")]
+                timeout: self.keys.aws.timeout,
+                #[cfg(feature = "aws")]
+                jobs: self.keys.aws.jobs,
+                ..ksec::net::NetOptions::default()
+            },
             reporter: self.keys.reporter.clone(),
         })
     }

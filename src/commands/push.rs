@@ -119,8 +119,11 @@ pub fn run(plan: &PushPlan, ctx: &Context) -> Result<()> {
         for (k, bytes) in &v.values {
             eprintln!("  {k} ({} byte{})", bytes.len(), plural(bytes.len()));
         }
-    } else {
+    }
+    let mut kv = None;
+    if !plan.dry_run {
         let report = transfer::push(&connector, &plan.to, &v.values, plan.kms_key.as_deref())?;
+        kv = report.kv;
         for line in &report.lines {
             note(line);
         }
@@ -132,14 +135,17 @@ pub fn run(plan: &PushPlan, ctx: &Context) -> Result<()> {
         ));
     }
     if plan.emit {
-        let region = match plan.to {
-            Address::Vault { .. } => None,
+        let location = match plan.to {
+            Address::Vault { .. } => ["VAULT_ADDR", "BAO_ADDR"]
+                .iter()
+                .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty())),
             _ => connector.aws_region(),
         };
         let keys: Vec<&str> = v.values.iter().map(|(k, _)| k.as_str()).collect();
         let yaml = transfer::external_secret(
             &plan.to,
-            region.as_deref(),
+            location.as_deref(),
+            kv,
             &v.name,
             v.namespace.as_deref(),
             &v.kind,

@@ -490,7 +490,10 @@ impl Store for SecretsManager {
             }
             Err(e) => return Err(e),
         };
-        Ok(PutReport { lines: vec![line] })
+        Ok(PutReport {
+            lines: vec![line],
+            kv: None,
+        })
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::rc::Rc;
 
-use super::{Backend, Connect, Failure, Store, StoreError};
+use super::{Backend, Connect, Store, StoreError};
 use crate::report::Reporter;
 
 /// How the stores of a run are reached.
@@ -12,6 +12,9 @@ pub struct StoreOptions {
     /// AWS settings (`--aws-profile`, `--timeout`, `--jobs`).
     #[cfg(feature = "aws")]
     pub aws: crate::keys::aws::AwsOptions,
+    /// Timeouts, concurrency and retries of the Vault client.
+    #[cfg(feature = "vault")]
+    pub net: crate::net::NetOptions,
     /// Where `-v` traces go.
     pub reporter: Rc<dyn Reporter>,
 }
@@ -20,7 +23,9 @@ pub struct StoreOptions {
 pub struct Connector {
     #[cfg(feature = "aws")]
     aws: Rc<super::aws::AwsShared>,
-    #[allow(dead_code)]
+    #[cfg(feature = "vault")]
+    net: crate::net::NetOptions,
+    #[cfg_attr(not(feature = "vault"), allow(dead_code))]
     reporter: Rc<dyn Reporter>,
 }
 
@@ -30,6 +35,8 @@ impl Connector {
         Connector {
             #[cfg(feature = "aws")]
             aws: super::aws::AwsShared::new(options.aws, options.reporter.clone()),
+            #[cfg(feature = "vault")]
+            net: options.net,
             reporter: options.reporter,
         }
     }
@@ -61,12 +68,19 @@ impl Connect for Connector {
             ))),
             #[cfg(not(feature = "aws"))]
             Backend::SecretsManager(_) | Backend::ParameterStore(_) => Err(StoreError::new(
-                Failure::Other,
+                super::Failure::Other,
                 "this build of ksec has no AWS support (built without the `aws` feature)",
             )),
+            #[cfg(feature = "vault")]
+            Backend::Vault(v) => Ok(Box::new(super::vault::VaultKv::new(
+                self.net,
+                self.reporter.clone(),
+                v.clone(),
+            ))),
+            #[cfg(not(feature = "vault"))]
             Backend::Vault(_) => Err(StoreError::new(
-                Failure::Other,
-                "Vault KV stores need ksec's shared Vault client (issue 13), which this build does not have yet",
+                super::Failure::Other,
+                "this build of ksec has no Vault support (built without the `vault` feature)",
             )),
         }
     }

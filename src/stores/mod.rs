@@ -32,6 +32,8 @@ pub mod lodash;
 pub mod resolve;
 pub mod secret;
 pub mod transfer;
+#[cfg(feature = "vault")]
+pub mod vault;
 
 #[cfg(test)]
 mod golden;
@@ -146,6 +148,8 @@ pub struct Put<'a> {
 pub struct PutReport {
     /// `created prod/db`, `prod/db: new version`, `prod/db: unchanged`.
     pub lines: Vec<String>,
+    /// Vault: the mount's KV version.
+    pub kv: Option<KvVersion>,
 }
 
 /// Why a store call failed. Messages never hold values.
@@ -265,6 +269,9 @@ pub enum KvVersion {
     V1,
     /// `kv` version 2: `GET mount/data/path`, versioned.
     V2,
+    /// Asked of the server (the command line's `vault:MOUNT/PATH`); keys
+    /// are then logical paths (`MOUNT/PATH`).
+    Auto,
 }
 
 impl fmt::Display for Backend {
@@ -279,6 +286,7 @@ impl fmt::Display for Backend {
                 match v.kv {
                     KvVersion::V1 => "v1",
                     KvVersion::V2 => "v2",
+                    KvVersion::Auto => "mount",
                 },
                 v.mount,
                 v.server.as_deref().unwrap_or("VAULT_ADDR")

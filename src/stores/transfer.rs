@@ -31,7 +31,7 @@ pub fn backend(address: &Address) -> Backend {
             server: None,
             namespace: None,
             mount: mount.clone(),
-            kv: super::KvVersion::V2,
+            kv: super::KvVersion::Auto,
         }),
     }
 }
@@ -164,7 +164,7 @@ pub fn import(
             }
         }
         Address::Vault { mount, path } => {
-            let v = get(&format!("{mount}/data/{path}")).map_err(|e| fail(&e))?;
+            let v = get(&format!("{mount}/{path}")).map_err(|e| fail(&e))?;
             match &v {
                 Remote::Kv(j) => {
                     if let Kind::Object(m) = &j.root().kind {
@@ -223,7 +223,7 @@ pub fn push(
         .map_err(|e| store_error(address, &backend, &e))?;
     let target = match address {
         Address::SecretsManager(n) | Address::Parameter(n) => n.clone(),
-        Address::Vault { mount, path } => format!("{mount}/data/{path}"),
+        Address::Vault { mount, path } => format!("{mount}/{path}"),
     };
     store
         .put(&Put {
@@ -235,10 +235,12 @@ pub fn push(
 }
 
 /// The SecretStore and ExternalSecret (ESO, `external-secrets.io/v1`)
-/// that read pushed values back into a Secret named `name`.
+/// that read pushed values back into a Secret named `name`. `location`:
+/// the AWS region, or the Vault server; `kv`: the Vault mount's version.
 pub fn external_secret(
     address: &Address,
-    region: Option<&str>,
+    location: Option<&str>,
+    kv: Option<super::KvVersion>,
     name: &str,
     namespace: Option<&str>,
     kind: &str,
@@ -253,7 +255,7 @@ pub fn external_secret(
             "ksec-aws-secretsmanager",
             format!(
                 "    aws:\n      service: SecretsManager\n      region: {}\n",
-                q(region.unwrap_or("REGION"))
+                q(location.unwrap_or("REGION"))
             ),
             format!("  dataFrom:\n  - extract:\n      key: {}\n", q(secret)),
         ),
@@ -270,7 +272,7 @@ pub fn external_secret(
                 "ksec-aws-parameterstore",
                 format!(
                     "    aws:\n      service: ParameterStore\n      region: {}\n",
-                    q(region.unwrap_or("REGION"))
+                    q(location.unwrap_or("REGION"))
                 ),
                 data,
             )
@@ -278,9 +280,14 @@ pub fn external_secret(
         Address::Vault { mount, path } => (
             "ksec-vault",
             format!(
-                "    vault:\n      server: {}\n      path: {}\n      version: v2\n",
-                q(region.unwrap_or("https://VAULT:8200")),
-                q(mount)
+                "    vault:\n      server: {}\n      path: {}\n      version: {}\n",
+                q(location.unwrap_or("https://VAULT:8200")),
+                q(mount),
+                if kv == Some(super::KvVersion::V1) {
+                    "v1"
+                } else {
+                    "v2"
+                }
             ),
             format!("  dataFrom:\n  - extract:\n      key: {}\n", q(path)),
         ),

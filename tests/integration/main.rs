@@ -38,6 +38,8 @@ mod sops;
 #[cfg(feature = "aws")]
 mod stores;
 mod stores_exec;
+#[cfg(all(feature = "aws", feature = "vault"))]
+mod stores_vault;
 mod tamper;
 mod template;
 mod tree;

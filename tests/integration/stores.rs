@@ -175,13 +175,13 @@ fn yaml_json(doc: &str) -> Option<serde_json::Value> {
         .filter(|v: &serde_json::Value| !v.is_null())
 }
 
-fn golden_dir() -> PathBuf {
+pub(crate) fn golden_dir() -> PathBuf {
     testdata().join("stores/golden")
 }
 
 /// Compares with `NAME.expected.yaml` (rewritten with
 /// KSEC_GOLDEN=overwrite; review the diff).
-fn golden(name: &str, got: &str) {
+pub(crate) fn golden(name: &str, got: &str) {
     let path = golden_dir().join(format!("{name}.expected.yaml"));
     if std::env::var("KSEC_GOLDEN").as_deref() == Ok("overwrite") {
         std::fs::write(&path, got).unwrap();
@@ -679,7 +679,7 @@ fn resolve_encrypted_in_either_format() {
     assert_eq!(secret_data(&dec), secret_data(&clear));
 }
 
-fn b64(s: &str) -> String {
+pub(crate) fn b64(s: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(s)
 }
@@ -806,7 +806,7 @@ param('/{p}/app/one', '1')\nparam('/{p}/app/two', 'zwei', 'String')\nparam('/{p}
 }
 
 /// An encrypted Secret for `push`.
-fn encrypted_secret(s: &Stores, name: &str) -> PathBuf {
+pub(crate) fn encrypted_secret(s: &Stores, name: &str) -> PathBuf {
     let clear = format!(
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: apps\ntype: kubernetes.io/basic-auth\ndata:\n  username: {}\nstringData:\n  password: \"p4ss: w/ spaces\"\n  json: '{{\"a\": 1}}'\n",
         b64("pusher")
