@@ -3,8 +3,10 @@
 //! ExternalSecrets offline ([`resolve`]), reading a store into a Secret
 //! and writing a Secret into a store ([`transfer`]).
 //!
-//! Like [`crate::keys`], this is code that talks to the outside; the rest
-//! of the module is pure and tested with an in-memory store:
+//! Like [`crate::keys`], this is code that talks to the outside (`aws`:
+//! Secrets Manager and Parameter Store on the AWS SDK; `vault`: KV v1/v2 on
+//! [`crate::vault`]; [`connect`] opens them); the rest of the module is pure
+//! and tested with an in-memory store:
 //!
 //! * [`json`], [`gjson`], [`lodash`]: JSON values as the two controllers
 //!   read and print them;
