@@ -390,6 +390,54 @@ spec:
 }
 
 #[test]
+fn kes_options_and_eso_find_by_name_alone() {
+    let p = unique("kes");
+    let first = boto(
+        "eu-west-1",
+        &format!(
+            r#"r = sm.create_secret(Name='{p}/opts', SecretString='{{"who":"old","a.b":"lit","nest":{{"arr":["x","QUFF"]}}}}')
+sm.put_secret_value(SecretId='{p}/opts', SecretString='{{"who":"new","extra":"e"}}')
+print(r['VersionId'])"#
+        ),
+    );
+    let s = Stores::new();
+    let es = format!(
+        "apiVersion: kubernetes-client.io/v1\nkind: ExternalSecret\nmetadata: {{name: opts}}\nspec:\n  backendType: secretsManager\n  region: eu-west-1\n  dataFrom: [{p}/opts]\n  dataFromWithOptions:\n  - {{key: {p}/opts, versionStage: AWSPREVIOUS}}\n  data:\n  - {{key: {p}/opts, name: by-id, property: who, versionId: {first}}}\n  - {{key: {p}/opts, name: literal, property: a.b, versionStage: AWSPREVIOUS}}\n  - {{key: {p}/opts, name: bracket, property: 'nest.arr[0]', versionStage: AWSPREVIOUS}}\n  - {{key: {p}/opts, name: bin, property: 'nest[\"arr\"][1]', isBinary: true, versionStage: AWSPREVIOUS}}\n---\n\
+apiVersion: external-secrets.io/v1\nkind: SecretStore\nmetadata: {{name: sm}}\nspec: {{provider: {{aws: {{service: SecretsManager, region: eu-west-1}}}}}}\n---\n\
+apiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {{name: byname}}\nspec:\n  secretStoreRef: {{name: sm}}\n  dataFrom:\n  - find: {{name: {{regexp: \"^{p}/op\"}}}}\n"
+    );
+    let out = s
+        .ksec()
+        .args(["-v", "resolve"])
+        .arg(s.write("k.yaml", &es))
+        .output()
+        .unwrap();
+    let text = ok_stdout(&out);
+    let data = secret_data(&text);
+    let conv = p.replace('/', "_");
+    let want: Vec<(String, Vec<u8>)> = vec![
+        (
+            format!("byname/{conv}_opts"),
+            br#"{"who":"new","extra":"e"}"#.to_vec(),
+        ),
+        ("opts/a.b".into(), b"lit".to_vec()),
+        ("opts/bin".into(), b"AAE".to_vec()),
+        ("opts/bracket".into(), b"x".to_vec()),
+        ("opts/by-id".into(), b"old".to_vec()),
+        ("opts/extra".into(), b"e".to_vec()),
+        ("opts/literal".into(), b"lit".to_vec()),
+        ("opts/nest".into(), br#"{"arr":["x","QUFF"]}"#.to_vec()),
+        ("opts/who".into(), b"old".to_vec()),
+    ];
+    assert_eq!(data, want, "{text}");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("ListSecrets ``"),
+        "find by name alone lists every secret: {log}"
+    );
+}
+
+#[test]
 fn deletion_policy_and_creation_policy_none() {
     let p = unique("policy");
     boto(
