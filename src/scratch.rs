@@ -80,6 +80,31 @@ pub fn guard(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Starts `program __scratch-guard DIR` with a pipe on its stdin: the
+/// guardian removes `dir` when the pipe closes, that is when this process
+/// ends, however it ends.
+fn start_guardian(program: &Path, dir: &Path) -> Result<(Child, std::process::ChildStdin)> {
+    let mut child = Command::new(program)
+        .arg("__scratch-guard")
+        .arg(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| {
+            Error::new(
+                Exit::Io,
+                "scratch",
+                format!(
+                    "cannot start the guardian of the scratch directory: {}",
+                    io_reason(&e)
+                ),
+            )
+        })?;
+    let stdin = child.stdin.take().expect("piped");
+    Ok((child, stdin))
+}
+
 /// Where scratch directories go, and whether that is memory-backed.
 fn base_dir() -> (PathBuf, bool) {
     let usable = |p: &Path| p.is_absolute() && p.is_dir();
@@ -162,25 +187,7 @@ impl Scratch {
         let Some(dir) = &self.dir else {
             return Ok(());
         };
-        let mut child = Command::new(program)
-            .arg("__scratch-guard")
-            .arg(dir.path())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .map_err(|e| {
-                Error::new(
-                    Exit::Io,
-                    "scratch",
-                    format!(
-                        "cannot start the guardian of the scratch directory: {}",
-                        io_reason(&e)
-                    ),
-                )
-            })?;
-        let stdin = child.stdin.take().expect("piped");
-        self.guardian = Some((child, stdin));
+        self.guardian = Some(start_guardian(program, dir.path())?);
         Ok(())
     }
 
@@ -369,16 +376,19 @@ fn finish(child: &mut Child) {
 }
 
 /// A fresh private directory for clear files (`ksec exec --files`): 0700,
-/// on tmpfs when there is one, each file 0600; removed on drop.
+/// on tmpfs when there is one, each file 0600; removed on drop. Named like
+/// `edit`'s scratch directory, so that its guardian ([`ScratchDir::guard`])
+/// and the removal of stale directories ([`clean_stale`]) cover it too.
 pub struct ScratchDir {
     dir: Option<tempfile::TempDir>,
     path: PathBuf,
+    guardian: Option<(Child, std::process::ChildStdin)>,
 }
 
 impl ScratchDir {
-    /// Creates the directory (`ksec-PREFIX-…`). A warning goes to
-    /// `reporter` when it is not memory-backed.
-    pub fn create(prefix: &str, reporter: &dyn crate::report::Reporter) -> Result<ScratchDir> {
+    /// Creates the directory. A warning goes to `reporter` when it is not
+    /// memory-backed.
+    pub fn create(reporter: &dyn crate::report::Reporter) -> Result<ScratchDir> {
         let (base, memory) = base_dir();
         if !memory {
             reporter.warn(&format!(
@@ -386,8 +396,10 @@ impl ScratchDir {
                 base.display()
             ));
         }
+        crate::stale::remove_stale_scratch(&base);
+        let prefix = format!("{}{}", crate::stale::SCRATCH_PREFIX, crate::stale::tag());
         let dir = tempfile::Builder::new()
-            .prefix(&format!("ksec-{prefix}-"))
+            .prefix(&prefix)
             .permissions(fs::Permissions::from_mode(0o700))
             .tempdir_in(&base)
             .map_err(|e| {
@@ -405,7 +417,15 @@ impl ScratchDir {
         Ok(ScratchDir {
             dir: Some(dir),
             path,
+            guardian: None,
         })
+    }
+
+    /// Starts the guardian (`program` is the ksec binary), which removes
+    /// the directory when this process dies, even by SIGKILL.
+    pub fn guard(&mut self, program: &Path) -> Result<()> {
+        self.guardian = Some(start_guardian(program, &self.path)?);
+        Ok(())
     }
 
     /// The directory.
@@ -435,10 +455,15 @@ impl ScratchDir {
         f.sync_all().map_err(fail)
     }
 
-    /// Removes the directory now (also done on drop).
+    /// Removes the directory now (also done on drop), then lets the
+    /// guardian go.
     pub fn remove(&mut self) {
         if let Some(dir) = self.dir.take() {
             let _ = dir.close();
+        }
+        if let Some((mut child, stdin)) = self.guardian.take() {
+            drop(stdin);
+            let _ = child.wait();
         }
     }
 }

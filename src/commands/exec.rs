@@ -173,7 +173,19 @@ pub fn run(plan: &ExecPlan, ctx: &Context) -> Result<ExitCode> {
                 e.secret, e.key
             )));
         }
-        let d = ScratchDir::create("exec", session.reporter.as_ref())?;
+        let mut d = ScratchDir::create(session.reporter.as_ref())?;
+        // A guardian removes the files even if ksec is killed with SIGKILL.
+        let me = std::env::current_exe().map_err(|e| {
+            Error::new(
+                Exit::Io,
+                "scratch",
+                format!(
+                    "cannot find the ksec binary for the guardian: {}",
+                    ksec::io::io_reason(&e)
+                ),
+            )
+        })?;
+        d.guard(&me)?;
         for e in &entries {
             d.write(&e.key, &e.value)?;
         }

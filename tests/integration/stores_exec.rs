@@ -196,3 +196,38 @@ fn sigterm_removes_the_files_and_ends_the_command() {
     );
     assert!(leftovers(&runtime).is_empty());
 }
+
+#[test]
+fn sigkill_of_ksec_leaves_no_files_either() {
+    let (env, file, runtime) = setup();
+    let marker = env.path("dir.txt");
+    let mut child = env
+        .ksec_std()
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .args(["exec", "--files"])
+        .arg(&file)
+        .args(["--", "sh", "-c"])
+        .arg(format!(
+            "echo \"$KSEC_SECRETS_DIR\" > {}; sleep 5",
+            marker.display()
+        ))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&marker).is_ok_and(|s| s.ends_with('\n')) {
+        assert!(Instant::now() < deadline, "the command did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let dir = std::fs::read_to_string(&marker).unwrap().trim().to_owned();
+    assert!(std::path::Path::new(&dir).join("token").exists());
+    child.kill().unwrap(); // SIGKILL: nothing in ksec runs; its guardian cleans up.
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::path::Path::new(&dir).exists() {
+        assert!(Instant::now() < deadline, "{dir} left behind after SIGKILL");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
