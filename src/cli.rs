@@ -75,12 +75,12 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "NAME", help_heading = "AWS KMS")]
     pub aws_profile: Option<String>,
 
-    /// Give up on a key-service or secret-store operation (a KMS or Vault
-    /// call, login and retries included) after this long, e.g. 10s, 500ms.
+    /// Give up on a key-service or store call (login and retries included)
+    /// after this long, e.g. 10s, 500ms.
     #[arg(long, global = true, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, help_heading = "Key services")]
     pub timeout: std::time::Duration,
 
-    /// At most this many concurrent key-service or secret-store calls.
+    /// At most this many concurrent key-service or store calls.
     #[arg(long, global = true, value_name = "N", default_value_t = 16, value_parser = parse_jobs, help_heading = "Key services")]
     pub jobs: usize,
 
