@@ -64,13 +64,62 @@ pub struct Tls {
 }
 
 #[cfg(feature = "net")]
+/// Why the runtime or the HTTPS client could not be set up. Every message
+/// names the file or setting involved.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("cannot start the async runtime: {0}")]
+    /// The tokio runtime.
+    Runtime(std::io::Error),
+    /// A file that cannot be read.
+    #[error("cannot read the {what} {}: {source}", path.display())]
+    Read {
+        /// What the file is for.
+        what: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A CA directory that cannot be listed.
+    #[error("cannot read the CA directory {}: {source}", path.display())]
+    ReadDir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A CA file without a certificate.
+    #[error("{} holds no usable PEM certificate{}", path.display(), cause.as_deref().map(|c| format!(": {c}")).unwrap_or_default())]
+    NoCertificate {
+        /// The file.
+        path: PathBuf,
+        /// What the PEM reader said, if anything.
+        cause: Option<String>,
+    },
+    /// A client certificate and key that do not make an identity.
+    #[error("cannot use the client certificate {} and key {}: {cause}", cert.display(), key.display())]
+    ClientIdentity {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// Why they were refused.
+        cause: String,
+    },
+    #[error("cannot set up HTTPS: {0}")]
+    /// The client builder refused the settings.
+    Https(String),
+}
+
+#[cfg(feature = "net")]
 /// A current-thread runtime: the network providers' futures run on it, one
 /// batch at a time.
-pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
+pub fn runtime() -> Result<tokio::runtime::Runtime, SetupError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))
+        .map_err(SetupError::Runtime)
 }
 
 #[cfg(feature = "net")]
@@ -84,7 +133,7 @@ fn install_ring() {
 #[cfg(feature = "net")]
 /// An HTTP client with `tls` and the run's timeout (per request; callers
 /// bound whole operations with [`deadline`]).
-pub fn client(tls: &Tls, timeout: Duration) -> Result<reqwest::Client, String> {
+pub fn client(tls: &Tls, timeout: Duration) -> Result<reqwest::Client, SetupError> {
     install_ring();
     let mut b = reqwest::Client::builder()
         .timeout(timeout)
@@ -96,8 +145,10 @@ pub fn client(tls: &Tls, timeout: Duration) -> Result<reqwest::Client, String> {
         roots.extend(read_roots(f)?);
     }
     for d in &tls.ca_dirs {
-        let entries = std::fs::read_dir(d)
-            .map_err(|e| format!("cannot read the CA directory {}: {e}", d.display()))?;
+        let entries = std::fs::read_dir(d).map_err(|source| SetupError::ReadDir {
+            path: d.clone(),
+            source,
+        })?;
         let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         files.sort();
         for f in files.iter().filter(|f| f.is_file()) {
@@ -117,35 +168,41 @@ pub fn client(tls: &Tls, timeout: Duration) -> Result<reqwest::Client, String> {
         pem.extend_from_slice(b"\n");
         pem.extend_from_slice(&zeroize::Zeroizing::new(read(key, "client key")?));
         let pem = zeroize::Zeroizing::new(pem);
-        let id = reqwest::Identity::from_pem(&pem).map_err(|e| {
-            format!(
-                "cannot use the client certificate {} and key {}: {}",
-                cert.display(),
-                key.display(),
-                innermost(&e)
-            )
+        let id = reqwest::Identity::from_pem(&pem).map_err(|e| SetupError::ClientIdentity {
+            cert: cert.clone(),
+            key: key.clone(),
+            cause: innermost(&e),
         })?;
         b = b.identity(id);
     }
     if tls.skip_verify {
         b = b.tls_danger_accept_invalid_certs(true);
     }
-    b.build()
-        .map_err(|e| format!("cannot set up HTTPS: {}", innermost(&e)))
+    b.build().map_err(|e| SetupError::Https(innermost(&e)))
 }
 
 #[cfg(feature = "net")]
-fn read(path: &Path, what: &str) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
+fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, SetupError> {
+    std::fs::read(path).map_err(|source| SetupError::Read {
+        what,
+        path: path.to_owned(),
+        source,
+    })
 }
 
 #[cfg(feature = "net")]
-fn read_roots(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
+fn read_roots(path: &Path) -> Result<Vec<reqwest::Certificate>, SetupError> {
     let pem = read(path, "CA certificate file")?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem)
-        .map_err(|e| format!("{} holds no usable PEM certificate: {e}", path.display()))?;
+    let certs =
+        reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| SetupError::NoCertificate {
+            path: path.to_owned(),
+            cause: Some(e.to_string()),
+        })?;
     if certs.is_empty() {
-        return Err(format!("{} holds no PEM certificate", path.display()));
+        return Err(SetupError::NoCertificate {
+            path: path.to_owned(),
+            cause: None,
+        });
     }
     Ok(certs)
 }

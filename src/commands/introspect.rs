@@ -100,7 +100,7 @@ pub fn run(plan: &IntrospectPlan, ctx: &super::Context) -> Result<()> {
     let inputs = super::inputs(&plan.paths, &configs, false)?;
     let mut certs = Vec::with_capacity(plan.certs.len());
     for c in &plan.certs {
-        let cert = ksec::sealed::cert::load(c, plan.max_input, super::seal::FETCH_TIMEOUT)?;
+        let cert = ksec::sealed::cert::load(c, plan.max_input, ksec::sealed::cert::FETCH_TIMEOUT)?;
         certs.push((c.clone(), cert));
     }
     let keys = if plan.recovery.is_empty() {

@@ -28,7 +28,7 @@ pub struct ResealPlan {
 
 /// Runs `reseal`.
 pub fn run(plan: &ResealPlan, ctx: &Context) -> Result<()> {
-    let cert = sealed::cert::load(&plan.cert, plan.max_input, super::seal::FETCH_TIMEOUT)?;
+    let cert = sealed::cert::load(&plan.cert, plan.max_input, sealed::cert::FETCH_TIMEOUT)?;
     cert.require_current(&plan.cert, ksec::clock::now_secs())?;
     let configs = ctx.configs()?;
     let inputs = super::inputs(&plan.paths, &configs, false)?;

@@ -9,7 +9,6 @@
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use zeroize::Zeroizing;
 
@@ -19,9 +18,6 @@ use ksec::pipeline;
 use ksec::sealed::{self, Certificate, Format, Scope, SealOptions};
 
 use super::{Context, Output, note, plural, read_all, warn};
-
-/// How long fetching a certificate from a URL may take.
-pub const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What `seal` was asked to do.
 pub struct SealPlan {
@@ -62,7 +58,7 @@ pub enum SealMode {
 
 /// Runs `seal`.
 pub fn run(plan: &SealPlan, ctx: &Context) -> Result<()> {
-    let cert = sealed::cert::load(&plan.cert, plan.max_input, FETCH_TIMEOUT)?;
+    let cert = sealed::cert::load(&plan.cert, plan.max_input, sealed::cert::FETCH_TIMEOUT)?;
     cert.require_current(&plan.cert, ksec::clock::now_secs())?;
     let opts = SealOptions {
         cert: &cert,

@@ -8,6 +8,32 @@ use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL
 use serde_json::Value;
 use zeroize::Zeroizing;
 
+/// Why a PEM text or a key could not be used, or a signature made.
+#[derive(Debug, thiserror::Error)]
+pub enum JwsError {
+    #[error("the PEM block `{0}` is encrypted; give an unencrypted key")]
+    /// A legacy encrypted block (`Proc-Type`), by label.
+    Encrypted(String),
+    #[error("the PEM block `{0}` has no END line")]
+    /// A block without its END line, by label.
+    Unterminated(String),
+    #[error("the PEM block `{0}` is not valid base64")]
+    /// A block whose body is not base64, by label.
+    Base64(String),
+    #[error("no private key (-----BEGIN PRIVATE KEY-----) in it")]
+    /// No `… PRIVATE KEY` block.
+    NoPrivateKey,
+    #[error("a `{0}` is not an RSA private key in PKCS#8 or PKCS#1 form")]
+    /// A private key of another kind, by label.
+    NotRsa(String),
+    #[error("not a usable RSA private key: {0}")]
+    /// A key ring refuses, and why.
+    Unusable(String),
+    #[error("RSA signing failed")]
+    /// The signature could not be made.
+    Signing,
+}
+
 /// One PEM block: its label (`PRIVATE KEY`, `CERTIFICATE`) and DER bytes.
 pub struct PemBlock {
     /// The label between `-----BEGIN ` and `-----`.
@@ -17,7 +43,7 @@ pub struct PemBlock {
 }
 
 /// Every PEM block of `text`, in order; text outside blocks is ignored.
-pub fn pem_blocks(text: &str) -> Result<Vec<PemBlock>, String> {
+pub fn pem_blocks(text: &str) -> Result<Vec<PemBlock>, JwsError> {
     let mut out = Vec::new();
     let mut lines = text.lines();
     while let Some(line) = lines.next() {
@@ -41,17 +67,15 @@ pub fn pem_blocks(text: &str) -> Result<Vec<PemBlock>, String> {
             if !l.contains(':') {
                 b64.push_str(l);
             } else if l.starts_with("Proc-Type") {
-                return Err(format!(
-                    "the PEM block `{label}` is encrypted; give an unencrypted key"
-                ));
+                return Err(JwsError::Encrypted(label.to_owned()));
             }
         }
         if !closed {
-            return Err(format!("the PEM block `{label}` has no END line"));
+            return Err(JwsError::Unterminated(label.to_owned()));
         }
         let der = B64
             .decode(b64.as_bytes())
-            .map_err(|_| format!("the PEM block `{label}` is not valid base64"))?;
+            .map_err(|_| JwsError::Base64(label.to_owned()))?;
         out.push(PemBlock {
             label: label.to_owned(),
             der: Zeroizing::new(der),
@@ -74,28 +98,26 @@ impl std::fmt::Debug for RsaSigner {
 impl RsaSigner {
     /// The first private key in `pem`: PKCS#8 (`PRIVATE KEY`) or PKCS#1
     /// (`RSA PRIVATE KEY`).
-    pub fn from_pem(pem: &str) -> Result<RsaSigner, String> {
+    pub fn from_pem(pem: &str) -> Result<RsaSigner, JwsError> {
         let blocks = pem_blocks(pem)?;
         let block = blocks
             .iter()
             .find(|b| b.label.ends_with("PRIVATE KEY"))
-            .ok_or("no private key (-----BEGIN PRIVATE KEY-----) in it")?;
+            .ok_or(JwsError::NoPrivateKey)?;
         let key = match block.label.as_str() {
             "PRIVATE KEY" => ring::signature::RsaKeyPair::from_pkcs8(&block.der),
             "RSA PRIVATE KEY" => ring::signature::RsaKeyPair::from_der(&block.der),
             other => {
-                return Err(format!(
-                    "a `{other}` is not an RSA private key in PKCS#8 or PKCS#1 form"
-                ));
+                return Err(JwsError::NotRsa(other.to_owned()));
             }
         }
-        .map_err(|e| format!("not a usable RSA private key: {e}"))?;
+        .map_err(|e| JwsError::Unusable(e.to_string()))?;
         Ok(RsaSigner { key })
     }
 
     /// `header.claims.signature`, base64url without padding; `alg: RS256`
     /// and `typ: JWT` are set in the header.
-    pub fn sign_jwt(&self, header: &Value, claims: &Value) -> Result<Zeroizing<String>, String> {
+    pub fn sign_jwt(&self, header: &Value, claims: &Value) -> Result<Zeroizing<String>, JwsError> {
         let mut header = header.clone();
         header["alg"] = Value::from("RS256");
         header["typ"] = Value::from("JWT");
@@ -112,7 +134,7 @@ impl RsaSigner {
                 out.as_bytes(),
                 &mut sig,
             )
-            .map_err(|_| "RSA signing failed".to_owned())?;
+            .map_err(|_| JwsError::Signing)?;
         out.push('.');
         out.push_str(&B64URL.encode(&sig));
         Ok(out)
@@ -139,13 +161,21 @@ mod tests {
         assert_eq!(b.len(), 2);
         assert_eq!(b[0].label, "CERTIFICATE");
         assert_eq!(b[0].der.as_slice(), &[1, 2, 3]);
-        assert!(pem_blocks("-----BEGIN X-----\nAQID\n").is_err());
-        assert!(pem_blocks("-----BEGIN X-----\n!!!\n-----END X-----\n").is_err());
-        assert!(RsaSigner::from_pem(text).is_err());
-        assert!(
-            RsaSigner::from_pem("nothing")
-                .unwrap_err()
-                .contains("no private key")
-        );
+        assert!(matches!(
+            pem_blocks("-----BEGIN X-----\nAQID\n"),
+            Err(JwsError::Unterminated(l)) if l == "X"
+        ));
+        assert!(matches!(
+            pem_blocks("-----BEGIN X-----\n!!!\n-----END X-----\n"),
+            Err(JwsError::Base64(_))
+        ));
+        assert!(matches!(
+            RsaSigner::from_pem(text),
+            Err(JwsError::Unusable(_))
+        ));
+        assert!(matches!(
+            RsaSigner::from_pem("nothing"),
+            Err(JwsError::NoPrivateKey)
+        ));
     }
 }

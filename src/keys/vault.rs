@@ -107,7 +107,7 @@ pub fn blob_version(blob: &[u8]) -> Option<u32> {
 pub struct VaultProvider {
     net: NetOptions,
     reporter: Rc<dyn Reporter>,
-    runtime: OnceCell<Result<tokio::runtime::Runtime, String>>,
+    runtime: OnceCell<Result<tokio::runtime::Runtime, net::SetupError>>,
     settings: OnceCell<Result<Rc<Settings>, VaultError>>,
     clients: RefCell<HashMap<String, Rc<Client>>>,
 }
@@ -155,7 +155,7 @@ impl VaultProvider {
         self.runtime
             .get_or_init(net::runtime)
             .as_ref()
-            .map_err(|m| KeyError::Failed(m.clone()))
+            .map_err(|e| KeyError::Failed(e.to_string()))
     }
 
     /// The client for a server (one per address per run).

@@ -131,6 +131,9 @@ fn algorithm_name(oid: &str) -> String {
     }
 }
 
+/// How long fetching a certificate from a URL may take.
+pub const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Where `--cert` points: a file, `file://PATH`, or an `http(s)://` URL.
 pub fn load(arg: &str, max_input: u64, timeout: std::time::Duration) -> crate::Result<Certificate> {
     use crate::error::{Error, Exit};

@@ -221,35 +221,53 @@ fn invalid(at: &Location, line: usize, key: Option<&str>, message: String) -> Er
     Error::new(Exit::Input, "invalid-sealed-secret", message).at(at)
 }
 
+/// What is wrong with a mapping that should hold strings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapError {
+    /// The offending key (empty: the mapping itself, or a key that is not text).
+    pub key: String,
+    /// Its line.
+    pub line: usize,
+    /// What is wrong, as a phrase for after the key (`must be a mapping`).
+    pub why: &'static str,
+}
+
 /// A mapping of strings (labels, annotations, `encryptedData`, template
-/// `data`), refusing other values and duplicate keys. On error: the
-/// offending key and what is wrong.
-pub fn string_map(node: &Node) -> Result<BTreeMap<String, String>, (String, usize, String)> {
+/// `data`), refusing other values and duplicate keys.
+pub fn string_map(node: &Node) -> Result<BTreeMap<String, String>, MapError> {
     let NodeValue::Mapping(entries) = &node.value else {
         if matches!(&node.value, NodeValue::Scalar { text, plain: true, tag: None } if text.is_empty() || text == "null" || text == "~")
         {
             return Ok(BTreeMap::new());
         }
-        return Err((String::new(), node.line, "must be a mapping".to_owned()));
+        return Err(MapError {
+            key: String::new(),
+            line: node.line,
+            why: "must be a mapping",
+        });
     };
     let mut out = BTreeMap::new();
     for (k, v) in entries {
         let Some(key) = text(k) else {
-            return Err((
-                String::new(),
-                k.line,
-                "has a key that is not a string".into(),
-            ));
+            return Err(MapError {
+                key: String::new(),
+                line: k.line,
+                why: "has a key that is not a string",
+            });
         };
         let Some(value) = text(v) else {
-            return Err((
-                key.to_owned(),
-                v.line,
-                "must be a string (quote it)".to_owned(),
-            ));
+            return Err(MapError {
+                key: key.to_owned(),
+                line: v.line,
+                why: "must be a string (quote it)",
+            });
         };
         if out.insert(key.to_owned(), value.to_owned()).is_some() {
-            return Err((key.to_owned(), k.line, "appears twice".to_owned()));
+            return Err(MapError {
+                key: key.to_owned(),
+                line: k.line,
+                why: "appears twice",
+            });
         }
     }
     Ok(out)
@@ -288,12 +306,12 @@ pub fn read_sealed<'t>(node: &'t Node, at: &Location) -> Result<SealedSecret<'t>
         .filter(|n| !n.is_empty())
         .map(str::to_owned);
     let annotations = match metadata.and_then(|m| m.get("annotations")) {
-        Some(a) => string_map(a).map_err(|(k, line, why)| {
+        Some(a) => string_map(a).map_err(|e| {
             invalid(
                 at,
-                line,
-                Some(format!("metadata.annotations.{k}").trim_end_matches('.')),
-                why,
+                e.line,
+                Some(format!("metadata.annotations.{}", e.key).trim_end_matches('.')),
+                e.why.to_owned(),
             )
         })?,
         None => BTreeMap::new(),

@@ -146,14 +146,14 @@ pub(super) fn secret_parts(node: &tree::Node, at: &Location) -> Result<SecretIn>
         Some(m) => {
             for field in ["labels", "annotations"] {
                 if let Some(n) = m.get(field) {
-                    object::string_map(n).map_err(|(k, line, why)| {
-                        let mut at = at.clone().line(line);
+                    object::string_map(n).map_err(|e| {
+                        let mut at = at.clone().line(e.line);
                         at.key = Some(
-                            format!("metadata.{field}.{k}")
+                            format!("metadata.{field}.{}", e.key)
                                 .trim_end_matches('.')
                                 .to_owned(),
                         );
-                        Error::new(Exit::Input, "invalid-secret", why).at(at)
+                        Error::new(Exit::Input, "invalid-secret", e.why).at(at)
                     })?;
                 }
             }

@@ -159,14 +159,14 @@ pub fn open(
             .and_then(|t| t.get("metadata"))
             .and_then(|m| m.get(field))
         {
-            object::string_map(node).map_err(|(k, line, why)| {
-                let mut at = at.clone().line(line);
+            object::string_map(node).map_err(|e| {
+                let mut at = at.clone().line(e.line);
                 at.key = Some(
-                    format!("spec.template.metadata.{field}.{k}")
+                    format!("spec.template.metadata.{field}.{}", e.key)
                         .trim_end_matches('.')
                         .to_owned(),
                 );
-                Error::new(Exit::Input, "invalid-sealed-secret", why).at(at)
+                Error::new(Exit::Input, "invalid-sealed-secret", e.why).at(at)
             })?;
         }
     }
@@ -189,9 +189,8 @@ pub fn open(
         }
     };
     if let Some(data) = field("data") {
-        let templates = object::string_map(data).map_err(|(k, line, why)| {
-            invalid(at, line, &format!("spec.template.data.{k}"), &why)
-        })?;
+        let templates = object::string_map(data)
+            .map_err(|e| invalid(at, e.line, &format!("spec.template.data.{}", e.key), e.why))?;
         let lines: BTreeMap<String, usize> = match &data.value {
             tree::NodeValue::Mapping(entries) => entries
                 .iter()
@@ -367,24 +366,37 @@ fn unseal_stream(
 
 type Expected = (usize, Vec<usize>, BTreeMap<String, Zeroizing<Vec<u8>>>);
 
+/// Why an unsealed stream does not read back as meant.
+#[derive(Debug, thiserror::Error)]
+enum ReadBack {
+    #[error("{0}")]
+    Parse(String),
+    #[error("document {0} is not a Secret")]
+    NotSecret(usize),
+    #[error("document {0} changed shape")]
+    Shape(usize),
+    #[error("document {0}, {1} does not read back")]
+    Value(usize, String),
+}
+
 /// Reads the result again: each opened SealedSecret is now a Secret whose
 /// `data` decodes to exactly the opened values.
-fn verify_unsealed(out: &str, expected: &[Expected]) -> std::result::Result<(), String> {
+fn verify_unsealed(out: &str, expected: &[Expected]) -> std::result::Result<(), ReadBack> {
     let mut stream = Stream::parse(
         "<unsealed>",
         out.to_owned(),
         crate::formats::is_metadata_comment,
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| ReadBack::Parse(e.to_string()))?;
     let result = (|| {
         for (index, item, values) in expected {
             let doc = stream
                 .docs
                 .iter()
                 .find(|d| d.index == *index && d.item == *item && d.is_secret)
-                .ok_or_else(|| format!("document {index} is not a Secret"))?;
+                .ok_or(ReadBack::NotSecret(*index))?;
             if doc.footer.is_some() || doc.sites.len() != values.len() {
-                return Err(format!("document {index} changed shape"));
+                return Err(ReadBack::Shape(*index));
             }
             for site in &doc.sites {
                 let ok = site.section == manifest::Section::Data
@@ -393,10 +405,7 @@ fn verify_unsealed(out: &str, expected: &[Expected]) -> std::result::Result<(), 
                         .zip(k8s::decode_base64(&site.value))
                         .is_some_and(|(want, got)| want.as_slice() == got.as_slice());
                 if !ok {
-                    return Err(format!(
-                        "document {index}, {} does not read back",
-                        site.label()
-                    ));
+                    return Err(ReadBack::Value(*index, site.label()));
                 }
             }
         }

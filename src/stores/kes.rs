@@ -365,8 +365,24 @@ fn node_base64(s: &str) -> Zeroizing<Vec<u8>> {
     out
 }
 
+/// Why a lodash template cannot be rendered without running JavaScript.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    /// `${` or `<%` without its end.
+    #[error("an unclosed `{0}`")]
+    Unclosed(&'static str),
+    /// `<% code %>`: a scriptlet.
+    #[error("`<%{0}%>` runs JavaScript, which ksec does not; it renders `<%= data.KEY %>`")]
+    Scriptlet(String),
+    /// An expression other than a `data` member.
+    #[error(
+        "`{0}` is JavaScript that ksec does not run; it renders `data.KEY` and `data[\"KEY\"]`"
+    )]
+    Expression(String),
+}
+
 /// The value of a lodash template string, or why it cannot be rendered.
-fn render(text: &str, data: &BTreeMap<String, String>) -> Result<String, String> {
+fn render(text: &str, data: &BTreeMap<String, String>) -> Result<String, TemplateError> {
     let mut out = String::new();
     let mut rest = text;
     loop {
@@ -384,18 +400,16 @@ fn render(text: &str, data: &BTreeMap<String, String>) -> Result<String, String>
         out.push_str(&rest[..at]);
         let after = &rest[at + 2..];
         let (expr, escape, len) = if open == "${" {
-            let end = after.find('}').ok_or("an unclosed `${`")?;
+            let end = after.find('}').ok_or(TemplateError::Unclosed("${"))?;
             (&after[..end], false, end + 1)
         } else {
-            let end = after.find("%>").ok_or("an unclosed `<%`")?;
+            let end = after.find("%>").ok_or(TemplateError::Unclosed("<%"))?;
             let inner = &after[..end];
             match inner.chars().next() {
                 Some('=') => (&inner[1..], false, end + 2),
                 Some('-') => (&inner[1..], true, end + 2),
                 _ => {
-                    return Err(format!(
-                        "`<%{inner}%>` runs JavaScript, which ksec does not; it renders `<%= data.KEY %>`"
-                    ));
+                    return Err(TemplateError::Scriptlet(inner.to_owned()));
                 }
             }
         };
@@ -419,7 +433,7 @@ fn render(text: &str, data: &BTreeMap<String, String>) -> Result<String, String>
 }
 
 /// `data.KEY`, `data["KEY"]`, `data['KEY']`; a missing key renders empty.
-fn lookup(expr: &str, data: &BTreeMap<String, String>) -> Result<String, String> {
+fn lookup(expr: &str, data: &BTreeMap<String, String>) -> Result<String, TemplateError> {
     let key = if let Some(k) = expr.strip_prefix("data.") {
         (!k.is_empty()
             && k.chars()
@@ -439,9 +453,7 @@ fn lookup(expr: &str, data: &BTreeMap<String, String>) -> Result<String, String>
     };
     match key {
         Some(k) => Ok(data.get(&k).cloned().unwrap_or_default()),
-        None => Err(format!(
-            "`{expr}` is JavaScript that ksec does not run; it renders `data.KEY` and `data[\"KEY\"]`"
-        )),
+        None => Err(TemplateError::Expression(expr.to_owned())),
     }
 }
 
@@ -539,7 +551,7 @@ pub fn assemble(
             ItemError::Field(FieldError {
                 line,
                 path: format!("spec.template.{what}"),
-                message: m,
+                message: m.to_string(),
             })
         })
     };
@@ -617,8 +629,15 @@ mod tests {
             "admin/&lt;x&gt;"
         );
         assert_eq!(render("<%= data.nope %>|", &d).unwrap(), "|");
-        assert!(render("<% if (x) { %>", &d).is_err());
-        assert!(render("<%= yaml.dump(data) %>", &d).is_err());
+        assert_eq!(
+            render("<% if (x) { %>", &d),
+            Err(TemplateError::Scriptlet(" if (x) { ".into()))
+        );
+        assert_eq!(
+            render("<%= yaml.dump(data) %>", &d),
+            Err(TemplateError::Expression("yaml.dump(data)".into()))
+        );
+        assert_eq!(render("${data.a", &d), Err(TemplateError::Unclosed("${")));
         assert_eq!(node_base64("AAH/").to_vec(), vec![0, 1, 255]);
         assert_eq!(node_base64("AA H_\n").to_vec(), vec![0, 1, 255]);
     }

@@ -320,14 +320,31 @@ pub enum Address {
     },
 }
 
+/// Why a store address does not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddressError {
+    /// No `KIND:`.
+    #[error("`{0}`: expected aws-sm:NAME, ssm:PATH or vault:MOUNT/PATH")]
+    NoKind(String),
+    /// `KIND:` and nothing after it.
+    #[error("`{0}`: the name is missing")]
+    NoName(String),
+    /// `vault:` without a mount and a path.
+    #[error("`{0}`: a Vault address is vault:MOUNT/PATH, e.g. vault:secret/app/db")]
+    Vault(String),
+    /// A kind ksec does not know.
+    #[error("`{0}:`: unknown store (use aws-sm:NAME, ssm:PATH or vault:MOUNT/PATH)")]
+    Unknown(String),
+}
+
 impl Address {
     /// Parses `aws-sm:NAME`, `ssm:PATH` or `vault:MOUNT/PATH`.
-    pub fn parse(s: &str) -> Result<Address, String> {
+    pub fn parse(s: &str) -> Result<Address, AddressError> {
         let (kind, rest) = s
             .split_once(':')
-            .ok_or_else(|| format!("`{s}`: expected aws-sm:NAME, ssm:PATH or vault:MOUNT/PATH"))?;
+            .ok_or_else(|| AddressError::NoKind(s.to_owned()))?;
         if rest.is_empty() {
-            return Err(format!("`{s}`: the name is missing"));
+            return Err(AddressError::NoName(s.to_owned()));
         }
         match kind {
             "aws-sm" => Ok(Address::SecretsManager(rest.to_owned())),
@@ -339,14 +356,10 @@ impl Address {
                         mount: m.to_owned(),
                         path: p.to_owned(),
                     }),
-                    _ => Err(format!(
-                        "`{s}`: a Vault address is vault:MOUNT/PATH, e.g. vault:secret/app/db"
-                    )),
+                    _ => Err(AddressError::Vault(s.to_owned())),
                 }
             }
-            other => Err(format!(
-                "`{other}:`: unknown store (use aws-sm:NAME, ssm:PATH or vault:MOUNT/PATH)"
-            )),
+            other => Err(AddressError::Unknown(other.to_owned())),
         }
     }
 }
@@ -363,12 +376,24 @@ impl fmt::Display for Address {
 
 /// Go's `regexp.MustCompile` as ESO uses it (RE2; the `regex` crate has
 /// the same syntax), or why not.
-pub fn go_regex(pattern: &str) -> Result<regex::Regex, String> {
+pub fn go_regex(pattern: &str) -> Result<regex::Regex, RegexError> {
     regex::Regex::new(pattern).map_err(|e| {
         let first = e.to_string();
-        let line = first.lines().last().unwrap_or("invalid").trim().to_owned();
-        format!("`{pattern}` is not a valid regular expression: {line}")
+        RegexError {
+            pattern: pattern.to_owned(),
+            reason: first.lines().last().unwrap_or("invalid").trim().to_owned(),
+        }
     })
+}
+
+/// A pattern the `regex` crate (and so RE2) refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{pattern}` is not a valid regular expression: {reason}")]
+pub struct RegexError {
+    /// The pattern as given.
+    pub pattern: String,
+    /// The parser's reason (its last line).
+    pub reason: String,
 }
 
 #[cfg(test)]

@@ -89,7 +89,7 @@ impl VaultKv {
                 };
                 let client = Client::new(&address, Rc::new(settings), self.reporter.clone())
                     .map_err(|e| store_error(&e))?;
-                let rt = crate::net::runtime().map_err(|m| StoreError::new(Failure::Other, m))?;
+                let rt = crate::net::runtime().map_err(|e| StoreError::new(Failure::Other, e.to_string()))?;
                 Ok((client, rt))
             })
             .as_ref()

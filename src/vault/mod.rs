@@ -111,7 +111,7 @@ impl Client {
             ));
         }
         let http = net::client(&settings.tls, settings.net.timeout)
-            .map_err(|m| VaultError::new(ErrorKind::Config, format!("Vault at {address}: {m}")))?;
+            .map_err(|e| VaultError::new(ErrorKind::Config, format!("Vault at {address}: {e}")))?;
         Ok(Client {
             address,
             http,
@@ -649,7 +649,8 @@ pub struct Blocking {
 impl Blocking {
     /// Wraps `client`.
     pub fn new(client: Client) -> Result<Blocking, VaultError> {
-        let runtime = net::runtime().map_err(|m| VaultError::new(ErrorKind::Config, m))?;
+        let runtime =
+            net::runtime().map_err(|e| VaultError::new(ErrorKind::Config, e.to_string()))?;
         Ok(Blocking { runtime, client })
     }
 

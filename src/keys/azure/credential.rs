@@ -334,7 +334,7 @@ impl azure_identity::ClientAssertion for CertificateAssertion {
         self.signer
             .sign_jwt(&header, &claims)
             .map(|j| j.to_string())
-            .map_err(|m| Error::with_message(ErrorKind::Credential, m))
+            .map_err(|m| Error::with_message(ErrorKind::Credential, m.to_string()))
     }
 }
 

@@ -108,7 +108,7 @@ pub fn parse_id(id: &str) -> Result<VaultKey, KeyError> {
 pub struct AzureProvider {
     net: NetOptions,
     reporter: Rc<dyn Reporter>,
-    runtime: OnceCell<Result<tokio::runtime::Runtime, String>>,
+    runtime: OnceCell<Result<tokio::runtime::Runtime, net::SetupError>>,
     options: OnceCell<Result<ClientOptions, KeyError>>,
     chain: OnceCell<Arc<credential::Chain>>,
     clients: RefCell<HashMap<String, Arc<KeyClient>>>,
@@ -141,7 +141,7 @@ impl AzureProvider {
         self.runtime
             .get_or_init(net::runtime)
             .as_ref()
-            .map_err(|m| KeyError::Failed(m.clone()))
+            .map_err(|e| KeyError::Failed(e.to_string()))
     }
 
     /// Our HTTP client and the retry settings, for the SDK's pipelines.
@@ -149,7 +149,7 @@ impl AzureProvider {
         self.options
             .get_or_init(|| {
                 let http = net::client(&net::Tls::default(), self.net.timeout)
-                    .map_err(KeyError::Failed)?;
+                    .map_err(|e| KeyError::Failed(e.to_string()))?;
                 let retry = RetryOptions::exponential(ExponentialRetryOptions {
                     initial_delay: azure_core::time::Duration::milliseconds(100),
                     max_retries: self.net.max_attempts.saturating_sub(1),

@@ -100,8 +100,8 @@ pub fn check_id(id: &str) -> Result<(), KeyError> {
 pub struct GcpProvider {
     net: NetOptions,
     reporter: Rc<dyn Reporter>,
-    runtime: OnceCell<Result<tokio::runtime::Runtime, String>>,
-    http: OnceCell<Result<reqwest::Client, String>>,
+    runtime: OnceCell<Result<tokio::runtime::Runtime, net::SetupError>>,
+    http: OnceCell<Result<reqwest::Client, net::SetupError>>,
     credentials: OnceCell<Result<Credentials, CredError>>,
     token: tokio::sync::OnceCell<Result<Token, KeyError>>,
     calls: Cell<usize>,
@@ -146,14 +146,14 @@ impl GcpProvider {
         self.runtime
             .get_or_init(net::runtime)
             .as_ref()
-            .map_err(|m| KeyError::Failed(m.clone()))
+            .map_err(|e| KeyError::Failed(e.to_string()))
     }
 
     fn http(&self) -> Result<&reqwest::Client, KeyError> {
         self.http
             .get_or_init(|| net::client(&net::Tls::default(), self.net.timeout))
             .as_ref()
-            .map_err(|m| KeyError::Failed(m.clone()))
+            .map_err(|e| KeyError::Failed(e.to_string()))
     }
 
     /// Number of KMS calls made (for `-v` and benchmarks).

@@ -325,8 +325,31 @@ fn get_secret_map(
     Ok(out)
 }
 
+/// Why a key or a value cannot go into the Secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    /// `decodingStrategy: Base64` on a value that is not base64.
+    #[error("decodingStrategy Base64: the value is not valid base64")]
+    Base64,
+    /// `decodingStrategy: Base64URL` on a value that is not.
+    #[error("decodingStrategy Base64URL: the value is not valid URL-safe base64")]
+    Base64Url,
+    /// A `rewrite` transform template that fails.
+    #[error("rewrite transform: {0}")]
+    Transform(String),
+    /// A key over the API server's limit.
+    #[error("key `{0}` is longer than 253 characters")]
+    KeyTooLong(String),
+    /// A key the API server refuses.
+    #[error("key `{0}` is not a valid Secret key ([-._a-zA-Z0-9]+); rewrite or convert it")]
+    BadKey(String),
+    /// `nullBytePolicy: Fail` and a NUL byte, by remote key.
+    #[error("the value of {0} contains a NUL byte (nullBytePolicy: Fail)")]
+    Nul(String),
+}
+
 /// ESO's `decoding.Decode`.
-pub fn decode(bytes: Zeroizing<Vec<u8>>, how: Decoding) -> Result<Zeroizing<Vec<u8>>, String> {
+pub fn decode(bytes: Zeroizing<Vec<u8>>, how: Decoding) -> Result<Zeroizing<Vec<u8>>, ValueError> {
     let compact = || -> Vec<u8> {
         bytes
             .iter()
@@ -340,10 +363,10 @@ pub fn decode(bytes: Zeroizing<Vec<u8>>, how: Decoding) -> Result<Zeroizing<Vec<
         Decoding::None => Ok(bytes),
         Decoding::Base64 => std(&compact())
             .map(Zeroizing::new)
-            .map_err(|_| "decodingStrategy Base64: the value is not valid base64".to_owned()),
-        Decoding::Base64Url => url(&compact()).map(Zeroizing::new).map_err(|_| {
-            "decodingStrategy Base64URL: the value is not valid URL-safe base64".to_owned()
-        }),
+            .map_err(|_| ValueError::Base64),
+        Decoding::Base64Url => url(&compact())
+            .map(Zeroizing::new)
+            .map_err(|_| ValueError::Base64Url),
         Decoding::Auto => {
             let c = compact();
             match std(&c).or_else(|_| url(&c)) {
@@ -370,7 +393,7 @@ fn convert_key(key: &str, how: Conversion) -> String {
         .collect()
 }
 
-fn rewrite_key(key: &str, steps: &[Rewrite]) -> Result<String, String> {
+fn rewrite_key(key: &str, steps: &[Rewrite]) -> Result<String, ValueError> {
     let mut k = key.to_owned();
     for s in steps {
         k = match s {
@@ -379,7 +402,7 @@ fn rewrite_key(key: &str, steps: &[Rewrite]) -> Result<String, String> {
                 let mut m = BTreeMap::new();
                 m.insert("value".to_owned(), Value::str(k.clone()));
                 t.render(&Value::Map(m))
-                    .map_err(|e| format!("rewrite transform: {e}"))?
+                    .map_err(|e| ValueError::Transform(e.to_string()))?
                     .to_string()
             }
         };
@@ -387,24 +410,19 @@ fn rewrite_key(key: &str, steps: &[Rewrite]) -> Result<String, String> {
     Ok(k)
 }
 
-fn check_key(key: &str) -> Result<(), String> {
+fn check_key(key: &str) -> Result<(), ValueError> {
     if key.len() > 253 {
-        return Err(format!("key `{key}` is longer than 253 characters"));
+        return Err(ValueError::KeyTooLong(key.to_owned()));
     }
     if !crate::k8s::valid_key(key) {
-        return Err(format!(
-            "key `{key}` is not a valid Secret key ([-._a-zA-Z0-9]+); rewrite or convert it"
-        ));
+        return Err(ValueError::BadKey(key.to_owned()));
     }
     Ok(())
 }
 
-fn null_check(v: &[u8], r: &RemoteRef) -> Result<(), String> {
+fn null_check(v: &[u8], r: &RemoteRef) -> Result<(), ValueError> {
     if r.fail_on_null && v.contains(&0) {
-        return Err(format!(
-            "the value of {} contains a NUL byte (nullBytePolicy: Fail)",
-            r.key
-        ));
+        return Err(ValueError::Nul(r.key.clone()));
     }
     Ok(())
 }
@@ -456,7 +474,7 @@ pub fn assemble(
                     };
                     let pairs = get_secret_map(remote, r, is_vault(backend)).map_err(bad_value)?;
                     for (_, v) in &pairs {
-                        null_check(v, r).map_err(bad_value)?;
+                        null_check(v, r).map_err(|e| bad_value(e.to_string()))?;
                     }
                     (pairs, r.decoding, r.conversion)
                 }
@@ -483,12 +501,12 @@ pub fn assemble(
                 }
                 c
             } else {
-                rewrite_key(&key, &item.rewrite).map_err(fail)?
+                rewrite_key(&key, &item.rewrite).map_err(|e| fail(e.to_string()))?
             };
             if k.is_empty() {
                 continue;
             }
-            check_key(&k).map_err(fail)?;
+            check_key(&k).map_err(|e| fail(e.to_string()))?;
             let v = decode(value, decoding).map_err(|m| bad_value(format!("{key}: {m}")))?;
             provider.insert(k, v);
         }
@@ -519,7 +537,7 @@ pub fn assemble(
                 return Err(ItemError::store(item.line, &item.path, backend, e));
             }
         };
-        check_key(&item.secret_key).map_err(fail)?;
+        check_key(&item.secret_key).map_err(|e| fail(e.to_string()))?;
         let bad_value = |m: String| {
             ItemError::Value(FieldError {
                 line: item.line,
@@ -529,8 +547,8 @@ pub fn assemble(
         };
         let value = get_secret(remote, item.remote.property.as_deref(), &item.remote.key)
             .map_err(bad_value)?;
-        let value = decode(value, item.remote.decoding).map_err(bad_value)?;
-        null_check(&value, &item.remote).map_err(bad_value)?;
+        let value = decode(value, item.remote.decoding).map_err(|e| bad_value(e.to_string()))?;
+        null_check(&value, &item.remote).map_err(|e| bad_value(e.to_string()))?;
         provider.insert(item.secret_key.clone(), value);
     }
     if es.creation == Creation::None {
@@ -632,11 +650,11 @@ fn apply_template(
     let mut data = BTreeMap::new();
     for (k, tpl, line) in &t.data {
         let v = render(&format!("data.{k}"), tpl, *line)?;
-        check_key(k).map_err(|m| {
+        check_key(k).map_err(|e| {
             ItemError::Field(FieldError {
                 line: *line,
                 path: format!("spec.target.template.data.{k}"),
-                message: m,
+                message: e.to_string(),
             })
         })?;
         data.insert(k.clone(), Zeroizing::new(v.as_bytes().to_vec()));

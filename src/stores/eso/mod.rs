@@ -641,7 +641,7 @@ pub fn parse(root: Field<'_>, warnings: &mut Vec<String>) -> Result<ExternalSecr
                 let pattern = name.required("regexp")?;
                 Source::Find(FindSpec {
                     path: fd.str("path")?.filter(|p| !p.is_empty()).map(str::to_owned),
-                    name: super::go_regex(pattern).map_err(|m| name.error(m))?,
+                    name: super::go_regex(pattern).map_err(|e| name.error(e.to_string()))?,
                     conversion: conversion(fd)?,
                     decoding: decoding(fd)?,
                 })
@@ -660,7 +660,7 @@ pub fn parse(root: Field<'_>, warnings: &mut Vec<String>) -> Result<ExternalSecr
                 let re = re.field();
                 let source = re.required("source")?;
                 rewrite.push(Rewrite::Regexp(
-                    super::go_regex(source).map_err(|m| re.error(m))?,
+                    super::go_regex(source).map_err(|e| re.error(e.to_string()))?,
                     re.str("target")?.unwrap_or_default().to_owned(),
                 ));
             } else if let Some(t) = r.get("transform") {
