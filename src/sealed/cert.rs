@@ -12,7 +12,7 @@
 use rsa::RsaPublicKey;
 use rsa::pkcs8::DecodePublicKey as _;
 use rsa::traits::PublicKeyParts as _;
-use x509_cert::der::{DecodePem as _, Encode as _};
+use x509_cert::der::{Decode as _, Encode as _};
 
 use super::pem;
 
@@ -50,7 +50,10 @@ impl Certificate {
             .into_iter()
             .find(|b| b.label == "CERTIFICATE")
             .ok_or(CertError::NoCertificate)?;
-        let cert = x509_cert::Certificate::from_pem(block.text)
+        let der = block
+            .der()
+            .map_err(|e| CertError::Malformed(e.to_string()))?;
+        let cert = x509_cert::Certificate::from_der(&der)
             .map_err(|e| CertError::Malformed(e.to_string()))?;
         let tbs = &cert.tbs_certificate;
         let spki = &tbs.subject_public_key_info;

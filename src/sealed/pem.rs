@@ -2,6 +2,9 @@
 //! them: kubeseal reads the first `CERTIFICATE` block of a certificate file
 //! and the private key blocks of a key file, and ignores everything else.
 
+use base64::Engine as _;
+use zeroize::Zeroizing;
+
 /// One `-----BEGIN LABEL-----` … `-----END LABEL-----` block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Block<'a> {
@@ -9,6 +12,47 @@ pub struct Block<'a> {
     pub label: &'a str,
     /// The whole block, from `-----BEGIN` to the end of the `-----END` line.
     pub text: &'a str,
+}
+
+impl Block<'_> {
+    /// The DER bytes of the block: the base64 between the BEGIN and END
+    /// lines, white space (CR included) ignored. Decoded here rather than
+    /// by `der`'s PEM reader, which loops forever on some malformed bodies
+    /// (`MIIF\r\n`, found by fuzzing).
+    pub fn der(&self) -> Result<Zeroizing<Vec<u8>>, PemError> {
+        let body = self
+            .text
+            .split_once('\n')
+            .map_or("", |(_, rest)| rest)
+            .rsplit_once("-----END ")
+            .map_or("", |(body, _)| body);
+        if body.lines().any(|l| l.contains(':')) {
+            return Err(PemError::Headers);
+        }
+        let compact: Zeroizing<Vec<u8>> =
+            Zeroizing::new(body.bytes().filter(|b| !b.is_ascii_whitespace()).collect());
+        if compact.is_empty() {
+            return Err(PemError::Empty);
+        }
+        base64::engine::general_purpose::STANDARD
+            .decode(&*compact)
+            .map(Zeroizing::new)
+            .map_err(|_| PemError::Base64)
+    }
+}
+
+/// Why a PEM block's body does not decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PemError {
+    /// Nothing between the BEGIN and END lines.
+    #[error("the PEM block is empty")]
+    Empty,
+    /// Legacy headers (`Proc-Type: 4,ENCRYPTED`, `DEK-Info: …`).
+    #[error("the PEM block has headers (an encrypted legacy key?)")]
+    Headers,
+    /// Not base64.
+    #[error("the PEM block is not valid base64")]
+    Base64,
 }
 
 /// The complete blocks of `text`, in order; an unterminated block ends the
@@ -49,6 +93,20 @@ pub fn has_blocks(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decodes_bodies_without_looping() {
+        let b = blocks("-----BEGIN CERTIFICATE-----\nMIIF\r\n-----END CERTIFICATE-----\n");
+        assert_eq!(b[0].der().unwrap().as_slice(), &[0x30, 0x82, 0x05]);
+        let b = blocks("-----BEGIN X-----\r\nAQ\r\nID\r\n-----END X-----");
+        assert_eq!(b[0].der().unwrap().as_slice(), &[1, 2, 3]);
+        let b = blocks("-----BEGIN X-----\n-----END X-----");
+        assert_eq!(b[0].der(), Err(PemError::Empty));
+        let b = blocks("-----BEGIN X-----\n!!!!\n-----END X-----");
+        assert_eq!(b[0].der(), Err(PemError::Base64));
+        let b = blocks("-----BEGIN X-----\nProc-Type: 4,ENCRYPTED\n\nAQID\n-----END X-----");
+        assert_eq!(b[0].der(), Err(PemError::Headers));
+    }
 
     #[test]
     fn finds_blocks_among_text() {

@@ -172,13 +172,17 @@ fn from_pem(origin: &str, text: &str, at: &Location) -> Result<Vec<RecoveryKey>>
                 )
                 .hint("write an unencrypted copy with `openssl pkey -in KEY -out PLAIN.key`, and delete it afterwards"));
             }
-            "RSA PRIVATE KEY" => RsaPrivateKey::from_pkcs1_pem(block.text).map_err(|e| {
-                refuse(
-                    Exit::Input,
-                    format!("the PKCS#1 private key does not parse ({e})"),
-                )
-            })?,
-            "PRIVATE KEY" => pkcs8_rsa(block.text).map_err(|e| match e {
+            "RSA PRIVATE KEY" => block
+                .der()
+                .map_err(|e| e.to_string())
+                .and_then(|der| RsaPrivateKey::from_pkcs1_der(&der).map_err(|e| e.to_string()))
+                .map_err(|e| {
+                    refuse(
+                        Exit::Input,
+                        format!("the PKCS#1 private key does not parse ({e})"),
+                    )
+                })?,
+            "PRIVATE KEY" => pkcs8_rsa(&block).map_err(|e| match e {
                 Pkcs8Error::NotRsa(alg) => refuse(
                     Exit::Key,
                     format!("the private key is {alg}, not RSA (sealed-secrets keys are RSA)"),
@@ -227,10 +231,10 @@ enum Pkcs8Error {
     Malformed(String),
 }
 
-fn pkcs8_rsa(pem_text: &str) -> std::result::Result<RsaPrivateKey, Pkcs8Error> {
-    let (_, der) = x509_cert::der::pem::decode_vec(pem_text.as_bytes())
+fn pkcs8_rsa(block: &pem::Block<'_>) -> std::result::Result<RsaPrivateKey, Pkcs8Error> {
+    let der = block
+        .der()
         .map_err(|e| Pkcs8Error::Malformed(e.to_string()))?;
-    let der = Zeroizing::new(der);
     let info = rsa::pkcs8::PrivateKeyInfo::try_from(der.as_slice())
         .map_err(|e| Pkcs8Error::Malformed(e.to_string()))?;
     let oid = info.algorithm.oid.to_string();
