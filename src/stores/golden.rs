@@ -461,3 +461,30 @@ spec:
         "in.yaml:14: document 2 (ExternalSecret x/a), spec.data[2]: property `missing` is not in db (key missing does not exist in secret db)"
     );
 }
+
+#[test]
+fn a_provider_without_settings_is_refused_not_a_panic() {
+    // Found by the externalsecret fuzz target: `aws` listed with no value.
+    for provider in [
+        "{aws: }",
+        "{vault: null}",
+        "{aws, {service: ParameterStore}}",
+    ] {
+        let input = format!(
+            "apiVersion: external-secrets.io/v1\nkind: SecretStore\nmetadata: {{name: s, namespace: x}}\n\
+             spec: {{provider: {provider}}}\n---\n\
+             apiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {{name: a, namespace: x}}\n\
+             spec:\n  secretStoreRef: {{name: s}}\n  dataFrom: [{{extract: {{key: db}}}}]\n"
+        );
+        let stream = crate::pipeline::parse("in.yaml", input).unwrap();
+        let Err(err) = resolve_all(&[stream], &[], &Stores::default(), &Collect::default()) else {
+            panic!("{provider}: must fail")
+        };
+        let msg = err.to_string();
+        assert!(
+            msg.contains("must be a mapping of its settings")
+                || msg.contains("exactly one provider"),
+            "{provider}: {msg}"
+        );
+    }
+}

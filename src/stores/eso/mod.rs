@@ -115,7 +115,9 @@ pub fn parse_store(root: Field<'_>, warnings: &mut Vec<String>) -> Result<Store,
     }
     let provider = match names[0].as_str() {
         "aws" => {
-            let aws = provider.get("aws").expect("listed");
+            let aws = provider
+                .get("aws")
+                .ok_or_else(|| provider.error("`aws` must be a mapping of its settings"))?;
             let aws = aws.field();
             warnings.extend(aws.check(
                 &[
@@ -152,7 +154,9 @@ pub fn parse_store(root: Field<'_>, warnings: &mut Vec<String>) -> Result<Store,
             }
         }
         "vault" => {
-            let v = provider.get("vault").expect("listed");
+            let v = provider
+                .get("vault")
+                .ok_or_else(|| provider.error("`vault` must be a mapping of its settings"))?;
             let v = v.field();
             warnings.extend(v.check(
                 &[
