@@ -159,7 +159,8 @@ fn special_plain(s: &str) -> bool {
 
 /// Characters YAML allows unescaped in a scalar (its printable set), minus
 /// tab, which we always escape for clarity.
-fn printable(c: char) -> bool {
+/// A character YAML allows in a scalar as is (no tab, no line break).
+pub fn printable(c: char) -> bool {
     matches!(c, '\u{20}'..='\u{7e}' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
         && c != '\u{feff}'
 }

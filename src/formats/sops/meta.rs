@@ -687,6 +687,20 @@ fn next_indent(i: usize, n: usize) -> usize {
     n * ((i + n) / n)
 }
 
+/// Whether a literal block (`|`, `|-`) reads back as `text`: printable
+/// lines (tabs allowed after the first character), a first line that does
+/// not start with white space, at most one final line break. Armor always
+/// is; anything else is written double-quoted, as go-yaml would.
+fn block_safe(text: &str) -> bool {
+    let body = text.strip_suffix('\n').unwrap_or(text);
+    !body.is_empty()
+        && !body.ends_with('\n')
+        && !body.starts_with([' ', '\t', '\n'])
+        && body
+            .split('\n')
+            .all(|l| l.chars().all(|c| c == '\t' || scalar::printable(c)))
+}
+
 fn yaml_block(out: &mut String, text: &str, indent: usize, nl: &str) {
     // `|` keeps one final line break, `|-` none (age armor ends with one,
     // PGP armor does not).
@@ -722,9 +736,13 @@ fn yaml_entries(out: &mut String, entries: &[&Entry], dash: usize, nl: &str) {
                     out.push(' ');
                     out.push_str(&yaml_str(&s));
                 }
-                Field::Block(b) => {
+                Field::Block(b) if block_safe(&b) => {
                     out.push(' ');
                     yaml_block(out, &b, next_indent(field_col, 4), nl);
+                }
+                Field::Block(b) => {
+                    out.push(' ');
+                    out.push_str(&scalar::double_quoted(&b));
                 }
                 Field::Map(m) => {
                     for (k, v) in m {
@@ -979,6 +997,35 @@ pub fn is_selection_field(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An `enc` that a literal block cannot hold (a vertical tab, found by
+    /// the sops_file fuzz target; a leading space; two final line breaks)
+    /// is written double-quoted and reads back the same.
+    #[test]
+    fn awkward_blobs_render_to_what_parses_back() {
+        let sample = include_str!("../../../testdata/sops/upstream/example-3.10.enc.yaml");
+        for enc in [
+            r#""-----BEGIN PGP MESSAGE-----\n\nwcBM\vx\n-----END PGP MESSAGE-----""#,
+            r#"" -----BEGIN PGP MESSAGE-----\nx""#,
+            r#""x\n\n""#,
+            r#""x\r\ny""#,
+        ] {
+            let start = sample.find("          enc: |-").unwrap();
+            let end = start + sample[start..].find("          fp:").unwrap();
+            let text = format!(
+                "{}          enc: {enc}\n{}",
+                &sample[..start],
+                &sample[end..]
+            );
+            let stream = crate::pipeline::parse("in.yaml", text).unwrap();
+            let m = crate::formats::sops::read_meta(&stream).unwrap().unwrap();
+            let block = render_yaml(&m, 0, "\n");
+            let again = crate::pipeline::parse("again.yaml", block.clone())
+                .unwrap_or_else(|e| panic!("{enc}: {e}\n{block}"));
+            let reread = crate::formats::sops::read_meta(&again).unwrap().unwrap();
+            assert_eq!(reread.lines, m.lines, "{enc}");
+        }
+    }
 
     #[test]
     fn mac_aad_as_go_formats_it() {
