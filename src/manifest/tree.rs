@@ -72,11 +72,11 @@ impl Node {
 
     /// The text of a scalar that reads as a string.
     pub fn as_str(&self) -> Option<&str> {
-        match self.to_json() {
-            Value::String(_) => match &self.value {
-                NodeValue::Scalar { text, .. } => Some(text),
-                _ => None,
-            },
+        match &self.value {
+            NodeValue::Scalar { text, plain, tag } => {
+                matches!(scalar_json(text, *plain, tag.as_deref()), Value::String(_))
+                    .then_some(text.as_str())
+            }
             _ => None,
         }
     }
@@ -111,9 +111,17 @@ impl Node {
             NodeValue::Mapping(entries) => {
                 let mut map = Map::new();
                 for (k, v) in entries {
-                    let key = match k.to_json() {
-                        Value::String(s) => s,
-                        other => other.to_string(),
+                    let key = match &k.value {
+                        // A collection as a key (`? {a: b}`): no JSON for it,
+                        // and writing its JSON as the key would nest escapes
+                        // exponentially with depth (found by fuzzing).
+                        NodeValue::Mapping(_) | NodeValue::Sequence(_) => {
+                            format!("(a collection as a key, line {})", k.line)
+                        }
+                        _ => match k.to_json() {
+                            Value::String(s) => s,
+                            other => other.to_string(),
+                        },
                     };
                     map.insert(key, v.to_json());
                 }
@@ -423,6 +431,19 @@ impl<'a> Builder<'a> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn collections_as_keys_stay_small() {
+        // 24 nested complex keys: their JSON once nested escapes per level
+        // (2^24 bytes); `check` and `resolve` hung on 108 bytes of this
+        // (found by the externalsecret fuzz target).
+        let text = format!("{}a: b\n", "? ".repeat(24));
+        let docs = parse_stream_lenient(&text).unwrap();
+        let json = docs[0].to_json().to_string();
+        assert!(json.len() < 200, "{} bytes", json.len());
+        assert!(json.contains("a collection as a key, line 1"), "{json}");
+        assert_eq!(docs[0].get("a"), None);
+    }
 
     #[test]
     fn core_schema_resolution() {
