@@ -16,11 +16,17 @@ use crate::manifest;
 
 /// Checks that kubectl's reader will see every document where ksec does
 /// (kubectl splits only at `---` lines). `file` names the input in messages.
+///
+/// `text` must parse as YAML (every caller checks a located stream): for
+/// such a stream, when no line is a marker with content after it, an end
+/// marker or a directive ([`splits_agree`]), kubectl and YAML split at the
+/// same lines and nothing needs parsing again.
 pub fn check_split(file: &str, text: &str) -> Result<()> {
+    if splits_agree(text) {
+        return Ok(());
+    }
     let mut seen = 0usize;
-    for (start, chunk) in chunks(text) {
-        // 1-based line of the chunk's first line in the whole text.
-        let first_line = text[..start].matches('\n').count() + 1;
+    for (first_line, chunk) in chunks(text) {
         let objects = manifest::count_documents(chunk).map_err(|e| {
             let line = match &e {
                 manifest::LocateError::Syntax { line, .. } if *line > 0 => first_line + line - 1,
@@ -71,20 +77,42 @@ fn is_separator(line: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('#'))
 }
 
+/// Whether kubectl and a YAML parser split a stream that parses as YAML
+/// into the same documents, told from its lines alone: no line is a
+/// document marker with content after it (`--- {…}`), an end marker
+/// (`...`) or a directive (`%YAML`). Then a document starts only at the
+/// start of the stream and at `---` lines, each of which kubectl cuts at
+/// too (a YAML parser takes every `---` line as a marker, even inside a
+/// block scalar, and refuses one inside a quoted or flow scalar), so each
+/// of kubectl's parts is exactly one document, or none. Anything else is
+/// decided by parsing each part ([`check_split`]'s slow path).
+fn splits_agree(text: &str) -> bool {
+    let body = text.strip_prefix('\u{feff}').unwrap_or(text);
+    body.split_inclusive('\n')
+        .all(|line| match line.as_bytes().first() {
+            Some(b'%') => false,
+            Some(b'.') => !line.starts_with("..."),
+            Some(b'-') => !line.starts_with("---") || is_separator(line),
+            _ => true,
+        })
+}
+
 /// The stream cut the way kubectl cuts it (separator lines dropped), each
-/// part with the byte where it starts.
+/// part with the 1-based line it starts on.
 fn chunks(text: &str) -> Vec<(usize, &str)> {
     let mut chunks = Vec::new();
-    let mut start = 0;
-    let mut pos = 0;
+    let (mut start, mut pos) = (0, 0);
+    let (mut start_line, mut line_no) = (1, 1);
     for line in text.split_inclusive('\n') {
+        line_no += 1;
         if is_separator(line) {
-            chunks.push((start, &text[start..pos]));
+            chunks.push((start_line, &text[start..pos]));
             start = pos + line.len();
+            start_line = line_no;
         }
         pos += line.len();
     }
-    chunks.push((start, &text[start..]));
+    chunks.push((start_line, &text[start..]));
     chunks
 }
 
@@ -136,4 +164,33 @@ fn starts_with_separator(text: &str) -> bool {
         .map(str::trim_end)
         .find(|l| !(l.trim().is_empty() || l.starts_with('#')))
         .is_some_and(is_separator)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{check_split, chunks, splits_agree};
+
+    #[test]
+    fn lines_alone_decide_common_streams() {
+        assert!(splits_agree("a: 1\n---\nb: 2\n--- # c\nc: |\n  ---\n"));
+        assert!(splits_agree("\u{feff}---\na: 1\n---\r\nb: 2"));
+        // Parsed instead: markers with content, end markers, directives
+        // (and, to keep the rule simple, any other line starting `---`).
+        for needs_parsing in [
+            "a: 1\n...\nb: 2\n",
+            "%YAML 1.2\n---\na: 1\n",
+            "a: 1\n--- b: 2\n",
+            "a\n----\n",
+        ] {
+            assert!(!splits_agree(needs_parsing), "{needs_parsing:?}");
+        }
+    }
+
+    #[test]
+    fn parts_know_their_lines() {
+        let parts = chunks("a: 1\n---\nb: 2\nc: 3\n---\n");
+        assert_eq!(parts, vec![(1, "a: 1\n"), (3, "b: 2\nc: 3\n"), (6, "")]);
+        let e = check_split("f", "a: 1\n---\nb: 2\n...\nc: 3\n").unwrap_err();
+        assert_eq!(e.at.line, 5);
+    }
 }
