@@ -107,8 +107,11 @@ fn not_v1(doc: &Document) -> Option<Exposure<'_>> {
             .kind
             .as_deref()
             .is_some_and(|k| k.eq_ignore_ascii_case("secret"));
+    if !shaped {
+        return None;
+    }
     let site = doc.sites.iter().find(|s| !sealed(&s.value))?;
-    shaped.then_some(Exposure::NotV1 { doc, site })
+    Some(Exposure::NotV1 { doc, site })
 }
 
 fn stray(doc: &Document) -> Option<Exposure<'_>> {

@@ -147,6 +147,21 @@ fn syntax(stream: &Stream, e: &crate::manifest::LocateError) -> Error {
     crate::pipeline::locate_error(&stream.name, e)
 }
 
+/// Whether `text` may hold a `sops` key: the word `sops` with no letter,
+/// digit or base64 character right before or after it. A test that costs
+/// no parse (random base64 ciphertext spells `sops` now and then; a key
+/// never touches those characters), before the tree of comments is built.
+fn may_hold_metadata(text: &str) -> bool {
+    let word =
+        |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'+' | b'/' | b'=');
+    let bytes = text.as_bytes();
+    text.match_indices("sops").any(|(i, _)| {
+        let before = i.checked_sub(1).map(|j| bytes[j]);
+        let after = bytes.get(i + 4).copied();
+        !before.is_some_and(word) && !after.is_some_and(word)
+    })
+}
+
 /// The documents of a stream, as sops reads them.
 fn docs(stream: &Stream) -> Result<&[Doc]> {
     stream.commented().map_err(|e| syntax(stream, &e))
@@ -154,7 +169,7 @@ fn docs(stream: &Stream) -> Result<&[Doc]> {
 
 /// Reads the metadata of a stream that carries it.
 pub fn read_meta(stream: &Stream) -> Result<Option<SopsMeta>> {
-    if !stream.text.contains("sops") {
+    if !may_hold_metadata(&stream.text) {
         return Ok(None);
     }
     let docs = docs(stream)?;
@@ -198,7 +213,7 @@ impl Format for Sops {
     }
 
     fn detect(&self, stream: &Stream) -> bool {
-        stream.text.contains("sops")
+        may_hold_metadata(&stream.text)
             && stream
                 .commented()
                 .ok()
@@ -302,4 +317,25 @@ fn not_encrypted(stream: &Stream) -> Error {
     Error::new(Exit::State, "not-encrypted", "the file is not encrypted")
         .in_file(&stream.name)
         .hint("there is nothing to decrypt; `ksec encrypt --format sops` encrypts it")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_hold_metadata;
+
+    #[test]
+    fn metadata_key_precheck() {
+        for yes in [
+            "sops:\n",
+            "a: 1\nsops:\n",
+            "{\"sops\": {}}",
+            "'sops' : x",
+            "? sops\n: x",
+        ] {
+            assert!(may_hold_metadata(yes), "{yes:?}");
+        }
+        for no in ["a: 1\n", "k: Xsops+Y.Zz==\n", "k: sops_x\n", "k: Asops\n"] {
+            assert!(!may_hold_metadata(no), "{no:?}");
+        }
+    }
 }
