@@ -54,6 +54,9 @@ fn strip_sign(s: &str) -> &str {
 
 fn is_int(s: &str) -> bool {
     let u = strip_sign(s);
+    if !u.starts_with(|c: char| c.is_ascii_digit()) {
+        return false;
+    }
     let digits_ = |t: &str| {
         all(t, |b| b.is_ascii_digit() || b == b'_') && t.bytes().any(|b| b.is_ascii_digit())
     };
@@ -113,8 +116,11 @@ fn is_float(s: &str) -> bool {
     if matches!(u, ".inf" | ".Inf" | ".INF") || matches!(s, ".nan" | ".NaN" | ".NAN") {
         return true;
     }
+    if !u.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
+        return false;
+    }
     // mantissa: 1.2 `(\.[0-9]+|[0-9]+(\.[0-9]*)?)`, 1.1 `([0-9][0-9_]*)?\.[0-9._]*`
-    let (mantissa, exp) = match u.find(['e', 'E']) {
+    let (mantissa, exp) = match u.bytes().position(|b| b == b'e' || b == b'E') {
         Some(i) => (&u[..i], Some(&u[i + 1..])),
         None => (u, None),
     };
@@ -146,7 +152,29 @@ fn is_float(s: &str) -> bool {
 /// Would a YAML 1.1 or 1.2 (core schema) reader resolve this *plain* scalar
 /// to a null, bool, int or float instead of a string?
 pub fn resolves_to_non_string(s: &str) -> bool {
-    is_null(s) || is_bool(s) || is_int(s) || is_float(s)
+    // Every null, bool, int and float starts with one of these bytes; most
+    // values (base64 text, tokens) are told apart by their first byte.
+    let starts = s.as_bytes().first().is_none_or(|b| {
+        matches!(
+            b,
+            b'0'..=b'9'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'~'
+                | b't'
+                | b'T'
+                | b'f'
+                | b'F'
+                | b'y'
+                | b'Y'
+                | b'n'
+                | b'N'
+                | b'o'
+                | b'O'
+        )
+    });
+    starts && (is_null(s) || is_bool(s) || is_int(s) || is_float(s))
 }
 
 /// A YAML 1.1 timestamp, a merge key or a value key: strings to Kubernetes,

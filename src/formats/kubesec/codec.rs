@@ -65,20 +65,12 @@ impl Token {
     /// Parses `ct.iv.tag` or `iv.tag`. Strict: standard alphabet with padding,
     /// exact IV and tag lengths. Cheap enough to classify every value of a file.
     pub fn parse(s: &str) -> Result<Token, CodecError> {
-        let mut parts = s.split('.');
-        let (a, b, c) = (parts.next(), parts.next(), parts.next());
-        if parts.next().is_some() {
-            return Err(CodecError::Malformed);
+        let (ct, iv, tag) = split_token(s)?;
+        let mut ciphertext = Vec::new();
+        if !ct.is_empty() {
+            B64.decode_vec(ct, &mut ciphertext)
+                .map_err(|_| CodecError::Malformed)?;
         }
-        let (ct, iv, tag) = match (a, b, c) {
-            (Some(ct), Some(iv), Some(tag)) if !ct.is_empty() => (ct, iv, tag),
-            (Some(iv), Some(tag), None) => ("", iv, tag),
-            _ => return Err(CodecError::Malformed),
-        };
-        let decode = |p: &str| B64.decode(p).map_err(|_| CodecError::Malformed);
-        let ciphertext = decode(ct)?;
-        let iv: Iv = decode(iv)?.try_into().map_err(|_| CodecError::Malformed)?;
-        let tag: [u8; TAG_LEN] = decode(tag)?.try_into().map_err(|_| CodecError::Malformed)?;
         Ok(Token {
             ciphertext,
             iv,
@@ -100,26 +92,82 @@ impl Token {
     }
 }
 
-/// Returns `true` when `s` has the shape of an encrypted value: base64
-/// parts of the right lengths. Allocation-free, for classifying every value
-/// of a file; [`Token::parse`] does the strict decoding when the value is opened.
-pub fn looks_encrypted(s: &str) -> bool {
-    fn b64_body(p: &str) -> bool {
-        p.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
-    }
-    fn b64_padded(p: &str) -> bool {
-        let body = p.trim_end_matches('=');
-        !p.is_empty() && p.len().is_multiple_of(4) && p.len() - body.len() <= 2 && b64_body(body)
-    }
-    // 12-byte IV: 16 characters; 16-byte tag: 22 characters and `==`.
-    let iv_ok = |p: &str| p.len() == 16 && b64_body(p);
-    let tag_ok = |p: &str| p.len() == 24 && p.ends_with("==") && b64_body(&p[..22]);
+/// The base64 ciphertext part (empty for `iv.tag`) and the decoded IV and
+/// tag of a token, strictly checked; the ciphertext is decoded by the
+/// caller, into a buffer of its choosing.
+fn split_token(s: &str) -> Result<(&str, Iv, [u8; TAG_LEN]), CodecError> {
     let mut parts = s.split('.');
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(ct), Some(iv), Some(tag), None) => b64_padded(ct) && iv_ok(iv) && tag_ok(tag),
-        (Some(iv), Some(tag), None, None) => iv_ok(iv) && tag_ok(tag),
-        _ => false,
+    let (a, b, c) = (parts.next(), parts.next(), parts.next());
+    if parts.next().is_some() {
+        return Err(CodecError::Malformed);
+    }
+    let (ct, iv, tag) = match (a, b, c) {
+        (Some(ct), Some(iv), Some(tag)) if !ct.is_empty() => (ct, iv, tag),
+        (Some(iv), Some(tag), None) => ("", iv, tag),
+        _ => return Err(CodecError::Malformed),
+    };
+    // Exact lengths: a longer part would decode into more bytes than fit.
+    let mut iv_bytes = [0u8; IV_LEN];
+    let mut tag_bytes = [0u8; TAG_LEN];
+    let exact =
+        |p: &str, out: &mut [u8]| matches!(B64.decode_slice(p, out), Ok(n) if n == out.len());
+    if !exact(iv, &mut iv_bytes) || !exact(tag, &mut tag_bytes) {
+        return Err(CodecError::Malformed);
+    }
+    Ok((ct, iv_bytes, tag_bytes))
+}
+
+/// Whether a byte is a base64 character other than padding.
+const fn b64_body_table() -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric() || b == b'+' || b == b'/';
+        i += 1;
+    }
+    t
+}
+static B64_BODY: [bool; 256] = b64_body_table();
+
+fn b64_body(p: &[u8]) -> bool {
+    p.iter().all(|&b| B64_BODY[usize::from(b)])
+}
+
+/// Base64 of 12 bytes (the IV): 16 characters without padding.
+const IV_B64: usize = 16;
+/// Base64 of 16 bytes (the tag): 22 characters and `==`.
+const TAG_B64: usize = 24;
+
+/// Returns `true` when `s` has the shape of an encrypted value: base64
+/// parts of the right lengths. Allocation-free and read from the end (the
+/// IV and tag have fixed lengths), for classifying every value of a file;
+/// [`Token::parse`] does the strict decoding when the value is opened.
+pub fn looks_encrypted(s: &str) -> bool {
+    let b = s.as_bytes();
+    let n = b.len();
+    if n < IV_B64 + 1 + TAG_B64 {
+        return false;
+    }
+    let (head, tag) = b.split_at(n - TAG_B64);
+    let tag_ok = tag.ends_with(b"==") && b64_body(&tag[..TAG_B64 - 2]);
+    let Some((b'.', head)) = head.split_last() else {
+        return false;
+    };
+    let (head, iv) = head.split_at(head.len() - IV_B64);
+    if !tag_ok || !b64_body(iv) {
+        return false;
+    }
+    match head.split_last() {
+        None => true,
+        Some((b'.', ct)) => {
+            let body = ct.iter().rposition(|&b| b != b'=').map_or(0, |i| i + 1);
+            !ct.is_empty()
+                && ct.len().is_multiple_of(4)
+                && ct.len() - body <= 2
+                && b64_body(&ct[..body])
+        }
+        Some(_) => false,
     }
 }
 
@@ -172,26 +220,77 @@ impl ValueCipher {
 
     /// Encrypts one clear value for map key `name` with the given IV.
     pub fn encrypt_value(&self, name: &str, value: &str, iv: &Iv) -> Result<String, CodecError> {
+        let mut out = String::with_capacity(token_len(value.len()));
+        self.encrypt_value_into(name, value, iv, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`ValueCipher::encrypt_value`], the token appended to `out`.
+    pub fn encrypt_value_into(
+        &self,
+        name: &str,
+        value: &str,
+        iv: &Iv,
+        out: &mut String,
+    ) -> Result<(), CodecError> {
         if value.as_bytes().contains(&0) {
             return Err(CodecError::ContainsNul);
         }
         let len = value.len().div_ceil(PAD_BLOCK) * PAD_BLOCK;
-        let mut padded = Zeroizing::new(Vec::with_capacity(len));
-        padded.extend_from_slice(value.as_bytes());
-        padded.resize(len, 0);
-        Ok(self.seal(iv, &padded, name.as_bytes()).render())
+        let mut buf = Zeroizing::new(Vec::with_capacity(len));
+        buf.extend_from_slice(value.as_bytes());
+        buf.resize(len, 0);
+        let tag = self
+            .0
+            .encrypt_in_place_detached(Nonce::from_slice(iv), name.as_bytes(), &mut buf)
+            .expect("AES-GCM input within size limits");
+        // Ciphertext is not secret: written out as it is.
+        if !buf.is_empty() {
+            B64.encode_string(&*buf, out);
+            out.push('.');
+        }
+        B64.encode_string(iv, out);
+        out.push('.');
+        B64.encode_string(tag, out);
+        Ok(())
     }
 
     /// Decrypts one value token for map key `name`; the result is cut at the first NUL.
     pub fn decrypt_value(&self, name: &str, token: &str) -> Result<Zeroizing<String>, CodecError> {
-        let token = Token::parse(token)?;
-        let mut plain = self.open(&token, name.as_bytes())?;
-        if let Some(nul) = plain.iter().position(|&b| b == 0) {
-            plain.truncate(nul);
+        let (ct, iv, tag) = split_token(token)?;
+        // Decrypted in place: the buffer that holds the ciphertext becomes
+        // the clear value, zeroed on drop whatever happens.
+        let mut buf = Zeroizing::new(Vec::with_capacity(ct.len() / 4 * 3));
+        if !ct.is_empty() {
+            B64.decode_vec(ct, &mut buf)
+                .map_err(|_| CodecError::Malformed)?;
         }
-        let text = std::str::from_utf8(&plain).map_err(|_| CodecError::NotUtf8)?;
-        Ok(Zeroizing::new(text.to_owned()))
+        self.0
+            .decrypt_in_place_detached(
+                Nonce::from_slice(&iv),
+                name.as_bytes(),
+                &mut buf,
+                (&tag).into(),
+            )
+            .map_err(|_| CodecError::Authentication)?;
+        if let Some(nul) = buf.iter().position(|&b| b == 0) {
+            buf.truncate(nul);
+        }
+        if std::str::from_utf8(&buf).is_err() {
+            return Err(CodecError::NotUtf8);
+        }
+        let bytes = std::mem::take(&mut *buf);
+        Ok(Zeroizing::new(
+            String::from_utf8(bytes).expect("checked to be UTF-8 above"),
+        ))
     }
+}
+
+/// The length of the token of a clear value of `len` bytes.
+pub fn token_len(len: usize) -> usize {
+    let ct = len.div_ceil(PAD_BLOCK) * PAD_BLOCK;
+    let ct_b64 = if ct == 0 { 0 } else { ct / 3 * 4 + 1 };
+    ct_b64 + IV_B64 + 1 + TAG_B64
 }
 
 /// AES-256-GCM over already padded bytes; the raw primitive, exposed for the
