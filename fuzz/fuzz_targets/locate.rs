@@ -17,8 +17,10 @@ fuzz_target!(|data: &[u8]| {
                 let _ = ksec::manifest::remove_footer(text, f);
             }
             for site in &doc.sites {
-                assert!(site.range.start <= site.range.end && site.range.end <= text.len());
-                assert!(text.is_char_boundary(site.range.start) && text.is_char_boundary(site.range.end));
+                let r = site.range();
+                assert!(r.start <= r.end && r.end <= text.len());
+                assert!(text.is_char_boundary(r.start) && text.is_char_boundary(r.end));
+                let _ = (site.key(text), site.value(text));
             }
         }
     }

@@ -36,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
             .expect("parses")
             .iter()
             .filter(|d| d.is_secret)
-            .flat_map(|d| d.sites.iter().map(|s| (s.key.clone(), s.value.clone())))
+            .flat_map(|d| d.sites.iter().map(|s| (s.key(t).to_owned(), s.value(t).to_owned())))
             .collect()
     };
     assert_eq!(values(&dec.text), values(text));

@@ -322,11 +322,11 @@ fn document_problems(stream: &Stream) -> Vec<Error> {
                 .filter(|v| !formats::looks_sealed(&v.value))
             {
                 let e = Exposure::Stray { doc, stray, value };
-                found.push(pipeline::exposure_error(file, &e, false));
+                found.push(pipeline::exposure_error(file, &stream.text, &e, false));
             }
         }
         if !doc.is_secret {
-            if let Err(e) = pipeline::refuse_hidden_ciphertext(file, doc) {
+            if let Err(e) = pipeline::refuse_hidden_ciphertext(file, &stream.text, doc) {
                 found.push(e);
             } else if doc
                 .kind
@@ -336,10 +336,10 @@ fn document_problems(stream: &Stream) -> Vec<Error> {
                 for site in doc
                     .sites
                     .iter()
-                    .filter(|s| !formats::looks_sealed(&s.value))
+                    .filter(|s| !formats::looks_sealed(s.value(&stream.text)))
                 {
                     let e = Exposure::NotV1 { doc, site };
-                    found.push(pipeline::exposure_error(file, &e, false));
+                    found.push(pipeline::exposure_error(file, &stream.text, &e, false));
                 }
             }
             continue;

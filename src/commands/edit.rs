@@ -302,7 +302,7 @@ fn check_decodable(
                     "not-base64",
                     "the value is not valid base64, so it cannot be shown decoded",
                 )
-                .at(doc.site_location(file, site))
+                .at(doc.site_location(file, &stream.text, site))
                 .hint("edit with --base64 (-b) to see the values as stored"));
             }
         }

@@ -174,8 +174,10 @@ fn describe(stream: &Stream) -> Result<Vec<DocInfo>> {
         if let Some(envelope) = envelope.filter(|_| doc.is_secret) {
             for s in &doc.sites {
                 match s.section {
-                    Section::Data => info.data_keys.push(s.key.clone()),
-                    Section::StringData => info.string_data_keys.push(s.key.clone()),
+                    Section::Data => info.data_keys.push(s.key(&stream.text).to_owned()),
+                    Section::StringData => {
+                        info.string_data_keys.push(s.key(&stream.text).to_owned())
+                    }
                 }
             }
             match &envelope.state {

@@ -346,7 +346,7 @@ impl Merge<'_> {
             let node = manifest::outline::object(&roots, doc)
                 .ok_or_else(|| self.conflict(format!("Secret {id} cannot be found again")))?;
             edits.extend(
-                amend::amend(clear, node, &value_changes(doc, target), doc.newline)
+                amend::amend(clear, node, &value_changes(clear, doc, target), doc.newline)
                     .map_err(|e| self.conflict(e.to_string()))?,
             );
             donors.push(target.donor.clone());
@@ -456,24 +456,29 @@ fn merge_secret(
 }
 
 /// The changes that make a Secret of the merged text hold `target`'s values.
-fn value_changes(doc: &Document, target: &Target) -> Vec<Change> {
+/// `text` is the merged text `doc` was located in.
+fn value_changes(text: &str, doc: &Document, target: &Target) -> Vec<Change> {
     let mut changes = Vec::new();
     for s in &doc.sites {
         if !target
             .values
             .iter()
-            .any(|(sec, k, _)| *sec == s.section && *k == s.key)
+            .any(|(sec, k, _)| *sec == s.section && *k == s.key(text))
         {
             changes.push(Change {
                 path: vec![s.section.as_str().into()],
-                key: s.key.clone(),
+                key: s.key(text).to_owned(),
                 value: None,
             });
         }
     }
     for (sec, k, v) in &target.values {
-        match doc.sites.iter().find(|s| s.section == *sec && s.key == *k) {
-            Some(s) if s.value == **v => {}
+        match doc
+            .sites
+            .iter()
+            .find(|s| s.section == *sec && s.key(text) == *k)
+        {
+            Some(s) if s.value(text) == **v => {}
             _ => changes.push(Change {
                 path: vec![sec.as_str().into()],
                 key: k.clone(),

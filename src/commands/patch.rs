@@ -140,8 +140,8 @@ fn apply_changes(
     let current = |section: Section, key: &str| {
         doc.sites
             .iter()
-            .find(|s| s.section == section && s.key == key)
-            .map(|s| s.value.as_str())
+            .find(|s| s.section == section && s.key(&stream.text) == key)
+            .map(|s| s.value(&stream.text))
     };
     let mut changes = Vec::new();
     for v in values {

@@ -133,11 +133,11 @@ pub trait Metadata: Debug {
     /// The name of its format (`kubesec`, `sops`).
     fn format(&self) -> &'static str;
     /// Whether a Secret value of the envelope may be clear text on purpose
-    /// (a section kept clear, an empty value the format never encrypts).
-    fn keeps_clear(&self, site: &ValueSite) -> bool {
+    /// (a section kept clear, an empty value the format never encrypts);
+    /// `value` is the site's value.
+    fn keeps_clear(&self, site: &ValueSite, value: &str) -> bool {
         let info = self.info();
-        info.clear.contains(site.section)
-            || (info.version_number == Some(1) && site.value.is_empty())
+        info.clear.contains(site.section) || (info.version_number == Some(1) && value.is_empty())
     }
 }
 

@@ -47,15 +47,15 @@ pub fn clear_edit(
     clear: &str,
     cleartext: bool,
 ) -> (Edit, Zeroizing<String>) {
-    let comment = site.trailing_comment.clone();
+    let comment = site.trailing_comment();
     let ctx = Context {
         header_comment: comment.clone().map(|r| &text[r]),
         ..site.context(doc.newline)
     };
     let (rendered, parsed) = render_clear(site, clear, cleartext, &ctx);
     let range = match comment {
-        Some(c) if rendered.starts_with('|') => site.range.start..c.end,
-        _ => site.range.clone(),
+        Some(c) if rendered.starts_with('|') => site.range().start..c.end,
+        _ => site.range(),
     };
     (
         Edit {
@@ -69,17 +69,17 @@ pub fn clear_edit(
 /// The edit that writes `token` at a value's site: double-quoted in flow
 /// context, a block scalar's header comment kept after it.
 pub fn token_edit(site: &ValueSite, token: &str) -> Edit {
-    let mut t = if site.flow {
+    let mut t = if site.flow() {
         format!("\"{token}\"")
     } else {
         token.to_owned()
     };
-    if let Some(c) = &site.header_comment {
+    if let Some(c) = site.header_comment() {
         // The block header's comment, white space before it included.
         t.push_str(c);
     }
     Edit {
-        range: site.range.clone(),
+        range: site.range(),
         text: t,
     }
 }
@@ -87,13 +87,13 @@ pub fn token_edit(site: &ValueSite, token: &str) -> Edit {
 /// The edit that writes a value of a section kept in clear text: nothing
 /// when the site holds it already, else the value rendered as `decrypt`
 /// would (the section was encrypted before).
-pub fn kept_clear_edit(doc: &Document, site: &ValueSite, clear: &str) -> Option<Edit> {
-    if site.value == clear {
+pub fn kept_clear_edit(text: &str, doc: &Document, site: &ValueSite, clear: &str) -> Option<Edit> {
+    if site.value(text) == clear {
         return None;
     }
     let ctx = site.context(doc.newline);
     Some(Edit {
-        range: site.range.clone(),
+        range: site.range(),
         text: scalar::render(clear, &ctx),
     })
 }

@@ -123,7 +123,7 @@ pub fn generate(config: &Config, root: &Path, session: &Session) -> Result<Vec<G
         let text = io::read_text(&Source::File(path), io::DEFAULT_MAX_INPUT)?;
         let stream = pipeline::parse(file, text)?;
         for doc in &stream.docs {
-            pipeline::refuse_hidden_ciphertext(file, doc)?;
+            pipeline::refuse_hidden_ciphertext(file, &stream.text, doc)?;
             pipeline::refuse_stray_ciphertext(file, doc)?;
         }
         if stream.secrets().next().is_none() {

@@ -6,7 +6,10 @@ use std::ops::Range;
 
 use granit_parser::{Event, Options, Parser, ScalarStyle, ScanError, Span, StrInput};
 
-use super::{Document, FooterBlock, LocateError, Problem, Section, Stray, StrayValue, ValueSite};
+use super::{
+    Document, FooterBlock, LocateError, MAX_TEXT, Problem, Section, SiteParts, Stray, StrayValue,
+    ValueSite,
+};
 
 /// The annotation in which client-side `kubectl apply` keeps a copy of the
 /// whole object, clear values included.
@@ -23,6 +26,13 @@ type Ev<'a> = (Event<'a>, Span);
 /// which comment lines (from their `#`) are format metadata (footers) that
 /// belong to a document; the locator does not know any format.
 pub fn locate(text: &str, metadata: fn(&str) -> bool) -> Result<Vec<Document>, LocateError> {
+    if text.len() > MAX_TEXT {
+        return Err(LocateError::Syntax {
+            line: 0,
+            column: 0,
+            message: "the stream is larger than 4 GiB, more than ksec reads".into(),
+        });
+    }
     let mut w = Walker {
         text,
         metadata,
@@ -421,7 +431,7 @@ impl<'a> Walker<'a> {
             return Ok(candidates);
         }
         for c in candidates {
-            self.strays.push(stray_of(&c.doc));
+            self.strays.push(stray_of(self.text, &c.doc));
         }
         Ok(Vec::new())
     }
@@ -698,11 +708,12 @@ impl<'a> Walker<'a> {
                 self.skip_node()?;
                 continue;
             };
-            let label = format!("{sname}.{name}");
+            // Labels are made only for problems: most values have none.
+            let label = || format!("{sname}.{name}");
             if key.anchored_or_tagged {
                 doc.problems.push(problem(
                     line,
-                    Some(label.clone()),
+                    Some(label()),
                     "the key carries an anchor or tag".into(),
                     None,
                 ));
@@ -710,15 +721,14 @@ impl<'a> Walker<'a> {
             if !seen.insert(name.clone()) {
                 doc.problems.push(problem(
                     line,
-                    Some(label.clone()),
+                    Some(label()),
                     "duplicate key".into(),
                     Some("remove one of them; otherwise one copy could stay in clear text"),
                 ));
             }
             let entry = Entry {
                 section,
-                name: name.into_owned(),
-                label,
+                name,
                 key: &key,
                 flow,
                 indent: key.span.start.col() + step,
@@ -783,7 +793,8 @@ impl<'a> Walker<'a> {
         let (ev, vspan) = self.next()?;
         let vline = vspan.start.line();
         let refuse = |message: String, hint: Option<&str>| {
-            Ok(Err(problem(vline, Some(e.label.clone()), message, hint)))
+            let label = format!("{}.{}", e.section.as_str(), e.name);
+            Ok(Err(problem(vline, Some(label), message, hint)))
         };
         let (value, style, anchor, tag) = match ev {
             Event::Scalar(value, style, anchor, tag) => (value, style, anchor, tag),
@@ -834,19 +845,22 @@ impl<'a> Walker<'a> {
             Some(t) if binary && t < range.start => t..range.end,
             _ => range,
         };
-        Ok(Ok(ValueSite {
-            section: e.section,
-            key: e.name,
-            value: value.into_owned(),
-            line: vline,
-            flow: e.flow,
-            binary,
-            header_comment,
-            indent: block_indent(self.text, range.end, e.indent),
-            line_rest_empty: rest_of_line_empty(self.text, range.end),
-            trailing_comment: trailing_comment(self.text, range.end),
-            range,
-        }))
+        Ok(Ok(ValueSite::new(
+            self.text,
+            SiteParts {
+                section: e.section,
+                key: e.name,
+                value,
+                line: vline,
+                flow: e.flow,
+                binary,
+                header_comment,
+                indent: block_indent(self.text, range.end, e.indent),
+                line_rest_empty: rest_of_line_empty(self.text, range.end),
+                trailing_comment: trailing_comment(self.text, range.end),
+                range,
+            },
+        )))
     }
 
     /// A block scalar's span covers its content only, and runs into the
@@ -885,9 +899,7 @@ impl<'a> Walker<'a> {
 /// One entry of a section being read.
 struct Entry<'k, 'a> {
     section: Section,
-    name: String,
-    /// `section.key`, for problems.
-    label: String,
+    name: Cow<'a, str>,
     key: &'k Key<'a>,
     flow: bool,
     /// Indentation for literal block content written here.
@@ -935,7 +947,7 @@ fn is_list_kind(kind: Option<&str>) -> bool {
 }
 
 /// A Secret found in the items of something that is not a List.
-fn stray_of(doc: &Document) -> Stray {
+fn stray_of(text: &str, doc: &Document) -> Stray {
     Stray {
         line: doc.line,
         path: doc.item_path(),
@@ -944,9 +956,9 @@ fn stray_of(doc: &Document) -> Stray {
             .sites
             .iter()
             .map(|s| StrayValue {
-                line: s.line,
-                label: format!("{}.{}", s.section.as_str(), s.key),
-                value: s.value.clone(),
+                line: s.line(),
+                label: s.label(text),
+                value: s.value(text).to_owned(),
             })
             .collect(),
     }

@@ -153,51 +153,218 @@ impl Section {
 }
 
 /// One value of `data` or `stringData` and where it sits in the text.
+///
+/// Compact, for files with many values: positions are 32-bit offsets into
+/// the text the site was located in, and the key and value are read from
+/// that text ([`ValueSite::key`], [`ValueSite::value`]) unless YAML quoting,
+/// escapes or folding make the parsed string differ from its bytes (then
+/// the site owns it). A site takes 48 bytes; only such values allocate.
 #[derive(Debug, Clone)]
 pub struct ValueSite {
     /// The section the value is in.
     pub section: Section,
-    /// The map key (after YAML parsing).
-    pub key: String,
-    /// The value after YAML parsing (escapes resolved, block scalars folded).
-    pub value: String,
-    /// The bytes to replace when the value is rewritten.
+    flags: u8,
+    /// Bytes to replace when the value is rewritten.
+    range: Span,
+    /// The key's bytes, when they read as the key.
+    key: Span,
+    /// The value's bytes, when they read as the value.
+    value: Span,
+    line: u32,
+    indent: u32,
+    /// Length of the comment after the value, 0 when there is none.
+    trailing: u32,
+    /// What the text does not hold as is (rare).
+    owned: Option<Box<Owned>>,
+}
+
+/// A byte range of a located text in 32-bit offsets (texts are at most
+/// [`MAX_TEXT`] bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    fn of(r: &Range<usize>) -> Span {
+        // Texts are checked against MAX_TEXT before they are located.
+        Span {
+            start: r.start as u32,
+            end: r.end as u32,
+        }
+    }
+
+    fn range(self) -> Range<usize> {
+        self.start as usize..self.end as usize
+    }
+}
+
+/// The largest text the locator reads: 32-bit offsets (4 GiB).
+pub const MAX_TEXT: usize = u32::MAX as usize;
+
+/// The parts of a site that are not plain spans of its text.
+#[derive(Debug, Clone, Default)]
+struct Owned {
+    key: Option<Box<str>>,
+    value: Option<Box<str>>,
+    header_comment: Option<Box<str>>,
+}
+
+const FLOW: u8 = 1;
+const BINARY: u8 = 2;
+const LINE_REST_EMPTY: u8 = 4;
+
+/// Everything a site records, as the locator finds it.
+#[derive(Debug, Clone)]
+pub struct SiteParts<'a> {
+    /// The section.
+    pub section: Section,
+    /// The key after YAML parsing (borrowed when it is a slice of the text).
+    pub key: std::borrow::Cow<'a, str>,
+    /// The value after YAML parsing (borrowed when it is a slice of the text).
+    pub value: std::borrow::Cow<'a, str>,
+    /// The bytes to replace.
     pub range: Range<usize>,
     /// 1-based line of the value.
     pub line: usize,
-    /// In a flow mapping or JSON: write double-quoted tokens only.
+    /// In a flow mapping or JSON.
     pub flow: bool,
-    /// The value carries a `!!binary` tag (accepted only by `encrypt -x`).
+    /// A `!!binary` tag.
     pub binary: bool,
-    /// A comment on a block scalar's header line, kept after the token.
+    /// A comment on a block scalar's header line.
     pub header_comment: Option<String>,
-    /// A comment that is all that follows the value on its line (with the
-    /// white space before it): a literal block written here carries it on
-    /// its header line.
+    /// A comment that is all that follows the value on its line.
     pub trailing_comment: Option<Range<usize>>,
-    /// Indentation for literal block content written at this site.
+    /// Indentation for literal block content.
     pub indent: usize,
     /// Only whitespace follows the value on its line.
     pub line_rest_empty: bool,
 }
 
 impl ValueSite {
+    /// A site of `text` from what the locator found. Keys and values that
+    /// are slices of `text` are kept as positions.
+    pub fn new(text: &str, p: SiteParts<'_>) -> ValueSite {
+        let mut owned = Owned::default();
+        let key = match span_in(text, &p.key) {
+            Some(s) => s,
+            None => {
+                owned.key = Some(p.key.into());
+                Span::default()
+            }
+        };
+        let value = match span_in(text, &p.value) {
+            Some(s) => s,
+            None => {
+                owned.value = Some(p.value.into());
+                Span::default()
+            }
+        };
+        owned.header_comment = p.header_comment.map(String::into_boxed_str);
+        let owned =
+            (owned.key.is_some() || owned.value.is_some() || owned.header_comment.is_some())
+                .then(|| Box::new(owned));
+        let flag = |on: bool, bit: u8| if on { bit } else { 0 };
+        let flags =
+            flag(p.flow, FLOW) | flag(p.binary, BINARY) | flag(p.line_rest_empty, LINE_REST_EMPTY);
+        ValueSite {
+            section: p.section,
+            flags,
+            range: Span::of(&p.range),
+            key,
+            value,
+            line: p.line.try_into().unwrap_or(u32::MAX),
+            indent: p.indent.try_into().unwrap_or(u32::MAX),
+            trailing: p.trailing_comment.map_or(0, |c| c.len() as u32),
+            owned,
+        }
+    }
+
+    /// The map key (after YAML parsing); `text` is the text the site was
+    /// located in.
+    pub fn key<'a>(&'a self, text: &'a str) -> &'a str {
+        match self.owned.as_ref().and_then(|o| o.key.as_deref()) {
+            Some(k) => k,
+            None => &text[self.key.range()],
+        }
+    }
+
+    /// The value after YAML parsing (escapes resolved, block scalars
+    /// folded); `text` is the text the site was located in.
+    pub fn value<'a>(&'a self, text: &'a str) -> &'a str {
+        match self.owned.as_ref().and_then(|o| o.value.as_deref()) {
+            Some(v) => v,
+            None => &text[self.value.range()],
+        }
+    }
+
+    /// The bytes to replace when the value is rewritten.
+    pub fn range(&self) -> Range<usize> {
+        self.range.range()
+    }
+
+    /// 1-based line of the value.
+    pub fn line(&self) -> usize {
+        self.line as usize
+    }
+
+    /// In a flow mapping or JSON: write double-quoted tokens only.
+    pub fn flow(&self) -> bool {
+        self.flags & FLOW != 0
+    }
+
+    /// The value carries a `!!binary` tag (accepted only by `encrypt -x`).
+    pub fn binary(&self) -> bool {
+        self.flags & BINARY != 0
+    }
+
+    /// Only whitespace follows the value on its line.
+    pub fn line_rest_empty(&self) -> bool {
+        self.flags & LINE_REST_EMPTY != 0
+    }
+
+    /// Indentation for literal block content written at this site.
+    pub fn indent(&self) -> usize {
+        self.indent as usize
+    }
+
+    /// A comment on a block scalar's header line, kept after the token.
+    pub fn header_comment(&self) -> Option<&str> {
+        self.owned.as_ref()?.header_comment.as_deref()
+    }
+
+    /// A comment that is all that follows the value on its line (with the
+    /// white space before it): a literal block written here carries it on
+    /// its header line.
+    pub fn trailing_comment(&self) -> Option<Range<usize>> {
+        let end = self.range.end as usize;
+        (self.trailing > 0).then(|| end..end + self.trailing as usize)
+    }
+
     /// `section.key`, for messages.
-    pub fn label(&self) -> String {
-        format!("{}.{}", self.section.as_str(), self.key)
+    pub fn label(&self, text: &str) -> String {
+        format!("{}.{}", self.section.as_str(), self.key(text))
     }
 
     /// How a clear value is written at this site, in a document whose line
     /// break is `newline`.
     pub fn context<'a>(&self, newline: &'a str) -> scalar::Context<'a> {
         scalar::Context {
-            flow: self.flow,
-            indent: self.indent,
+            flow: self.flow(),
+            indent: self.indent(),
             newline,
-            line_rest_empty: self.line_rest_empty,
+            line_rest_empty: self.line_rest_empty(),
             header_comment: None,
         }
     }
+}
+
+/// Where `s` sits in `text`, when it is a slice of it.
+fn span_in(text: &str, s: &str) -> Option<Span> {
+    let base = text.as_ptr() as usize;
+    let at = (s.as_ptr() as usize).checked_sub(base)?;
+    (at + s.len() <= text.len()).then(|| Span::of(&(at..at + s.len())))
 }
 
 /// Why a Secret document cannot be processed. Raised only for documents that
@@ -343,9 +510,10 @@ impl Document {
         }
     }
 
-    /// The location of one of its values.
-    pub fn site_location(&self, file: &str, site: &ValueSite) -> Location {
-        self.location(file, site.line).key(site.label())
+    /// The location of one of its values;
+    /// `text` is the text the document was located in.
+    pub fn site_location(&self, file: &str, text: &str, site: &ValueSite) -> Location {
+        self.location(file, site.line()).key(site.label(text))
     }
 
     /// `namespace/name`, `name`, or a placeholder, for messages.

@@ -56,10 +56,10 @@ fn sealed(value: &str) -> bool {
 /// The first clear value of a Secret-shaped mapping that ksec would not
 /// encrypt: a `kind: Secret` that is not `apiVersion: v1`, or a Secret
 /// nested where ksec does not handle Secrets. Checked on the input, before
-/// any key is asked.
-pub fn unencryptable(docs: &[Document]) -> Option<Exposure<'_>> {
+/// any key is asked. `text` is the text the documents were located in.
+pub fn unencryptable<'a>(text: &str, docs: &'a [Document]) -> Option<Exposure<'a>> {
     for doc in docs {
-        if let Some(e) = not_v1(doc).or_else(|| stray(doc)) {
+        if let Some(e) = not_v1(text, doc).or_else(|| stray(doc)) {
             return Some(e);
         }
     }
@@ -83,25 +83,27 @@ pub fn exposed(stream: &Stream) -> Option<Exposure<'_>> {
             }
         }
     }
+    let text = &stream.text;
     for doc in &stream.docs {
         if doc.is_secret {
             let meta = allowed.get(&doc.position);
             let site = doc.sites.iter().find(|s| {
-                let ok = meta.is_some_and(|m| sealed(&s.value) || m.keeps_clear(s));
+                let value = s.value(text);
+                let ok = meta.is_some_and(|m| sealed(value) || m.keeps_clear(s, value));
                 !ok
             });
             if let Some(site) = site {
                 return Some(Exposure::Secret { doc, site });
             }
         }
-        if let Some(e) = not_v1(doc).or_else(|| stray(doc)) {
+        if let Some(e) = not_v1(text, doc).or_else(|| stray(doc)) {
             return Some(e);
         }
     }
     None
 }
 
-fn not_v1(doc: &Document) -> Option<Exposure<'_>> {
+fn not_v1<'a>(text: &str, doc: &'a Document) -> Option<Exposure<'a>> {
     let shaped = !doc.is_secret
         && doc
             .kind
@@ -110,7 +112,7 @@ fn not_v1(doc: &Document) -> Option<Exposure<'_>> {
     if !shaped {
         return None;
     }
-    let site = doc.sites.iter().find(|s| !sealed(&s.value))?;
+    let site = doc.sites.iter().find(|s| !sealed(s.value(text)))?;
     Some(Exposure::NotV1 { doc, site })
 }
 
@@ -137,9 +139,9 @@ pub fn stray_ciphertext(doc: &Document) -> Option<(&Stray, &StrayValue)> {
     })
 }
 
-/// The refusal for an exposure. `internal`: found on a result ksec built
-/// (a bug), rather than in the input.
-pub fn failure(file: &str, e: &Exposure<'_>, internal: bool) -> Error {
+/// The refusal for an exposure in `text`. `internal`: found on a result ksec
+/// built (a bug), rather than in the input.
+pub fn failure(file: &str, text: &str, e: &Exposure<'_>, internal: bool) -> Error {
     match e {
         Exposure::Secret { doc, site } => Error::new(
             if internal { Exit::Other } else { Exit::State },
@@ -149,13 +151,13 @@ pub fn failure(file: &str, e: &Exposure<'_>, internal: bool) -> Error {
                 if internal { "internal error: " } else { "" }
             ),
         )
-        .at(doc.site_location(file, site)),
+        .at(doc.site_location(file, text, site)),
         Exposure::NotV1 { doc, site } => Error::new(
             Exit::Input,
             "clear-value",
             "`kind: Secret` without `apiVersion: v1` is not encrypted, so this value would stay in clear text",
         )
-        .at(doc.site_location(file, site))
+        .at(doc.site_location(file, text, site))
         .hint("for a Kubernetes Secret, set `apiVersion: v1` (its only API version); ksec encrypts no other kind named Secret"),
         Exposure::Stray { doc, stray, value } => {
             let mut at = doc.location(file, value.line);
@@ -184,28 +186,29 @@ pub fn failure(file: &str, e: &Exposure<'_>, internal: bool) -> Error {
 /// Refuses the result of an encrypting command when it exposes a value.
 pub fn refuse_exposed(stream: &Stream) -> Result<()> {
     match exposed(stream) {
-        Some(e) => Err(failure(&stream.name, &e, true)),
+        Some(e) => Err(failure(&stream.name, &stream.text, &e, true)),
         None => Ok(()),
     }
 }
 
 /// Refuses an input that holds Secrets ksec cannot encrypt.
 pub fn refuse_unencryptable(stream: &Stream) -> Result<()> {
-    match unencryptable(&stream.docs) {
-        Some(e) => Err(failure(&stream.name, &e, false)),
+    match unencryptable(&stream.text, &stream.docs) {
+        Some(e) => Err(failure(&stream.name, &stream.text, &e, false)),
         None => Ok(()),
     }
 }
 
 /// A document that ksec does not take for a Secret but that carries a footer
 /// or encrypted values would reach kubectl with ciphertext as its data.
-pub fn refuse_hidden_ciphertext(file: &str, doc: &Document) -> Result<()> {
+/// `text` is the text the document was located in.
+pub fn refuse_hidden_ciphertext(file: &str, text: &str, doc: &Document) -> Result<()> {
     if doc.is_secret {
         return Ok(());
     }
-    let token = doc.sites.iter().find(|s| sealed(&s.value));
+    let token = doc.sites.iter().find(|s| sealed(s.value(text)));
     let line = match (&doc.footer, token) {
-        (_, Some(site)) => site.line,
+        (_, Some(site)) => site.line(),
         (Some(f), None) => f.line,
         (None, None) => return Ok(()),
     };
@@ -262,12 +265,16 @@ pub fn refuse_clear_copy(file: &str, doc: &Document) -> Result<()> {
 
 /// Refuses map keys Kubernetes would refuse: a Secret key is one or more of
 /// `-`, `.`, `_`, ASCII letters and digits.
-pub fn check_keys(file: &str, doc: &Document) -> Result<()> {
-    match doc.sites.iter().find(|s| !crate::k8s::valid_key(&s.key)) {
+pub fn check_keys(file: &str, text: &str, doc: &Document) -> Result<()> {
+    match doc
+        .sites
+        .iter()
+        .find(|s| !crate::k8s::valid_key(s.key(text)))
+    {
         None => Ok(()),
         Some(s) => Err(
             Error::new(Exit::Input, "invalid-key", "not a valid Secret key")
-                .at(doc.site_location(file, s))
+                .at(doc.site_location(file, text, s))
                 .hint("Secret keys consist of letters, digits, `-`, `_` and `.`"),
         ),
     }

@@ -191,7 +191,7 @@ fn kubesec_can_hold(stream: &Stream, d: &super::Decrypted) -> Result<()> {
     };
     let sites: HashSet<usize> = stream
         .secrets()
-        .flat_map(|doc| doc.sites.iter().map(|s| s.range.start))
+        .flat_map(|doc| doc.sites.iter().map(|s| s.range().start))
         .collect();
     for (start, comment) in x {
         if comment {

@@ -80,7 +80,7 @@ pub fn decrypt_each(
         // a whole-stream format's (sops) is its own, and opened below.
         if !super::format_of(stream, None)?.whole_stream() {
             for doc in &stream.docs {
-                refuse_hidden_ciphertext(&stream.name, doc)?;
+                refuse_hidden_ciphertext(&stream.name, &stream.text, doc)?;
                 refuse_stray_ciphertext(&stream.name, doc)?;
             }
         }
@@ -196,10 +196,12 @@ fn verify(
             return Err(format!("document {index} changed shape").into());
         }
         for (site, v) in doc.sites.iter().zip(values) {
-            if formats::digest(&site.value) != *v {
-                return Err(
-                    format!("document {index}, {} does not read back", site.label()).into(),
-                );
+            if formats::digest(site.value(&written.text)) != *v {
+                return Err(format!(
+                    "document {index}, {} does not read back",
+                    site.label(&written.text)
+                )
+                .into());
             }
         }
     }

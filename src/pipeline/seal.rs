@@ -223,7 +223,7 @@ fn check_and_classify<'s>(
         // (say, an edited `kind`); encrypting around it would hide the
         // damage.
         for doc in &stream.docs {
-            refuse_hidden_ciphertext(file, doc)?;
+            refuse_hidden_ciphertext(file, &stream.text, doc)?;
         }
         // Secrets in shapes ksec cannot encrypt in place would pass
         // through in clear text: refuse them with a hint (the final check
@@ -238,7 +238,7 @@ fn check_and_classify<'s>(
     let c = classify_as(stream, Some(format))?;
     for doc in stream.secrets() {
         refuse_clear_copy(file, doc)?;
-        check_keys(file, doc)?;
+        check_keys(file, &stream.text, doc)?;
     }
     Ok(c)
 }
@@ -286,7 +286,13 @@ fn plan_stream<'p>(
             State::Plain => {
                 let mut values = Vec::new();
                 for d in &mine {
-                    values.extend(plain_values(&stream.name, d, opts.cleartext, parent_of(d))?);
+                    values.extend(plain_values(
+                        &stream.name,
+                        &stream.text,
+                        d,
+                        opts.cleartext,
+                        parent_of(d),
+                    )?);
                 }
                 (values, None)
             }
@@ -400,7 +406,7 @@ fn reopened_values(doc: &Document, opened: &Opened) -> Vec<Plain> {
             section: v.section,
             key: v.key.clone(),
             clear: v.clear.clone(),
-            line: s.line,
+            line: s.line(),
         })
         .collect()
 }
@@ -410,31 +416,36 @@ fn reopened_values(doc: &Document, opened: &Opened) -> Vec<Plain> {
 /// parent's base64 text, so that its token can be reused.
 fn plain_values(
     file: &str,
+    text: &str,
     doc: &Document,
     cleartext: bool,
     parent: Option<&ParentDoc>,
 ) -> Result<Vec<Plain>> {
     let mut out = Vec::with_capacity(doc.sites.len());
     for s in &doc.sites {
-        let prior = || parent.and_then(|p| p.value(Section::Data, &s.key));
+        let (key, value) = (s.key(text), s.value(text));
+        let prior = || parent.and_then(|p| p.value(Section::Data, key));
         let clear = match s.section {
-            Section::StringData => Zeroizing::new(s.value.clone()),
-            Section::Data if cleartext && !s.binary => {
-                k8s::encode_data_like(s.value.as_bytes(), prior())
+            Section::StringData => Zeroizing::new(value.to_owned()),
+            Section::Data if cleartext && !s.binary() => {
+                k8s::encode_data_like(value.as_bytes(), prior())
             }
             Section::Data => {
-                if s.binary && !cleartext {
+                if s.binary() && !cleartext {
                     return Err(Error::new(
                         Exit::Input,
                         "invalid-value",
                         "`!!binary` values are only accepted with --cleartext",
                     )
-                    .at(doc.site_location(file, s))
+                    .at(doc.site_location(file, text, s))
                     .hint("drop the tag (data values are base64 already) or pass -x"));
                 }
-                let compact: String = s.value.chars().filter(|c| !c.is_whitespace()).collect();
-                let v = if s.binary { compact } else { s.value.clone() };
-                let v = match (s.binary, prior(), k8s::decode_base64(&v)) {
+                let v = if s.binary() {
+                    value.chars().filter(|c| !c.is_whitespace()).collect()
+                } else {
+                    value.to_owned()
+                };
+                let v = match (s.binary(), prior(), k8s::decode_base64(&v)) {
                     (true, Some(p), Some(bytes)) => {
                         k8s::encode_data_like(&bytes, Some(p)).to_string()
                     }
@@ -446,7 +457,7 @@ fn plain_values(
                         "not-base64",
                         "the value is not valid base64, which `data` values must be",
                     )
-                    .at(doc.site_location(file, s))
+                    .at(doc.site_location(file, text, s))
                     .hint("use --cleartext (-x) to have ksec base64-encode plain text, or move the value to stringData"));
                 }
                 Zeroizing::new(v)
@@ -454,9 +465,9 @@ fn plain_values(
         };
         out.push(Plain {
             section: s.section,
-            key: s.key.clone(),
+            key: key.to_owned(),
             clear,
-            line: s.line,
+            line: s.line(),
         });
     }
     Ok(out)

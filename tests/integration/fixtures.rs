@@ -499,8 +499,8 @@ fn located(text: &str) -> Result<Vec<(bool, Vec<Entry>)>, String> {
                 .iter()
                 .map(|s| Entry {
                     section: s.section.as_str(),
-                    key: s.key.clone(),
-                    value: s.value.clone(),
+                    key: s.key(text).to_owned(),
+                    value: s.value(text).to_owned(),
                 })
                 .collect();
             // Values of other documents are found too; only Secrets' count.

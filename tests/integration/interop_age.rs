@@ -205,7 +205,10 @@ fn clear_values(text: &str) -> Vec<(&'static str, String, String)> {
         .expect("valid YAML")
         .iter()
         .flat_map(|d| &d.sites)
-        .map(|s| (s.section.as_str(), s.key.clone(), s.value.clone()))
+        .map(|s| {
+            let (k, v) = (s.key(text), s.value(text));
+            (s.section.as_str(), k.to_owned(), v.to_owned())
+        })
         .collect()
 }
 

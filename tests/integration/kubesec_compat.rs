@@ -136,7 +136,7 @@ fn tokens(text: &str) -> Vec<(String, String)> {
     let doc = docs.iter().find(|d| d.is_secret).expect("a Secret");
     doc.sites
         .iter()
-        .map(|s| (format!("{}.{}", s.section.as_str(), s.key), s.value.clone()))
+        .map(|s| (s.label(text), s.value(text).to_owned()))
         .collect()
 }
 

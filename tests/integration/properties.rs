@@ -233,7 +233,7 @@ fn skeleton(text: &str) -> String {
         // A comment that trails a value belongs with it: encryption moves a
         // block header's comment behind the token, decryption moves it back.
         edits.extend(d.sites.iter().map(|s| manifest::Edit {
-            range: s.range.start..s.trailing_comment.as_ref().map_or(s.range.end, |c| c.end),
+            range: s.range().start..s.trailing_comment().map_or(s.range().end, |c| c.end),
             text: "\u{0}".into(),
         }));
         if let Some(f) = &d.footer {

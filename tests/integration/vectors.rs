@@ -488,7 +488,7 @@ fn vectors_files_parse_and_footer_matches_record() {
         let sites: Vec<(Section, &str, &str)> = doc
             .sites
             .iter()
-            .map(|s| (s.section, s.key.as_str(), s.value.as_str()))
+            .map(|s| (s.section, s.key(&text), s.value(&text)))
             .collect();
         let recorded: Vec<(Section, &str, &str)> = v
             .values

@@ -27,7 +27,7 @@ use crate::keys::{DataKey, KeyParams, KeyType};
 use crate::manifest::Document;
 
 /// The binding's associated data for `doc` with `footer`.
-pub fn aad(doc: &Document, footer: &Footer) -> Zeroizing<Vec<u8>> {
+pub fn aad(text: &str, doc: &Document, footer: &Footer) -> Zeroizing<Vec<u8>> {
     let mut out = Zeroizing::new(Vec::new());
     let mut field = |b: &[u8]| {
         out.extend_from_slice(&(b.len() as u64).to_be_bytes());
@@ -46,7 +46,7 @@ pub fn aad(doc: &Document, footer: &Footer) -> Zeroizing<Vec<u8>> {
     field(&(doc.sites.len() as u64).to_be_bytes());
     for s in &doc.sites {
         field(s.section.as_str().as_bytes());
-        field(s.key.as_bytes());
+        field(s.key(text).as_bytes());
     }
     let lines = footer.bound_lines();
     field(&(lines.len() as u64).to_be_bytes());
@@ -57,18 +57,19 @@ pub fn aad(doc: &Document, footer: &Footer) -> Zeroizing<Vec<u8>> {
 }
 
 /// A new binding token.
-pub fn compute(dek: &DataKey, doc: &Document, footer: &Footer) -> String {
-    mac::compute(dek, &aad(doc, footer), &codec::random_iv())
+pub fn compute(dek: &DataKey, text: &str, doc: &Document, footer: &Footer) -> String {
+    mac::compute(dek, &aad(text, doc, footer), &codec::random_iv())
 }
 
 /// Checks a binding token.
 pub fn verify(
     dek: &DataKey,
+    text: &str,
     doc: &Document,
     footer: &Footer,
     token: &str,
 ) -> Result<(), CodecError> {
-    mac::verify(dek, &aad(doc, footer), token)
+    mac::verify(dek, &aad(text, doc, footer), token)
 }
 
 /// The AWS KMS encryption context of a Secret whose footer asks for one:

@@ -14,7 +14,7 @@ use crate::manifest::{Document, Section, Stream};
 pub fn lint(stream: &Stream) -> Vec<Error> {
     let mut out = Vec::new();
     for doc in stream.secrets().filter(|d| d.problems.is_empty()) {
-        lint_document(&stream.name, doc, &mut out);
+        lint_document(&stream.name, &stream.text, doc, &mut out);
     }
     out
 }
@@ -30,7 +30,7 @@ fn finding(
     Error::new(exit, code, message).at(doc.location(file, line))
 }
 
-fn lint_document(file: &str, doc: &Document, out: &mut Vec<Error>) {
+fn lint_document(file: &str, text: &str, doc: &Document, out: &mut Vec<Error>) {
     let footer = match parse_footer(file, doc) {
         Ok(f) => f,
         Err(e) => {
@@ -43,16 +43,17 @@ fn lint_document(file: &str, doc: &Document, out: &mut Vec<Error>) {
     let mut tokens = 0;
     let mut clear_values = Vec::new();
     for s in doc.sites.iter().filter(|s| !clear.contains(s.section)) {
-        if codec::looks_encrypted(&s.value) || (v1 && s.value.is_empty()) {
+        let value = s.value(text);
+        if codec::looks_encrypted(value) || (v1 && value.is_empty()) {
             tokens += 1;
-        } else if footer.is_some() && token_shaped(&s.value) {
+        } else if footer.is_some() && token_shaped(value) {
             out.push(
                 Error::new(
                     Exit::Integrity,
                     "malformed-value",
                     "the encrypted value is damaged (not valid base64 `ciphertext.iv.tag`)",
                 )
-                .at(doc.site_location(file, s)),
+                .at(doc.site_location(file, text, s)),
             );
         } else {
             clear_values.push(s);
@@ -80,7 +81,7 @@ fn lint_document(file: &str, doc: &Document, out: &mut Vec<Error>) {
                 "clear-text value: the Secret is not encrypted",
             )
         };
-        out.push(Error::new(Exit::State, code, why).at(doc.site_location(file, s)));
+        out.push(Error::new(Exit::State, code, why).at(doc.site_location(file, text, s)));
     }
     let Some(footer) = footer else {
         return;

@@ -99,7 +99,7 @@ impl Format for Kubesec {
     fn envelopes(&self, stream: &Stream) -> Result<Vec<Envelope>> {
         let mut out = Vec::new();
         for doc in stream.secrets() {
-            let state = match open::classify(&stream.name, doc)? {
+            let state = match open::classify(stream, doc)? {
                 None => State::Plain,
                 Some(f) => State::Sealed(Rc::new(f)),
             };
@@ -122,7 +122,7 @@ impl Format for Kubesec {
         let State::Sealed(meta) = &envelope.state else {
             return Err(open::not_encrypted(&stream.name, doc));
         };
-        open::open(&stream.name, doc, meta.clone(), keyring, opts)
+        open::open(stream, doc, meta.clone(), keyring, opts)
     }
 
     fn open_with_key(
@@ -136,7 +136,7 @@ impl Format for Kubesec {
         let State::Sealed(meta) = &envelope.state else {
             return Err(open::not_encrypted(&stream.name, doc));
         };
-        open::open_with_key(&stream.name, doc, meta.clone(), dek, opts)
+        open::open_with_key(stream, doc, meta.clone(), dek, opts)
     }
 
     fn prepare<'a>(

@@ -12,7 +12,7 @@ use super::{mac, no_mac_in_format};
 use crate::error::{Error, Exit, Result};
 use crate::formats::{ClearValue, Metadata, OpenOptions, Opened};
 use crate::keys::{DataKey, KeyId, Keyring, UnwrapFailure};
-use crate::manifest::{Document, Section, ValueSite};
+use crate::manifest::{Document, Section, Stream, ValueSite};
 
 /// A token shape check loose enough to tell a damaged token from clear text:
 /// base64 characters in two or three dot-separated parts.
@@ -24,9 +24,9 @@ pub fn token_shaped(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'.'))
 }
 
-/// Whether a site holds a token (a v1 empty value counts as one).
-fn is_token(site: &ValueSite, v1: bool) -> bool {
-    codec::looks_encrypted(&site.value) || (v1 && site.value.is_empty())
+/// Whether a value is a token (a v1 empty value counts as one).
+fn is_token(value: &str, v1: bool) -> bool {
+    codec::looks_encrypted(value) || (v1 && value.is_empty())
 }
 
 /// The footer of a document, parsed; errors on the offending line.
@@ -50,7 +50,8 @@ pub fn parse_footer(file: &str, doc: &Document) -> Result<Option<Footer>> {
 
 /// Decides whether a document is plain (`None`) or encrypted, refusing
 /// mixtures.
-pub fn classify(file: &str, doc: &Document) -> Result<Option<Footer>> {
+pub fn classify(stream: &Stream, doc: &Document) -> Result<Option<Footer>> {
+    let (file, text) = (stream.name.as_str(), stream.text.as_str());
     let mut footer = parse_footer(file, doc)?;
     // AWS keys of a footer with `# ksec:aws-context:` unwrap with this
     // Secret's namespace and name.
@@ -64,15 +65,17 @@ pub fn classify(file: &str, doc: &Document) -> Result<Option<Footer>> {
     // Values of sections kept clear on purpose are neither tokens nor clear
     // text that should have been encrypted.
     let sealed = || doc.sites.iter().filter(|s| !clear.contains(s.section));
-    let first_clear = sealed().find(|s| !is_token(s, v1));
-    let first_token = sealed().find(|s| is_token(s, v1));
-    match (footer, first_clear, first_token) {
-        (None, _, None) => Ok(None),
-        (None, _, Some(t)) => Err(no_footer(file, doc, t.line)),
-        (Some(f), None, _) => Ok(Some(f)),
-        (Some(_), Some(c), _) if token_shaped(&c.value) => Err(corrupt(file, doc, c)),
-        (Some(_), Some(c), Some(_)) => Err(partial(file, doc, c)),
-        (Some(_), Some(_), None) => Err(footer_on_clear_text(
+    let first_clear = sealed().find(|s| !is_token(s.value(text), v1));
+    let first_token = || sealed().find(|s| is_token(s.value(text), v1));
+    match (footer, first_clear) {
+        (None, _) => match first_token() {
+            None => Ok(None),
+            Some(t) => Err(no_footer(file, doc, t.line())),
+        },
+        (Some(f), None) => Ok(Some(f)),
+        (Some(_), Some(c)) if token_shaped(c.value(text)) => Err(corrupt(stream, doc, c)),
+        (Some(_), Some(c)) if first_token().is_some() => Err(partial(stream, doc, c)),
+        (Some(_), Some(_)) => Err(footer_on_clear_text(
             file,
             doc,
             doc.footer.as_ref().map_or(doc.line, |b| b.line),
@@ -82,12 +85,13 @@ pub fn classify(file: &str, doc: &Document) -> Result<Option<Footer>> {
 
 /// Unwraps the data key and decrypts and verifies every value.
 pub fn open(
-    file: &str,
+    stream: &Stream,
     doc: &Document,
     meta: Rc<dyn Metadata>,
     keyring: &Keyring,
     opts: OpenOptions,
 ) -> Result<Opened> {
+    let file = &stream.name;
     let footer = super::footer(meta.as_ref())?;
     if footer.version < 3 && !opts.allow_missing_mac && !opts.skip_mac {
         return Err(no_mac_in_format(file, doc, footer.version));
@@ -103,42 +107,44 @@ pub fn open(
         )
         .at(doc.location(file, doc.line))
     })?;
-    open_with_key(file, doc, meta, dek, opts)
+    open_with_key(stream, doc, meta, dek, opts)
 }
 
 /// Decrypts and verifies every value with a known data key.
 pub fn open_with_key(
-    file: &str,
+    stream: &Stream,
     doc: &Document,
     meta: Rc<dyn Metadata>,
     dek: DataKey,
     opts: OpenOptions,
 ) -> Result<Opened> {
+    let (file, text) = (stream.name.as_str(), stream.text.as_str());
     let footer = super::footer(meta.as_ref())?;
     let mut values = Vec::with_capacity(doc.sites.len());
     let cipher = codec::ValueCipher::new(&dek);
     for s in &doc.sites {
+        let value = s.value(text);
         let kept_clear = footer.clear.contains(s.section);
-        let clear = if kept_clear || (footer.version == 1 && s.value.is_empty()) {
+        let clear = if kept_clear || (footer.version == 1 && value.is_empty()) {
             // Kept in clear text on purpose (the MAC below still covers it).
-            Zeroizing::new(s.value.clone())
+            Zeroizing::new(value.to_owned())
         } else {
             cipher
-                .decrypt_value(&s.key, &s.value)
+                .decrypt_value(s.key(text), value)
                 .map_err(|e| match e {
-                    CodecError::Malformed => corrupt(file, doc, s),
-                    _ => unauthentic(file, doc, s),
+                    CodecError::Malformed => corrupt(stream, doc, s),
+                    _ => unauthentic(stream, doc, s),
                 })?
         };
         let token = if kept_clear || opts.drop_tokens {
             String::new()
         } else {
-            s.value.clone()
+            value.to_owned()
         };
         values.push(ClearValue {
             doc: doc.position,
             section: s.section,
-            key: s.key.clone(),
+            key: s.key(text).to_owned(),
             clear,
             token,
         });
@@ -153,7 +159,7 @@ pub fn open_with_key(
         mac::verify(&dek, &aad, m).map_err(|_| mac_mismatch(file, doc, footer_line))?;
     }
     match &footer.binding {
-        Some(b) if !opts.skip_mac => super::binding::verify(&dek, doc, footer, b)
+        Some(b) if !opts.skip_mac => super::binding::verify(&dek, text, doc, footer, b)
             .map_err(|_| binding_mismatch(file, doc, footer_line))?,
         None if opts.require_binding => return Err(binding_missing(file, doc, footer_line)),
         _ => {}
@@ -194,22 +200,22 @@ fn no_footer(file: &str, doc: &Document, line: usize) -> Error {
     .hint("restore the footer lines from version control")
 }
 
-fn corrupt(file: &str, doc: &Document, site: &ValueSite) -> Error {
+fn corrupt(stream: &Stream, doc: &Document, site: &ValueSite) -> Error {
     Error::new(
         Exit::Integrity,
         "malformed-value",
         "the encrypted value is damaged (not valid base64 `ciphertext.iv.tag`)",
     )
-    .at(doc.site_location(file, site))
+    .at(doc.site_location(&stream.name, &stream.text, site))
 }
 
-fn partial(file: &str, doc: &Document, site: &ValueSite) -> Error {
+fn partial(stream: &Stream, doc: &Document, site: &ValueSite) -> Error {
     Error::new(
         Exit::State,
         "partly-encrypted",
         "the document is partly encrypted: this value is in clear text",
     )
-    .at(doc.site_location(file, site))
+    .at(doc.site_location(&stream.name, &stream.text, site))
     .hint("decrypt the document first (ksec decrypt -i), then encrypt it again")
 }
 
@@ -223,13 +229,13 @@ fn footer_on_clear_text(file: &str, doc: &Document, line: usize) -> Error {
     .hint("remove the `# kubesec:` footer lines, then encrypt it")
 }
 
-fn unauthentic(file: &str, doc: &Document, site: &ValueSite) -> Error {
+fn unauthentic(stream: &Stream, doc: &Document, site: &ValueSite) -> Error {
     Error::new(
         Exit::Integrity,
         "authentication",
         "the value does not verify (it was changed, moved to another key, or belongs to another document)",
     )
-    .at(doc.site_location(file, site))
+    .at(doc.site_location(&stream.name, &stream.text, site))
 }
 
 fn missing_mac(file: &str, doc: &Document, line: usize) -> Error {

@@ -192,12 +192,14 @@ impl KubesecSealing<'_> {
             .and_then(|p| super::footer(p.meta.as_ref()).ok());
         match before.map(|b| (&b.binding, b.bound_lines())) {
             Some((Some(old), _))
-                if super::binding::verify(&self.dek, self.doc, footer, old).is_ok() =>
+                if super::binding::verify(&self.dek, self.text, self.doc, footer, old).is_ok() =>
             {
                 Some(old.clone())
             }
             Some((None, lines)) if lines == footer.bound_lines() => None,
-            _ => Some(super::binding::compute(&self.dek, self.doc, footer)),
+            _ => Some(super::binding::compute(
+                &self.dek, self.text, self.doc, footer,
+            )),
         }
     }
 }
@@ -225,7 +227,7 @@ impl Sealing for KubesecSealing<'_> {
             .zip(&tokens)
             .filter_map(|(site, token)| {
                 if footer.clear.contains(site.section) {
-                    kept_clear_edit(doc, site, token)
+                    kept_clear_edit(text, doc, site, token)
                 } else {
                     Some(token_edit(site, token))
                 }
@@ -285,21 +287,29 @@ impl SealedCheck for Check {
         }
         // Every value decrypts, under its own key name, to what was meant.
         let cipher = codec::ValueCipher::new(&self.dek);
+        let text = &out.text;
         for (site, (section, key, clear)) in doc.sites.iter().zip(&self.values) {
             let value = if self.clear.contains(site.section) {
-                Zeroizing::new(site.value.clone())
+                Zeroizing::new(site.value(text).to_owned())
             } else {
                 cipher
-                    .decrypt_value(&site.key, &site.value)
+                    .decrypt_value(site.key(text), site.value(text))
                     .map_err(|err| {
-                        Mismatch(format!("document {}, {}: {err}", self.label, site.label()))
+                        Mismatch(format!(
+                            "document {}, {}: {err}",
+                            self.label,
+                            site.label(text)
+                        ))
                     })?
             };
-            if site.section != *section || digest(&site.key) != *key || digest(&value) != *clear {
+            if site.section != *section
+                || digest(site.key(text)) != *key
+                || digest(&value) != *clear
+            {
                 return Err(format!(
                     "document {}, {} does not decrypt to its value",
                     self.label,
-                    site.label()
+                    site.label(text)
                 )
                 .into());
             }

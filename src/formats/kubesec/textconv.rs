@@ -43,20 +43,21 @@ pub fn view(
                 let ctx = site.context(doc.newline);
                 let (shown, _) = render_clear(site, &value.clear, false, &ctx);
                 edits.push(Edit {
-                    range: site.range.clone(),
+                    range: site.range(),
                     text: shown,
                 });
             }
         }
         None => {
             for site in &doc.sites {
-                if clear.contains(site.section) || !codec::looks_encrypted(&site.value) {
+                let value = site.value(text);
+                if clear.contains(site.section) || !codec::looks_encrypted(value) {
                     continue;
                 }
-                let shown = format!("<encrypted:{}>", fingerprint(&site.value));
+                let shown = format!("<encrypted:{}>", fingerprint(value));
                 edits.push(Edit {
-                    range: site.range.clone(),
-                    text: if site.flow {
+                    range: site.range(),
+                    text: if site.flow() {
                         format!("\"{shown}\"")
                     } else {
                         shown

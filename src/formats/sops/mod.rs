@@ -94,8 +94,8 @@ impl Metadata for SopsMetadata {
         "sops"
     }
 
-    fn keeps_clear(&self, site: &ValueSite) -> bool {
-        site.value.is_empty() || !self.selected.contains(&site.range.start)
+    fn keeps_clear(&self, site: &ValueSite, value: &str) -> bool {
+        value.is_empty() || !self.selected.contains(&site.range().start)
     }
 }
 

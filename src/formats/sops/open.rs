@@ -418,20 +418,21 @@ fn secret_values(
     let mut out = Vec::new();
     for doc in stream.secrets() {
         for site in &doc.sites {
-            let clear = match by_start.get(&site.range.start) {
+            let value = site.value(&stream.text);
+            let clear = match by_start.get(&site.range().start) {
                 Some(l) => secret_text(l),
                 // A null value: nothing sops encrypts.
-                None => Zeroizing::new(site.value.clone()),
+                None => Zeroizing::new(value.to_owned()),
             };
             out.push(ClearValue {
                 doc: doc.position,
                 section: site.section,
-                key: site.key.clone(),
+                key: site.key(&stream.text).to_owned(),
                 clear,
-                token: if drop_tokens || !value::looks_encrypted(&site.value) {
+                token: if drop_tokens || !value::looks_encrypted(value) {
                     String::new()
                 } else {
-                    site.value.clone()
+                    value.to_owned()
                 },
             });
         }

@@ -73,7 +73,7 @@ fn secret_sites<'s>(
         let doc = &stream.docs[d];
         if doc.is_secret {
             for s in &doc.sites {
-                out.insert(s.range.start, (doc, s));
+                out.insert(s.range().start, (doc, s));
             }
         }
     }
@@ -221,7 +221,7 @@ pub(super) fn prepare<'a>(
         for &d in &request.envelope.docs {
             let doc = &stream.docs[d];
             if doc.is_secret {
-                order.extend(doc.sites.iter().map(|s| s.range.start));
+                order.extend(doc.sites.iter().map(|s| s.range().start));
             }
         }
         if order.len() != request.values.len() {
@@ -958,7 +958,7 @@ pub(super) fn strip(
                 expected
                     .entry(doc.position)
                     .or_default()
-                    .insert(st.range.start, digest(&st.value));
+                    .insert(st.range().start, digest(st.value(&stream.text)));
             }
             continue;
         }
@@ -1000,7 +1000,7 @@ pub(super) fn strip(
             expected
                 .entry(doc.position)
                 .or_default()
-                .insert(st.range.start, digest(&parsed));
+                .insert(st.range().start, digest(&parsed));
         }
         edits.push(Edit {
             range,
@@ -1023,9 +1023,9 @@ pub(super) fn strip(
             .sites
             .iter()
             .map(|st| {
-                mine.get(&st.range.start)
+                mine.get(&st.range().start)
                     .copied()
-                    .unwrap_or_else(|| digest(&st.value))
+                    .unwrap_or_else(|| digest(st.value(&stream.text)))
             })
             .collect();
         per_doc.push((doc.position, values));
