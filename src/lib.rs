@@ -23,7 +23,7 @@
 //! * [`manifest`]: YAML streams → documents → byte spans of values, and
 //!   splicing edits back; knows no format. Pure.
 //! * leaves: [`error`], [`io`], [`paths`], [`config`], [`k8s`], [`clock`],
-//!   [`report`], [`scratch`], [`stale`], [`template`].
+//!   [`report`], [`scratch`], [`stale`], [`template`], [`par`].
 //!
 //! The library never prints and never exits: it returns [`error::Error`]s
 //! with a structured location and reports notes and warnings to a
@@ -43,6 +43,7 @@ pub mod k8s;
 pub mod keys;
 pub mod manifest;
 pub mod net;
+pub mod par;
 pub mod paths;
 pub mod pipeline;
 pub mod report;

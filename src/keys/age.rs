@@ -318,49 +318,74 @@ impl Provider for AgeProvider {
     }
 
     fn wrap(&self, request: &WrapRequest<'_>) -> Result<Vec<u8>, KeyError> {
-        let id = request.id;
-        let recipient = x25519::Recipient::from_str(id).map_err(|_| {
-            KeyError::InvalidId(format!("`{id}` is not an age X25519 recipient (age1…)"))
-        })?;
-        let failed =
-            |e: &dyn std::fmt::Display| KeyError::Failed(format!("age encryption failed: {e}"));
-        let encryptor =
-            age::Encryptor::with_recipients(iter::once(&recipient as &dyn age::Recipient))
-                .map_err(|e| failed(&e))?;
-        let mut out = Vec::with_capacity(256);
-        let mut w = encryptor.wrap_output(&mut out).map_err(|e| failed(&e))?;
-        w.write_all(request.secret).map_err(|e| failed(&e))?;
-        w.finish().map_err(|e| failed(&e))?;
-        Ok(out)
+        wrap_one(request)
     }
 
     fn unwrap(&self, request: &UnwrapRequest<'_>) -> Result<Secret, KeyError> {
-        let ids = self.identities()?;
-        let Some((_, identity)) = ids.iter().find(|(r, _)| r == request.id) else {
-            return Err(KeyError::Unavailable(format!(
-                "no identity for this recipient (looked in {ENV_KEY}, {ENV_KEY_FILE}, {ENV_SOPS_KEY}, {ENV_SOPS_KEY_FILE}, {} and {})",
-                default_identity_path().map_or_else(|e| e.0, |p| p.display().to_string()),
-                sops_identity_path().map_or_else(
-                    || "~/.config/sops/age/keys.txt".into(),
-                    |p| p.display().to_string()
-                )
-            )));
-        };
-        let bad = |e: &dyn std::fmt::Display| {
-            KeyError::Failed(format!("cannot decrypt the age-wrapped data key: {e}"))
-        };
-        let decryptor = age::Decryptor::new(request.blob).map_err(|e| bad(&e))?;
-        let mut reader = decryptor
-            .decrypt(iter::once(identity as &dyn age::Identity))
-            .map_err(|e| bad(&e))?;
-        let mut secret = Zeroizing::new(Vec::with_capacity(33));
-        reader.read_to_end(&mut secret).map_err(|e| bad(&e))?;
-        Ok(secret)
+        unwrap_one(self.identities()?, request)
+    }
+
+    /// Each wrap is an X25519 exchange of its own: a stream of many
+    /// Secrets spreads them over the cores.
+    fn wrap_many(&self, requests: &[WrapRequest<'_>]) -> Vec<Result<Vec<u8>, KeyError>> {
+        crate::par::map(requests, PER_THREAD, wrap_one)
+    }
+
+    fn unwrap_many(&self, requests: &[UnwrapRequest<'_>]) -> Vec<Result<Secret, KeyError>> {
+        match self.identities() {
+            Ok(ids) => crate::par::map(requests, PER_THREAD, |r| unwrap_one(ids, r)),
+            Err(e) => requests.iter().map(|_| Err(e.clone())).collect(),
+        }
     }
 
     fn is_local(&self) -> bool {
         true
     }
+}
+
+/// The fewest wraps or unwraps (about 0.1 ms each) worth a thread.
+const PER_THREAD: usize = 4;
+
+fn wrap_one(request: &WrapRequest<'_>) -> Result<Vec<u8>, KeyError> {
+    let id = request.id;
+    let recipient = x25519::Recipient::from_str(id).map_err(|_| {
+        KeyError::InvalidId(format!("`{id}` is not an age X25519 recipient (age1…)"))
+    })?;
+    let failed =
+        |e: &dyn std::fmt::Display| KeyError::Failed(format!("age encryption failed: {e}"));
+    let encryptor = age::Encryptor::with_recipients(iter::once(&recipient as &dyn age::Recipient))
+        .map_err(|e| failed(&e))?;
+    let mut out = Vec::with_capacity(256);
+    let mut w = encryptor.wrap_output(&mut out).map_err(|e| failed(&e))?;
+    w.write_all(request.secret).map_err(|e| failed(&e))?;
+    w.finish().map_err(|e| failed(&e))?;
+    Ok(out)
+}
+
+fn unwrap_one(
+    ids: &[(String, x25519::Identity)],
+    request: &UnwrapRequest<'_>,
+) -> Result<Secret, KeyError> {
+    let Some((_, identity)) = ids.iter().find(|(r, _)| r == request.id) else {
+        return Err(KeyError::Unavailable(format!(
+            "no identity for this recipient (looked in {ENV_KEY}, {ENV_KEY_FILE}, {ENV_SOPS_KEY}, {ENV_SOPS_KEY_FILE}, {} and {})",
+            default_identity_path().map_or_else(|e| e.0, |p| p.display().to_string()),
+            sops_identity_path().map_or_else(
+                || "~/.config/sops/age/keys.txt".into(),
+                |p| p.display().to_string()
+            )
+        )));
+    };
+    let bad = |e: &dyn std::fmt::Display| {
+        KeyError::Failed(format!("cannot decrypt the age-wrapped data key: {e}"))
+    };
+    let decryptor = age::Decryptor::new(request.blob).map_err(|e| bad(&e))?;
+    let mut reader = decryptor
+        .decrypt(iter::once(identity as &dyn age::Identity))
+        .map_err(|e| bad(&e))?;
+    let mut secret = Zeroizing::new(Vec::with_capacity(33));
+    reader.read_to_end(&mut secret).map_err(|e| bad(&e))?;
+    Ok(secret)
 }
 
 #[cfg(test)]

@@ -1,0 +1,76 @@
+//! Independent work spread over the machine's cores: scoped threads, no
+//! pool, results in input order.
+//!
+//! Only pure work goes through here (age wraps and unwraps, value ciphers,
+//! re-reading a result): it shares nothing mutable, so the result is the
+//! same, byte for byte, whatever the number of threads. Small batches stay
+//! on the calling thread, where starting a thread would cost more than it
+//! saves.
+
+use std::sync::OnceLock;
+
+/// The most threads a batch is spread over.
+const MAX_THREADS: usize = 8;
+
+/// How many threads may run at once (the cores ksec may use), asked once.
+fn threads() -> usize {
+    static N: OnceLock<usize> = OnceLock::new();
+    *N.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_THREADS)
+    })
+}
+
+/// `items.iter().map(f).collect()`, in chunks of at least `min_chunk`
+/// items on up to [`threads`] threads (the calling thread takes the first
+/// chunk). Order is kept; a panic in any chunk is resumed on the caller.
+pub fn map<T, R, F>(items: &[T], min_chunk: usize, f: F) -> Vec<R>
+where
+    T: Sync,
+    R: Send,
+    F: Fn(&T) -> R + Sync,
+{
+    let wanted = items.len() / min_chunk.max(1);
+    if wanted < 2 {
+        return items.iter().map(f).collect();
+    }
+    let n = wanted.min(threads());
+    if n < 2 {
+        return items.iter().map(f).collect();
+    }
+    let size = items.len().div_ceil(n);
+    let f = &f;
+    std::thread::scope(|s| {
+        let mut chunks = items.chunks(size);
+        let first = chunks.next().unwrap_or_default();
+        let others: Vec<_> = chunks
+            .map(|c| s.spawn(move || c.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        let mut out: Vec<R> = Vec::with_capacity(items.len());
+        out.extend(first.iter().map(f));
+        for h in others {
+            match h.join() {
+                Ok(part) => out.extend(part),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        out
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_order_for_every_size() {
+        for len in [0, 1, 2, 3, 7, 8, 9, 100, 1001] {
+            let items: Vec<usize> = (0..len).collect();
+            for min in [1, 2, 3, 1000] {
+                let out = map(&items, min, |i| i * 2);
+                assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>());
+            }
+        }
+    }
+}
