@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 const MAX_THREADS: usize = 8;
 
 /// How many threads may run at once (the cores ksec may use), asked once.
-fn threads() -> usize {
+pub fn threads() -> usize {
     static N: OnceLock<usize> = OnceLock::new();
     *N.get_or_init(|| {
         std::thread::available_parallelism()
@@ -31,24 +31,65 @@ where
     R: Send,
     F: Fn(&T) -> R + Sync,
 {
-    let wanted = items.len() / min_chunk.max(1);
-    if wanted < 2 {
-        return items.iter().map(f).collect();
-    }
-    let n = wanted.min(threads());
+    map_range(items.len(), min_chunk, |i| f(&items[i]))
+}
+
+/// `(0..len).map(f).collect()`, spread as [`map`] spreads its items.
+pub fn map_range<R, F>(len: usize, min_chunk: usize, f: F) -> Vec<R>
+where
+    R: Send,
+    F: Fn(usize) -> R + Sync,
+{
+    let wanted = len / min_chunk.max(1);
+    let n = if wanted < 2 { 1 } else { wanted.min(threads()) };
     if n < 2 {
-        return items.iter().map(f).collect();
+        return (0..len).map(f).collect();
     }
-    let size = items.len().div_ceil(n);
+    let size = len.div_ceil(n);
     let f = &f;
     std::thread::scope(|s| {
-        let mut chunks = items.chunks(size);
+        let others: Vec<_> = (1..n)
+            .map(|t| {
+                let chunk = (t * size).min(len)..((t + 1) * size).min(len);
+                s.spawn(move || chunk.map(f).collect::<Vec<R>>())
+            })
+            .collect();
+        let mut out: Vec<R> = Vec::with_capacity(len);
+        out.extend((0..size.min(len)).map(f));
+        for h in others {
+            match h.join() {
+                Ok(part) => out.extend(part),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        out
+    })
+}
+
+/// `items.iter_mut().map(f).collect()`, spread as [`map`] spreads its
+/// items.
+pub fn map_mut<T, R, F>(items: &mut [T], min_chunk: usize, f: F) -> Vec<R>
+where
+    T: Send,
+    R: Send,
+    F: Fn(&mut T) -> R + Sync,
+{
+    let len = items.len();
+    let wanted = len / min_chunk.max(1);
+    let n = if wanted < 2 { 1 } else { wanted.min(threads()) };
+    if n < 2 {
+        return items.iter_mut().map(f).collect();
+    }
+    let size = len.div_ceil(n);
+    let f = &f;
+    std::thread::scope(|s| {
+        let mut chunks = items.chunks_mut(size);
         let first = chunks.next().unwrap_or_default();
         let others: Vec<_> = chunks
-            .map(|c| s.spawn(move || c.iter().map(f).collect::<Vec<R>>()))
+            .map(|c| s.spawn(move || c.iter_mut().map(f).collect::<Vec<R>>()))
             .collect();
-        let mut out: Vec<R> = Vec::with_capacity(items.len());
-        out.extend(first.iter().map(f));
+        let mut out: Vec<R> = Vec::with_capacity(len);
+        out.extend(first.iter_mut().map(f));
         for h in others {
             match h.join() {
                 Ok(part) => out.extend(part),
@@ -70,6 +111,13 @@ mod tests {
             for min in [1, 2, 3, 1000] {
                 let out = map(&items, min, |i| i * 2);
                 assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>());
+                let mut copy = items.clone();
+                let out = map_mut(&mut copy, min, |i| {
+                    *i += 1;
+                    *i
+                });
+                assert_eq!(out, items.iter().map(|i| i + 1).collect::<Vec<_>>());
+                assert_eq!(copy, out);
             }
         }
     }

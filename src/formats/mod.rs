@@ -20,7 +20,7 @@ pub mod sops;
 
 use std::any::Any;
 use std::fmt::Debug;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
@@ -118,7 +118,7 @@ pub struct MetaInfo {
 
 /// The metadata of a sealed envelope (kubesec footer, sops block). Each
 /// format downcasts its own ([`Metadata::as_any`]).
-pub trait Metadata: Debug {
+pub trait Metadata: Debug + Send + Sync {
     /// The key lines that can open the data key.
     fn key_lines(&self) -> &[WrappedKey];
     /// The sets of key lines to unwrap; each set opens when any of its
@@ -147,7 +147,7 @@ pub enum State {
     /// No metadata, every value in clear text.
     Plain,
     /// Metadata, every value (outside clear sections) encrypted.
-    Sealed(Rc<dyn Metadata>),
+    Sealed(Arc<dyn Metadata>),
 }
 
 /// Values that share one data key: for kubesec one Secret, for sops a file.
@@ -196,13 +196,13 @@ pub struct Opened {
     /// The data key.
     pub dek: DataKey,
     /// The metadata as read.
-    pub meta: Rc<dyn Metadata>,
+    pub meta: Arc<dyn Metadata>,
     /// The Secret values, in file order.
     pub values: Vec<ClearValue>,
     /// What else the format keeps of the opened envelope (sops: every
     /// value and comment of the file, for sealing it again), for its own
     /// downcast.
-    pub extra: Option<Rc<dyn Any>>,
+    pub extra: Option<Arc<dyn Any + Send + Sync>>,
 }
 
 impl Opened {
@@ -292,9 +292,15 @@ impl FormatRule {
 
 /// An envelope ready to seal once its wraps are made (so that the wraps of
 /// many envelopes and files go to the key services in one batch).
-pub trait Sealing {
+pub trait Sealing: Send {
     /// The wraps it needs that the previous version does not hold.
     fn wrap_jobs(&self) -> Vec<WrapJob>;
+    /// The work that needs no key service (kubesec: every value's token),
+    /// done ahead of [`Sealing::finish`] so that many envelopes can do it
+    /// on every core. Optional: `finish` does what was not done.
+    fn precompute(&mut self) -> Result<()> {
+        Ok(())
+    }
     /// Seals it: the edits to make, and how to check the result.
     fn finish(self: Box<Self>, keyring: &Keyring) -> Result<Sealed>;
 }
@@ -310,7 +316,7 @@ pub struct Sealed {
 }
 
 /// How a sealed envelope is checked once the whole result is written out.
-pub trait SealedCheck {
+pub trait SealedCheck: Send + Sync {
     /// Ok when the envelope in `out` decrypts to exactly what was sealed.
     fn verify(&self, out: &Stream) -> std::result::Result<(), Mismatch>;
 }

@@ -25,6 +25,9 @@ type Ev<'a> = (Event<'a>, Span);
 /// the List, as nested documents ([`Document::item`]). `metadata` tells
 /// which comment lines (from their `#`) are format metadata (footers) that
 /// belong to a document; the locator does not know any format.
+///
+/// A large stream of many documents is read in parts on every core (see
+/// [`split_points`]); the result is the same as reading it whole.
 pub fn locate(text: &str, metadata: fn(&str) -> bool) -> Result<Vec<Document>, LocateError> {
     if text.len() > MAX_TEXT {
         return Err(LocateError::Syntax {
@@ -33,6 +36,91 @@ pub fn locate(text: &str, metadata: fn(&str) -> bool) -> Result<Vec<Document>, L
             message: "the stream is larger than 4 GiB, more than ksec reads".into(),
         });
     }
+    let cuts = split_points(text);
+    if cuts.is_empty() {
+        return locate_whole(text, metadata);
+    }
+    locate_in_parts(text, metadata, &cuts)
+}
+
+/// [`locate`] of the parts of `text` that start at `cuts` (lines that are
+/// exactly `---`, ascending), each on its own thread.
+fn locate_in_parts(
+    text: &str,
+    metadata: fn(&str) -> bool,
+    cuts: &[usize],
+) -> Result<Vec<Document>, LocateError> {
+    let starts: Vec<usize> = std::iter::once(0).chain(cuts.iter().copied()).collect();
+    let part = |i: usize| {
+        let end = starts.get(i + 1).copied().unwrap_or(text.len());
+        locate_whole(&text[starts[i]..end], metadata)
+    };
+    let parts = crate::par::map_range(starts.len(), 1, part);
+    if parts.iter().any(Result::is_err) {
+        // The whole stream's own error, exactly as it reads without parts.
+        return locate_whole(text, metadata);
+    }
+    let mut docs: Vec<Document> = Vec::new();
+    let (mut lines, mut index) = (0, 0);
+    for (i, part) in parts.into_iter().enumerate() {
+        let part = part?;
+        let start = starts[i];
+        let last_index = part.iter().map(|d| d.index).max().unwrap_or(0);
+        for mut d in part {
+            d.shift(start, lines, index);
+            d.position = docs.len();
+            docs.push(d);
+        }
+        index += last_index;
+        let end = starts.get(i + 1).copied().unwrap_or(text.len());
+        lines += memchr::memchr_iter(b'\n', &text.as_bytes()[start..end]).count();
+    }
+    Ok(docs)
+}
+
+/// The smallest part of a stream worth a thread of its own.
+const PART_MIN: usize = 256 << 10;
+
+/// Where a stream may be cut into parts that read, each on its own, as
+/// they read in the whole stream: at lines that are exactly `---` (a
+/// document start at column 0 always ends whatever came before it, or the
+/// stream is invalid, and then it is read whole for its error). Streams
+/// with a directive (`%`), a document end marker (`...`) or a carriage
+/// return anywhere are not cut, nor small ones.
+fn split_points(text: &str) -> Vec<usize> {
+    let n = (text.len() / PART_MIN).min(crate::par::threads());
+    if n < 2 {
+        return Vec::new();
+    }
+    let mut cuts: Vec<usize> = Vec::with_capacity(n - 1);
+    for k in 1..n {
+        let target = text.len() / n * k;
+        if let Some(off) = memchr::memmem::find(&text.as_bytes()[target..], b"\n---\n") {
+            let at = target + off + 1;
+            if cuts.last().is_none_or(|&c| at > c) {
+                cuts.push(at);
+            }
+        }
+    }
+    if cuts.is_empty() || !splittable(text) {
+        return Vec::new();
+    }
+    cuts
+}
+
+/// No directive, document end marker or carriage return anywhere.
+fn splittable(text: &str) -> bool {
+    use memchr::memmem::find;
+    let b = text.as_bytes();
+    memchr::memchr(b'\r', b).is_none()
+        && !b.starts_with(b"%")
+        && !b.starts_with(b"...")
+        && find(b, b"\n%").is_none()
+        && find(b, b"\n...").is_none()
+}
+
+/// [`locate`] in one pass.
+fn locate_whole(text: &str, metadata: fn(&str) -> bool) -> Result<Vec<Document>, LocateError> {
     let mut w = Walker {
         text,
         metadata,
@@ -1212,7 +1300,56 @@ fn newline_of(text: &str, from: usize) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::count_documents;
+    use super::{count_documents, locate_in_parts, locate_whole, splittable};
+
+    /// Every stream of testdata/, alone and all joined, read in parts cut
+    /// at each `---` line (one cut at a time, and all at once), reads as it
+    /// reads whole: same documents, positions, lines, values, footers and
+    /// problems, or the same error.
+    #[test]
+    fn parts_read_as_the_whole() {
+        let mut files = Vec::new();
+        let mut dirs = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata")];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+                    files.push(std::fs::read_to_string(&p).unwrap_or_default());
+                }
+            }
+        }
+        files.sort();
+        let meta = crate::formats::is_metadata_comment;
+        let joined = files
+            .iter()
+            .filter(|t| splittable(t) && locate_whole(t, meta).is_ok())
+            // A byte order mark belongs at the start of the stream only.
+            .map(|t| t.trim_start_matches('\u{feff}'))
+            .collect::<Vec<_>>()
+            .join("\n---\n");
+        assert!(
+            locate_whole(&joined, meta).is_ok_and(|d| d.len() > 100),
+            "the joined streams must read"
+        );
+        let mut compared = 0;
+        for text in files.iter().chain([&joined]) {
+            if !splittable(text) {
+                continue;
+            }
+            let whole = format!("{:?}", locate_whole(text, meta));
+            let cuts: Vec<usize> = text.match_indices("\n---\n").map(|(i, _)| i + 1).collect();
+            for &c in &cuts {
+                assert_eq!(format!("{:?}", locate_in_parts(text, meta, &[c])), whole);
+                compared += 1;
+            }
+            if !cuts.is_empty() {
+                assert_eq!(format!("{:?}", locate_in_parts(text, meta, &cuts)), whole);
+            }
+        }
+        assert!(compared > 50, "only {compared} cuts compared");
+    }
 
     #[test]
     fn counts_documents_with_content() {

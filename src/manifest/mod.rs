@@ -33,7 +33,7 @@ pub struct Stream {
     /// Its documents (nested Secrets of Lists included), in text order.
     pub docs: Vec<Document>,
     /// The whole tree with comments, read when a format first asks.
-    commented: std::cell::OnceCell<Result<Vec<commented::Doc>, LocateError>>,
+    commented: std::sync::OnceLock<Result<Vec<commented::Doc>, LocateError>>,
 }
 
 impl Stream {
@@ -49,7 +49,7 @@ impl Stream {
             name: name.to_owned(),
             text,
             docs,
-            commented: std::cell::OnceCell::new(),
+            commented: std::sync::OnceLock::new(),
         })
     }
 
@@ -342,6 +342,25 @@ impl ValueSite {
         (self.trailing > 0).then(|| end..end + self.trailing as usize)
     }
 
+    /// The same site in a text where its own starts `bytes` bytes and
+    /// `lines` lines further on.
+    fn shift(&mut self, bytes: usize, lines: usize) {
+        let by = |s: &mut Span| {
+            s.start += bytes as u32;
+            s.end += bytes as u32;
+        };
+        by(&mut self.range);
+        // Spans of what the site owns are not read (and stay empty).
+        let owned = self.owned.as_deref();
+        if owned.is_none_or(|o| o.key.is_none()) {
+            by(&mut self.key);
+        }
+        if owned.is_none_or(|o| o.value.is_none()) {
+            by(&mut self.value);
+        }
+        self.line += lines as u32;
+    }
+
     /// `section.key`, for messages.
     pub fn label(&self, text: &str) -> String {
         format!("{}.{}", self.section.as_str(), self.key(text))
@@ -507,6 +526,37 @@ impl Document {
                 self.display_name()
             )),
             key: None,
+        }
+    }
+
+    /// The same document in a stream where the text it was located in
+    /// starts `bytes` bytes and `lines` lines further on, after `index`
+    /// top-level documents. Its `position` is the caller's to set.
+    pub(crate) fn shift(&mut self, bytes: usize, lines: usize, index: usize) {
+        self.index += index;
+        self.line += lines;
+        if let Some(l) = &mut self.last_applied_line {
+            *l += lines;
+        }
+        for s in &mut self.sites {
+            s.shift(bytes, lines);
+        }
+        for l in &mut self.section_comments {
+            *l += lines;
+        }
+        for p in &mut self.problems {
+            p.line += lines;
+        }
+        if let Some(f) = &mut self.footer {
+            f.range = f.range.start + bytes..f.range.end + bytes;
+            f.line += lines;
+        }
+        self.footer_insert += bytes;
+        for s in &mut self.strays {
+            s.line += lines;
+            for v in &mut s.values {
+                v.line += lines;
+            }
         }
     }
 

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 
 use crate::error::{Error, Exit, Result};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::formats::{self, Metadata};
 use crate::manifest::{Document, Stray, StrayValue, Stream, ValueSite};
@@ -71,7 +71,7 @@ pub fn unencryptable<'a>(text: &str, docs: &'a [Document]) -> Option<Exposure<'a
 /// sealing and before writing.
 pub fn exposed(stream: &Stream) -> Option<Exposure<'_>> {
     // What each sealed document's metadata allows in clear text.
-    let mut allowed: HashMap<usize, Rc<dyn Metadata>> = HashMap::new();
+    let mut allowed: HashMap<usize, Arc<dyn Metadata>> = HashMap::new();
     if let Ok(format) = formats::detect(stream)
         && let Ok(envelopes) = format.envelopes(stream)
     {

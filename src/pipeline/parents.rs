@@ -161,7 +161,7 @@ mod tests {
                 namespace: (!ns.is_empty()).then(|| ns.to_string()),
                 opened: Opened {
                     dek: DataKey::from_bytes([0; 32]),
-                    meta: std::rc::Rc::new(Footer {
+                    meta: std::sync::Arc::new(Footer {
                         version: 3,
                         keys: Vec::new(),
                         mac: None,

@@ -227,7 +227,7 @@ fn open_with(
     let stream = ksec::pipeline::parse("vector.yaml", text.to_owned()).map_err(|e| e.code)?;
     let envelope = Envelope {
         docs: vec![doc.position],
-        state: State::Sealed(std::rc::Rc::new(footer)),
+        state: State::Sealed(std::sync::Arc::new(footer)),
     };
     Kubesec
         .open_with_key(&stream, &envelope, dek, OpenOptions::default())

@@ -16,7 +16,7 @@ mod seal;
 mod textconv;
 
 use std::any::Any;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::{
     Envelope, Format, MetaInfo, Metadata, OpenOptions, Opened, SealRequest, Sealing, State,
@@ -101,7 +101,7 @@ impl Format for Kubesec {
         for doc in stream.secrets() {
             let state = match open::classify(stream, doc)? {
                 None => State::Plain,
-                Some(f) => State::Sealed(Rc::new(f)),
+                Some(f) => State::Sealed(Arc::new(f)),
             };
             out.push(Envelope {
                 docs: vec![doc.position],

@@ -2,7 +2,7 @@
 //! and opening it: unwrap the data key, decrypt and verify every value and
 //! the MAC.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
@@ -13,6 +13,10 @@ use crate::error::{Error, Exit, Result};
 use crate::formats::{ClearValue, Metadata, OpenOptions, Opened};
 use crate::keys::{DataKey, KeyId, Keyring, UnwrapFailure};
 use crate::manifest::{Document, Section, Stream, ValueSite};
+
+/// The fewest values of one Secret worth a thread of their own (about
+/// 1 µs each).
+pub(crate) const VALUES_PER_THREAD: usize = 2048;
 
 /// A token shape check loose enough to tell a damaged token from clear text:
 /// base64 characters in two or three dot-separated parts.
@@ -73,7 +77,7 @@ pub fn classify(stream: &Stream, doc: &Document) -> Result<Option<Footer>> {
             Some(t) => Err(no_footer(file, doc, t.line())),
         },
         (Some(f), None) => Ok(Some(f)),
-        (Some(_), Some(c)) if token_shaped(c.value(text)) => Err(corrupt(stream, doc, c)),
+        (Some(_), Some(c)) if token_shaped(c.value(text)) => Err(corrupt(file, text, doc, c)),
         (Some(_), Some(c)) if first_token().is_some() => Err(partial(stream, doc, c)),
         (Some(_), Some(_)) => Err(footer_on_clear_text(
             file,
@@ -87,7 +91,7 @@ pub fn classify(stream: &Stream, doc: &Document) -> Result<Option<Footer>> {
 pub fn open(
     stream: &Stream,
     doc: &Document,
-    meta: Rc<dyn Metadata>,
+    meta: Arc<dyn Metadata>,
     keyring: &Keyring,
     opts: OpenOptions,
 ) -> Result<Opened> {
@@ -114,26 +118,26 @@ pub fn open(
 pub fn open_with_key(
     stream: &Stream,
     doc: &Document,
-    meta: Rc<dyn Metadata>,
+    meta: Arc<dyn Metadata>,
     dek: DataKey,
     opts: OpenOptions,
 ) -> Result<Opened> {
     let (file, text) = (stream.name.as_str(), stream.text.as_str());
     let footer = super::footer(meta.as_ref())?;
-    let mut values = Vec::with_capacity(doc.sites.len());
     let cipher = codec::ValueCipher::new(&dek);
-    for s in &doc.sites {
+    let (clear_sections, v1) = (footer.clear, footer.version == 1);
+    let open_value = |s: &ValueSite| -> Result<ClearValue> {
         let value = s.value(text);
-        let kept_clear = footer.clear.contains(s.section);
-        let clear = if kept_clear || (footer.version == 1 && value.is_empty()) {
+        let kept_clear = clear_sections.contains(s.section);
+        let clear = if kept_clear || (v1 && value.is_empty()) {
             // Kept in clear text on purpose (the MAC below still covers it).
             Zeroizing::new(value.to_owned())
         } else {
             cipher
                 .decrypt_value(s.key(text), value)
                 .map_err(|e| match e {
-                    CodecError::Malformed => corrupt(stream, doc, s),
-                    _ => unauthentic(stream, doc, s),
+                    CodecError::Malformed => corrupt(file, text, doc, s),
+                    _ => unauthentic(file, text, doc, s),
                 })?
         };
         let token = if kept_clear || opts.drop_tokens {
@@ -141,14 +145,19 @@ pub fn open_with_key(
         } else {
             value.to_owned()
         };
-        values.push(ClearValue {
+        Ok(ClearValue {
             doc: doc.position,
             section: s.section,
             key: s.key(text).to_owned(),
             clear,
             token,
-        });
-    }
+        })
+    };
+    // A Secret with many values is decrypted on every core; the first
+    // failure in file order is the one reported, as before.
+    let values = crate::par::map(&doc.sites, VALUES_PER_THREAD, open_value)
+        .into_iter()
+        .collect::<Result<Vec<ClearValue>>>()?;
     let footer_line = doc.footer.as_ref().map_or(doc.line, |b| b.line);
     if !opts.skip_mac && footer.version >= 3 {
         let Some(m) = &footer.mac else {
@@ -200,13 +209,13 @@ fn no_footer(file: &str, doc: &Document, line: usize) -> Error {
     .hint("restore the footer lines from version control")
 }
 
-fn corrupt(stream: &Stream, doc: &Document, site: &ValueSite) -> Error {
+fn corrupt(file: &str, text: &str, doc: &Document, site: &ValueSite) -> Error {
     Error::new(
         Exit::Integrity,
         "malformed-value",
         "the encrypted value is damaged (not valid base64 `ciphertext.iv.tag`)",
     )
-    .at(doc.site_location(&stream.name, &stream.text, site))
+    .at(doc.site_location(file, text, site))
 }
 
 fn partial(stream: &Stream, doc: &Document, site: &ValueSite) -> Error {
@@ -229,13 +238,13 @@ fn footer_on_clear_text(file: &str, doc: &Document, line: usize) -> Error {
     .hint("remove the `# kubesec:` footer lines, then encrypt it")
 }
 
-fn unauthentic(stream: &Stream, doc: &Document, site: &ValueSite) -> Error {
+fn unauthentic(file: &str, text: &str, doc: &Document, site: &ValueSite) -> Error {
     Error::new(
         Exit::Integrity,
         "authentication",
         "the value does not verify (it was changed, moved to another key, or belongs to another document)",
     )
-    .at(doc.site_location(&stream.name, &stream.text, site))
+    .at(doc.site_location(file, text, site))
 }
 
 fn missing_mac(file: &str, doc: &Document, line: usize) -> Error {

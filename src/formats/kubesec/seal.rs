@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 use super::codec::{self, CodecError};
 use super::footer::{Footer, kubesec_order};
 use super::mac;
-use super::open::mac_aad;
+use super::open::{VALUES_PER_THREAD, mac_aad};
 use crate::error::{Error, Exit, Result};
 use crate::formats::render::{clear_edit, kept_clear_edit, token_edit};
 use crate::formats::{
@@ -34,6 +34,8 @@ struct KubesecSealing<'a> {
     fresh: bool,
     /// AWS keys wrap with the Secret's namespace and name as context.
     aws_context: bool,
+    /// The tokens, once [`Sealing::precompute`] made them.
+    tokens: Option<Vec<String>>,
 }
 
 pub(super) fn prepare<'a>(
@@ -64,6 +66,7 @@ pub(super) fn prepare<'a>(
         resign: request.resign,
         fresh,
         aws_context,
+        tokens: None,
     }))
 }
 
@@ -98,25 +101,28 @@ impl KubesecSealing<'_> {
                     .collect()
             })
             .unwrap_or_default();
-        let mut tokens = Vec::with_capacity(self.values.len());
-        for v in &self.values {
-            if self.clear.contains(v.section) {
-                tokens.push(v.clear.to_string());
-                continue;
+        let (clear, file, doc) = (self.clear, self.file, self.doc);
+        let token = |v: &Plain| -> Result<String> {
+            if clear.contains(v.section) {
+                return Ok(v.clear.to_string());
             }
             let reused = before
                 .get(&(v.section, v.key.as_str()))
                 .filter(|o| *o.clear == *v.clear && codec::looks_encrypted(&o.token))
                 .map(|o| o.token.clone());
-            let token = match reused {
-                Some(t) => t,
+            match reused {
+                Some(t) => Ok(t),
                 None => cipher
                     .encrypt_value(&v.key, &v.clear, &codec::random_iv())
-                    .map_err(|e| value_error(self.file, self.doc, v, &e))?,
-            };
-            tokens.push(token);
-        }
-        Ok(tokens)
+                    .map_err(|e| value_error(file, doc, v, &e)),
+            }
+        };
+        // A Secret with many values is encrypted on every core (each
+        // thread draws IVs from its own CSPRNG); the first failure in file
+        // order is the one reported.
+        crate::par::map(&self.values, VALUES_PER_THREAD, token)
+            .into_iter()
+            .collect()
     }
 
     /// The footer: key lines in kubesec's order (kept blobs for keys that
@@ -217,8 +223,18 @@ impl Sealing for KubesecSealing<'_> {
             .collect()
     }
 
-    fn finish(self: Box<Self>, keyring: &Keyring) -> Result<Sealed> {
-        let tokens = self.tokens()?;
+    fn precompute(&mut self) -> Result<()> {
+        if self.tokens.is_none() {
+            self.tokens = Some(self.tokens()?);
+        }
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>, keyring: &Keyring) -> Result<Sealed> {
+        let tokens = match self.tokens.take() {
+            Some(t) => t,
+            None => self.tokens()?,
+        };
         let footer = self.footer(keyring, &tokens)?;
         let (doc, text) = (self.doc, self.text);
         let mut edits: Vec<Edit> = doc
@@ -285,10 +301,12 @@ impl SealedCheck for Check {
         if doc.sites.len() != self.values.len() {
             return Err(format!("document {} changed shape", self.label).into());
         }
-        // Every value decrypts, under its own key name, to what was meant.
+        // Every value decrypts, under its own key name, to what was meant;
+        // a Secret with many values is checked on every core.
         let cipher = codec::ValueCipher::new(&self.dek);
         let text = &out.text;
-        for (site, (section, key, clear)) in doc.sites.iter().zip(&self.values) {
+        let check = |i: usize| -> std::result::Result<(), Mismatch> {
+            let (site, (section, key, clear)) = (&doc.sites[i], &self.values[i]);
             let value = if self.clear.contains(site.section) {
                 Zeroizing::new(site.value(text).to_owned())
             } else {
@@ -313,8 +331,11 @@ impl SealedCheck for Check {
                 )
                 .into());
             }
-        }
-        Ok(())
+            Ok(())
+        };
+        crate::par::map_range(doc.sites.len(), VALUES_PER_THREAD, check)
+            .into_iter()
+            .collect()
     }
 }
 

@@ -29,7 +29,7 @@ pub mod walk;
 
 use std::any::Any;
 use std::collections::HashSet;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::{
     Envelope, Format, MetaInfo, Metadata, OpenOptions, Opened, SealRequest, Sealing, State,
@@ -155,7 +155,7 @@ fn may_hold_metadata(text: &str) -> bool {
     let word =
         |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'+' | b'/' | b'=');
     let bytes = text.as_bytes();
-    text.match_indices("sops").any(|(i, _)| {
+    memchr::memmem::find_iter(bytes, b"sops").any(|i| {
         let before = i.checked_sub(1).map(|j| bytes[j]);
         let after = bytes.get(i + 4).copied();
         !before.is_some_and(word) && !after.is_some_and(word)
@@ -242,7 +242,7 @@ impl Format for Sops {
                 let selected = open::classify(stream, &meta)?;
                 Ok(vec![Envelope {
                     docs: all,
-                    state: State::Sealed(Rc::new(SopsMetadata { meta, selected })),
+                    state: State::Sealed(Arc::new(SopsMetadata { meta, selected })),
                 }])
             }
         }

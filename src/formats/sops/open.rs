@@ -4,7 +4,7 @@
 //! the MAC.
 
 use std::collections::HashSet;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
@@ -204,7 +204,7 @@ fn canonical(kind: Kind, plain: &[u8]) -> std::result::Result<String, &'static s
 /// Decrypts and verifies every value with a known data key.
 pub(super) fn open_with_key(
     stream: &Stream,
-    meta_rc: Rc<dyn Metadata>,
+    meta_rc: Arc<dyn Metadata>,
     meta: &SopsMeta,
     dek: DataKey,
     opts: OpenOptions,
@@ -256,7 +256,7 @@ pub(super) fn open_with_key(
         dek,
         meta: meta_rc,
         values,
-        extra: Some(Rc::new(SopsOpened {
+        extra: Some(Arc::new(SopsOpened {
             leaves: opened,
             digest,
         })),
