@@ -68,11 +68,11 @@ pub fn clear_edit(
 
 /// The edit that writes `token` at a value's site: double-quoted in flow
 /// context, a block scalar's header comment kept after it.
-pub fn token_edit(site: &ValueSite, token: &str) -> Edit {
+pub fn token_edit(site: &ValueSite, token: String) -> Edit {
     let mut t = if site.flow() {
         format!("\"{token}\"")
     } else {
-        token.to_owned()
+        token
     };
     if let Some(c) = site.header_comment() {
         // The block header's comment, white space before it included.

@@ -15,6 +15,7 @@ use std::io::{Read as _, Write as _};
 use std::iter;
 use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
+use std::sync::OnceLock;
 
 use age::secrecy::ExposeSecret as _;
 use age::x25519;
@@ -230,7 +231,7 @@ pub fn local_recipient() -> Result<(String, Option<PathBuf>), IdentityError> {
 
 /// The age provider. Identities are loaded on first unwrap.
 pub struct AgeProvider {
-    identities: OnceCell<Result<Vec<(String, x25519::Identity)>, IdentityError>>,
+    identities: OnceCell<Result<Vec<Ident>, IdentityError>>,
     reporter: std::rc::Rc<dyn Reporter>,
 }
 
@@ -255,15 +256,12 @@ impl AgeProvider {
     pub fn from_text(text: &str) -> Result<Self, IdentityError> {
         let ids = parse_identities(text, "identities")?;
         Ok(AgeProvider {
-            identities: OnceCell::from(Ok(ids
-                .into_iter()
-                .map(|i| (i.to_public().to_string(), i))
-                .collect())),
+            identities: OnceCell::from(Ok(ids.into_iter().map(Ident::new).collect())),
             reporter: std::rc::Rc::new(crate::report::Silent),
         })
     }
 
-    fn load(&self) -> Result<Vec<(String, x25519::Identity)>, IdentityError> {
+    fn load(&self) -> Result<Vec<Ident>, IdentityError> {
         let read = |p: &Path| {
             if let Some(w) = permission_warning(p) {
                 self.reporter.warn(&w);
@@ -294,13 +292,10 @@ impl AgeProvider {
                 ids.extend(read(&p)?);
             }
         }
-        Ok(ids
-            .into_iter()
-            .map(|i| (i.to_public().to_string(), i))
-            .collect())
+        Ok(ids.into_iter().map(Ident::new).collect())
     }
 
-    fn identities(&self) -> Result<&[(String, x25519::Identity)], KeyError> {
+    fn identities(&self) -> Result<&[Ident], KeyError> {
         self.identities
             .get_or_init(|| self.load())
             .as_deref()
@@ -362,11 +357,30 @@ fn wrap_one(request: &WrapRequest<'_>) -> Result<Vec<u8>, KeyError> {
     Ok(out)
 }
 
-fn unwrap_one(
-    ids: &[(String, x25519::Identity)],
-    request: &UnwrapRequest<'_>,
-) -> Result<Secret, KeyError> {
-    let Some((_, identity)) = ids.iter().find(|(r, _)| r == request.id) else {
+/// An identity and its recipient, derived when first needed (an X25519
+/// base-point multiplication each).
+pub(super) struct Ident {
+    public: OnceLock<String>,
+    key: x25519::Identity,
+}
+
+impl Ident {
+    fn new(key: x25519::Identity) -> Ident {
+        Ident {
+            public: OnceLock::new(),
+            key,
+        }
+    }
+
+    fn public(&self) -> &str {
+        self.public.get_or_init(|| self.key.to_public().to_string())
+    }
+}
+
+fn unwrap_one(ids: &[Ident], request: &UnwrapRequest<'_>) -> Result<Secret, KeyError> {
+    // Recipients are derived in order until one matches: identities after
+    // the match are never derived.
+    let Some(ident) = ids.iter().find(|i| i.public() == request.id) else {
         return Err(KeyError::Unavailable(format!(
             "no identity for this recipient (looked in {ENV_KEY}, {ENV_KEY_FILE}, {ENV_SOPS_KEY}, {ENV_SOPS_KEY_FILE}, {} and {})",
             default_identity_path().map_or_else(|e| e.0, |p| p.display().to_string()),
@@ -376,10 +390,15 @@ fn unwrap_one(
             )
         )));
     };
+    open_blob(&ident.key, request.blob)
+}
+
+/// The data key in an age file `blob`, opened with `identity`.
+fn open_blob(identity: &x25519::Identity, blob: &[u8]) -> Result<Secret, KeyError> {
     let bad = |e: &dyn std::fmt::Display| {
         KeyError::Failed(format!("cannot decrypt the age-wrapped data key: {e}"))
     };
-    let decryptor = age::Decryptor::new(request.blob).map_err(|e| bad(&e))?;
+    let decryptor = age::Decryptor::new(blob).map_err(|e| bad(&e))?;
     let mut reader = decryptor
         .decrypt(iter::once(identity as &dyn age::Identity))
         .map_err(|e| bad(&e))?;
@@ -397,7 +416,7 @@ mod tests {
         let identity = x25519::Identity::generate();
         let recipient = identity.to_public().to_string();
         let p = AgeProvider {
-            identities: OnceCell::from(Ok(vec![(recipient.clone(), identity)])),
+            identities: OnceCell::from(Ok(vec![Ident::new(identity)])),
             reporter: std::rc::Rc::new(crate::report::Silent),
         };
         let params = super::super::KeyParams::default();

@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 use super::codec::{self, CodecError};
 use super::footer::{Footer, kubesec_order};
 use super::mac;
-use super::open::{VALUES_PER_THREAD, mac_aad};
+use super::open::VALUES_PER_THREAD;
 use crate::error::{Error, Exit, Result};
 use crate::formats::render::{clear_edit, kept_clear_edit, token_edit};
 use crate::formats::{
@@ -128,7 +128,7 @@ impl KubesecSealing<'_> {
     /// The footer: key lines in kubesec's order (kept blobs for keys that
     /// hold the data key already), the MAC (kept when it still verifies),
     /// the version, the clear sections and the rotation record.
-    fn footer(&self, keyring: &Keyring, tokens: &[String]) -> Result<Footer> {
+    fn footer(&self, keyring: &Keyring) -> Result<Footer> {
         let mut ordered = self.keys.clone();
         kubesec_order(&mut ordered, |k| k);
         let mut wrapped = Vec::with_capacity(ordered.len());
@@ -146,19 +146,15 @@ impl KubesecSealing<'_> {
             wrapped.push(WrappedKey { key, params, blob });
         }
         let ids: Vec<KeyId> = wrapped.iter().map(|w| w.key.clone()).collect();
-        let sealed_values: Vec<ClearValue> = self
-            .values
-            .iter()
-            .zip(tokens)
-            .map(|(v, t)| ClearValue {
-                doc: self.doc.position,
-                section: v.section,
-                key: v.key.clone(),
-                clear: v.clear.clone(),
-                token: t.clone(),
-            })
-            .collect();
-        let aad = mac_aad(&sealed_values, &ids);
+        // The MAC covers keys and clear values (no copies of them).
+        let pick = |sec: Section| -> Vec<(&str, &str)> {
+            self.values
+                .iter()
+                .filter(|v| v.section == sec)
+                .map(|v| (v.key.as_str(), v.clear.as_str()))
+                .collect()
+        };
+        let aad = mac::aad(&pick(Section::Data), &pick(Section::StringData), &ids);
         let kept_mac = self
             .previous
             .filter(|_| !self.resign)
@@ -235,15 +231,16 @@ impl Sealing for KubesecSealing<'_> {
             Some(t) => t,
             None => self.tokens()?,
         };
-        let footer = self.footer(keyring, &tokens)?;
+        let footer = self.footer(keyring)?;
         let (doc, text) = (self.doc, self.text);
+        // Each token moves into its edit (no second copy).
         let mut edits: Vec<Edit> = doc
             .sites
             .iter()
-            .zip(&tokens)
+            .zip(tokens)
             .filter_map(|(site, token)| {
                 if footer.clear.contains(site.section) {
-                    kept_clear_edit(text, doc, site, token)
+                    kept_clear_edit(text, doc, site, &token)
                 } else {
                     Some(token_edit(site, token))
                 }
