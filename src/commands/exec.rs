@@ -81,18 +81,19 @@ fn entries(
             for section in [Section::Data, Section::StringData] {
                 for site in doc.sites.iter().filter(|s| s.section == section) {
                     let value = match section {
-                        Section::Data => {
-                            ksec::k8s::decode_base64(&site.value).ok_or_else(|| {
+                        Section::Data => ksec::k8s::decode_base64(site.value(&located.text))
+                            .ok_or_else(|| {
                                 Error::new(Exit::Input, "invalid-base64", "not base64")
-                                    .at(doc.site_location(&stream.name, site))
-                            })?
+                                    .at(doc.site_location(&stream.name, &located.text, site))
+                            })?,
+                        Section::StringData => {
+                            Zeroizing::new(site.value(&located.text).as_bytes().to_vec())
                         }
-                        Section::StringData => Zeroizing::new(site.value.as_bytes().to_vec()),
                     };
-                    mine.retain(|e| e.key != site.key);
+                    mine.retain(|e| e.key != site.key(&located.text));
                     mine.push(Entry {
                         secret: secret.clone(),
-                        key: site.key.clone(),
+                        key: site.key(&located.text).to_owned(),
                         value,
                     });
                 }

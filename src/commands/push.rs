@@ -64,14 +64,16 @@ fn values_of(file: &str, clear: &str) -> Result<Values> {
     for section in [Section::Data, Section::StringData] {
         for site in doc.sites.iter().filter(|s| s.section == section) {
             let bytes = match section {
-                Section::Data => ksec::k8s::decode_base64(&site.value).ok_or_else(|| {
-                    Error::new(Exit::Input, "invalid-base64", "not base64")
-                        .at(doc.site_location(file, site))
-                })?,
-                Section::StringData => Zeroizing::new(site.value.as_bytes().to_vec()),
+                Section::Data => {
+                    ksec::k8s::decode_base64(site.value(&stream.text)).ok_or_else(|| {
+                        Error::new(Exit::Input, "invalid-base64", "not base64")
+                            .at(doc.site_location(file, &stream.text, site))
+                    })?
+                }
+                Section::StringData => Zeroizing::new(site.value(&stream.text).as_bytes().to_vec()),
             };
-            values.retain(|(k, _)| *k != site.key);
-            values.push((site.key.clone(), bytes));
+            values.retain(|(k, _)| k != site.key(&stream.text));
+            values.push((site.key(&stream.text).to_owned(), bytes));
         }
     }
     values.sort_by(|a, b| a.0.cmp(&b.0));

@@ -361,6 +361,20 @@ impl ValueSite {
         self.line += lines as u32;
     }
 
+    /// Overwrites what the site holds outside its text (keys and values
+    /// written with escapes): for streams of clear text, whose text is
+    /// wiped by its owner.
+    pub fn wipe(&mut self) {
+        use zeroize::Zeroize as _;
+        if let Some(o) = &mut self.owned {
+            for part in [&mut o.key, &mut o.value, &mut o.header_comment] {
+                if let Some(p) = part.as_deref_mut() {
+                    p.zeroize();
+                }
+            }
+        }
+    }
+
     /// `section.key`, for messages.
     pub fn label(&self, text: &str) -> String {
         format!("{}.{}", self.section.as_str(), self.key(text))

@@ -210,35 +210,15 @@ pub fn clean_meta(
     out
 }
 
-/// `f` applied to every item, in order, on as many threads as the machine
-/// has cores: each value costs an RSA operation (a private-key one takes
-/// milliseconds at 4,096 bits), and values are independent. The first
-/// error in item order is returned.
+/// `f` applied to every item, in order, on every core ([`crate::par`]):
+/// each value costs an RSA operation (a private-key one takes milliseconds
+/// at 4,096 bits), and values are independent. The first error in item
+/// order is returned.
 pub fn parallel_map<T: Sync, U: Send, E: Send>(
     items: &[T],
     f: impl Fn(&T) -> Result<U, E> + Sync,
 ) -> Result<Vec<U>, E> {
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    if threads < 2 || items.len() < 8 {
-        return items.iter().map(&f).collect();
-    }
-    let chunk = items.len().div_ceil(threads);
-    // Each thread stops at its first error; chunks are in item order.
-    let results: Vec<Result<Vec<U>, E>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| scope.spawn(|| part.iter().map(&f).collect::<Result<Vec<U>, E>>()))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    });
-    let mut out = Vec::with_capacity(items.len());
-    for part in results {
-        out.extend(part?);
-    }
-    Ok(out)
+    crate::par::map(items, 4, f).into_iter().collect()
 }
 
 /// Wipes a stream that was read from clear text: its text and the values
@@ -248,7 +228,7 @@ pub fn wipe_stream(stream: &mut crate::manifest::Stream) {
     stream.text.zeroize();
     for doc in &mut stream.docs {
         for site in &mut doc.sites {
-            site.value.zeroize();
+            site.wipe();
         }
     }
 }

@@ -44,7 +44,7 @@ pub(super) fn clear_secrets<'s>(
 ) -> Result<Vec<Opened<'s>>> {
     for stream in streams {
         for doc in &stream.docs {
-            pipeline::refuse_hidden_ciphertext(&stream.name, doc)?;
+            pipeline::refuse_hidden_ciphertext(&stream.name, &stream.text, doc)?;
             pipeline::refuse_stray_ciphertext(&stream.name, doc)?;
         }
         refuse_flow_items(stream)?;
@@ -80,7 +80,7 @@ pub(super) fn clear_secrets<'s>(
                     None => doc
                         .sites
                         .iter()
-                        .map(|s| (s.section, s.key.as_str(), s.value.as_str()))
+                        .map(|s| (s.section, s.key(&stream.text), s.value(&stream.text)))
                         .collect(),
                 };
             let mut values = BTreeMap::new();

@@ -401,11 +401,11 @@ fn verify_unsealed(out: &str, expected: &[Expected]) -> std::result::Result<(), 
             for site in &doc.sites {
                 let ok = site.section == manifest::Section::Data
                     && values
-                        .get(&site.key)
-                        .zip(k8s::decode_base64(&site.value))
+                        .get(site.key(&stream.text))
+                        .zip(k8s::decode_base64(site.value(&stream.text)))
                         .is_some_and(|(want, got)| want.as_slice() == got.as_slice());
                 if !ok {
-                    return Err(ReadBack::Value(*index, site.label()));
+                    return Err(ReadBack::Value(*index, site.label(&stream.text)));
                 }
             }
         }

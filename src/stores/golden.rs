@@ -25,8 +25,11 @@ fn data_of(text: &str) -> BTreeMap<String, String> {
     doc.sites
         .iter()
         .map(|site| {
-            let b = crate::k8s::decode_base64(&site.value).unwrap();
-            (site.key.clone(), b.iter().map(|&c| char::from(c)).collect())
+            let b = crate::k8s::decode_base64(site.value(&s.text)).unwrap();
+            (
+                site.key(&s.text).to_owned(),
+                b.iter().map(|&c| char::from(c)).collect(),
+            )
         })
         .collect()
 }

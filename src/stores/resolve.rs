@@ -334,9 +334,9 @@ fn verify(name: &str, text: &str, expected: &[(usize, &SecretOut)]) -> Result<()
         }
         let mut got: BTreeMap<&str, Zeroizing<Vec<u8>>> = BTreeMap::new();
         for site in &doc.sites {
-            let bytes = crate::k8s::decode_base64(&site.value)
-                .ok_or_else(|| failed(format!("{}: not base64", site.label())))?;
-            got.insert(&site.key, bytes);
+            let bytes = crate::k8s::decode_base64(site.value(&stream.text))
+                .ok_or_else(|| failed(format!("{}: not base64", site.label(&stream.text))))?;
+            got.insert(site.key(&stream.text), bytes);
         }
         let same = got.len() == want.data.len()
             && want.data.iter().all(|(k, v)| {
