@@ -1370,13 +1370,19 @@ impl SealArgs {
     }
 }
 
+/// `--recovery-key` names files: a private key is never read from stdin.
+fn recovery_files(keys: &[PathBuf]) -> Result<()> {
+    if keys.iter().any(|k| k.as_os_str() == "-") {
+        return Err(Error::usage(
+            "--recovery-key takes files, not standard input",
+        ));
+    }
+    Ok(())
+}
+
 impl UnsealArgs {
     fn plan(self, max_input: u64) -> Result<UnsealPlan> {
-        if self.recovery_key.iter().any(|k| k.as_os_str() == "-") {
-            return Err(Error::usage(
-                "--recovery-key takes files, not standard input",
-            ));
-        }
+        recovery_files(&self.recovery_key)?;
         Ok(UnsealPlan {
             output: outputs(&self.files, &self.out)?,
             paths: self.files,
@@ -1393,11 +1399,7 @@ impl UnsealArgs {
 
 impl ResealArgs {
     fn plan(self, max_input: u64) -> Result<ResealPlan> {
-        if self.recovery_key.iter().any(|k| k.as_os_str() == "-") {
-            return Err(Error::usage(
-                "--recovery-key takes files, not standard input",
-            ));
-        }
+        recovery_files(&self.recovery_key)?;
         Ok(ResealPlan {
             output: outputs(&self.files, &self.out)?,
             paths: self.files,
