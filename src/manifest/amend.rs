@@ -237,7 +237,7 @@ fn mapping_edits(
         let e = &m.entries[i];
         let ctx = Context {
             flow: m.flow,
-            indent: e.key_column + 2,
+            indent: scalar::block_indent(text, e.value.range.end, e.key_column + 2),
             newline,
             line_rest_empty: rest_of_line_empty(text, e.value.range.end),
             header_comment: None,
@@ -260,7 +260,7 @@ fn mapping_edits(
         parts.extend(
             net.adds
                 .iter()
-                .map(|(k, v)| entry_text(k, v, 0, true, newline)),
+                .map(|(k, v)| entry_text(k, v, (0, 2), true, newline)),
         );
         return Ok(vec![Edit {
             range: node.range.clone(),
@@ -298,15 +298,18 @@ fn mapping_edits(
             let joined: Vec<String> = net
                 .adds
                 .iter()
-                .map(|(k, v)| entry_text(k, v, 0, true, newline))
+                .map(|(k, v)| entry_text(k, v, (0, 2), true, newline))
                 .collect();
             edits.push(flow_insert(m, &joined.join(", ")));
         } else {
             let column = child_column(m, owner);
+            // Past comment lines that follow the mapping, which a literal
+            // block at the usual column would take in as content.
+            let indent = scalar::block_indent(text, node.range.end, column + 2);
             let lines: String = net
                 .adds
                 .iter()
-                .map(|(k, v)| entry_text(k, v, column, false, newline))
+                .map(|(k, v)| entry_text(k, v, (column, indent), false, newline))
                 .collect();
             edits.push(block_insert(text, node, &lines, newline));
         }
@@ -347,10 +350,18 @@ fn key_text(key: &str, flow: bool) -> String {
     }
 }
 
-fn entry_text(key: &str, value: &str, column: usize, flow: bool, newline: &str) -> String {
+/// `key: value` with the key at `column`; a literal block's content goes
+/// at `indent`.
+fn entry_text(
+    key: &str,
+    value: &str,
+    (column, indent): (usize, usize),
+    flow: bool,
+    newline: &str,
+) -> String {
     let ctx = Context {
         flow,
-        indent: column + 2,
+        indent,
         newline,
         line_rest_empty: true,
         header_comment: None,
@@ -379,7 +390,7 @@ fn nested(
     if flow {
         let inner: Vec<String> = sets
             .iter()
-            .map(|(k, v)| entry_text(k, v, 0, true, newline))
+            .map(|(k, v)| entry_text(k, v, (0, 2), true, newline))
             .collect();
         let mut s = format!("{{{}}}", inner.join(", "));
         for p in path.iter().rev() {
@@ -390,7 +401,7 @@ fn nested(
     match path.split_first() {
         None => sets
             .iter()
-            .map(|(k, v)| entry_text(k, v, column, false, newline))
+            .map(|(k, v)| entry_text(k, v, (column, column + 2), false, newline))
             .collect(),
         Some((head, rest)) => format!(
             "{}{}:{newline}{}",
@@ -516,6 +527,28 @@ data:
         assert_eq!(
             out,
             "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  labels:\n    app: x\nstringData:\n  note: hi\n"
+        );
+    }
+
+    #[test]
+    fn literal_blocks_go_past_the_comments_that_follow_them() {
+        // Keys at column 1 and a comment at column 3: content at the
+        // usual column (key + 2) would take the comment in.
+        let text = "stringData:\n a: x\n   # about a\n";
+        assert_eq!(
+            apply(text, &[("stringData", "a", Some("l1\nl2\n"))]),
+            "stringData:\n a: |\n    l1\n    l2\n   # about a\n"
+        );
+        let text = "stringData:\n a: x\n    # further right\n";
+        assert_eq!(
+            apply(
+                text,
+                &[
+                    ("stringData", "a", Some("l1\n")),
+                    ("stringData", "b", Some("m1\n"))
+                ]
+            ),
+            "stringData:\n a: |\n     l1\n b: |\n     m1\n    # further right\n"
         );
     }
 

@@ -8,7 +8,7 @@ use granit_parser::{Event, Options, Parser, ScalarStyle, ScanError, Span, StrInp
 
 use super::{
     Document, FooterBlock, LocateError, MAX_TEXT, Problem, Section, SiteParts, Stray, StrayValue,
-    ValueSite,
+    ValueSite, scalar,
 };
 
 /// The annotation in which client-side `kubectl apply` keeps a copy of the
@@ -943,7 +943,7 @@ impl<'a> Walker<'a> {
                 flow: e.flow,
                 binary,
                 header_comment,
-                indent: block_indent(self.text, range.end, e.indent),
+                indent: scalar::block_indent(self.text, range.end, e.indent),
                 line_rest_empty: rest_of_line_empty(self.text, range.end),
                 trailing_comment: trailing_comment(self.text, range.end),
                 range,
@@ -1094,31 +1094,6 @@ fn rest_of_line_empty(text: &str, at: usize) -> bool {
         .bytes()
         .take_while(|&b| b != b'\n')
         .all(|b| b == b' ' || b == b'\t' || b == b'\r')
-}
-
-/// The column for the content of a literal block written in place of the
-/// value that ends at `at`: the file's step, or deeper when comment lines
-/// follow the value at that column or beyond — those would otherwise become
-/// block content (a comment indented like the next key, after a section
-/// indented by one space).
-fn block_indent(text: &str, at: usize, step_indent: usize) -> usize {
-    let mut indent = step_indent;
-    let rest = &text[at..];
-    let Some(first_break) = rest.find('\n') else {
-        return indent;
-    };
-    for line in rest[first_break + 1..].split('\n') {
-        let body = line.trim_start_matches([' ', '\t']);
-        if body.trim_end_matches('\r').is_empty() {
-            continue;
-        }
-        if !body.starts_with('#') {
-            break;
-        }
-        let column = line.len() - body.len();
-        indent = indent.max(column + 1);
-    }
-    indent
 }
 
 /// The line starting at `start`, without its line break.

@@ -263,6 +263,31 @@ pub fn double_quoted(s: &str) -> String {
     out
 }
 
+/// The column for the content of a literal block written in place of the
+/// value that ends at `at`: the file's step, or deeper when comment lines
+/// follow the value at that column or beyond — those would otherwise become
+/// block content (a comment indented like the next key, after a section
+/// indented by one space).
+pub fn block_indent(text: &str, at: usize, step_indent: usize) -> usize {
+    let mut indent = step_indent;
+    let rest = &text[at..];
+    let Some(first_break) = rest.find('\n') else {
+        return indent;
+    };
+    for line in rest[first_break + 1..].split('\n') {
+        let body = line.trim_start_matches([' ', '\t']);
+        if body.trim_end_matches('\r').is_empty() {
+            continue;
+        }
+        if !body.starts_with('#') {
+            break;
+        }
+        let column = line.len() - body.len();
+        indent = indent.max(column + 1);
+    }
+    indent
+}
+
 /// A literal block (`|` or `|-`) for multi-line text, when one can hold the
 /// value exactly; `None` when only double quotes can.
 fn literal_block(s: &str, ctx: &Context<'_>) -> Option<String> {

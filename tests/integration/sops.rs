@@ -219,6 +219,41 @@ fn sops_decrypts_every_fixture_ksec_encrypts() {
     assert!(n >= 20, "only {n} fixtures");
 }
 
+/// Found by the `sops_roundtrip` fuzz target: in a document that is not a
+/// Secret (sops encrypts every document of a file that has a Secret), keys
+/// one space in and a comment after a block at column 2. sops encrypts the comment; written back, the
+/// block's content must start past it, or the comment becomes content.
+#[test]
+fn a_block_in_any_document_goes_past_the_comment_after_it() {
+    let s = Sops::new();
+    let input = "\
+# values for a chart
+stringData:
+ known_hosts: |
+    github.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAfuCHKVTjquxvt6CM6tdG4SLp1Btn
+  # about known_hosts
+ other: x
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: db
+stringData:
+  password: second-secret-pass
+";
+    let enc = s.encrypt_sops("values.yaml", input, &[&format!("age:{}", s.age1)]);
+    assert!(enc.contains("\n  #ENC[AES256_GCM,"), "{enc}");
+    let enc_path = s.env.write("values.enc.yaml", &enc);
+    let back = s.decrypt(&enc_path);
+    assert_eq!(
+        back,
+        input.replace("    github.com", "   github.com"),
+        "the content one column past the comment, the comment a comment"
+    );
+    let by_sops = sops_decrypt(s.env.dir.path(), &s.all_keys, &enc_path).expect("sops decrypts");
+    assert!(by_sops.contains("# about known_hosts"), "{by_sops}");
+}
+
 #[test]
 fn only_values_and_the_sops_entry_change() {
     let s = Sops::new();

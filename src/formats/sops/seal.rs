@@ -84,7 +84,7 @@ fn secret_sites<'s>(
 fn context<'a>(text: &str, s: &super::walk::Scalar<'_>, nl: &'a str) -> Context<'a> {
     Context {
         flow: s.flow,
-        indent: s.indent,
+        indent: scalar::block_indent(text, s.node.range.end, s.indent),
         newline: nl,
         line_rest_empty: rest_empty(text, s.node.range.end),
         header_comment: None,
