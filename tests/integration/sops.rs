@@ -254,6 +254,89 @@ stringData:
     assert!(by_sops.contains("# about known_hosts"), "{by_sops}");
 }
 
+/// A clear file with a top-level `sops` entry of its own: sops refuses to
+/// encrypt it (when the entry is in the first document), and so does ksec (found by the `sops_roundtrip` fuzz target:
+/// the metadata replaced the user's entry). In any document of the stream,
+/// and for `convert` too.
+#[test]
+fn a_clear_file_with_a_sops_entry_is_refused_as_sops_refuses_it() {
+    let s = Sops::new();
+    let key = format!("age:{}", s.age1);
+    for (name, text) in [
+        (
+            "first.yaml",
+            SECRET.replacen("\ndata:", "\nsops: Opaque\ndata:", 1),
+        ),
+        (
+            "second.yaml",
+            format!("{SECRET}---\napiVersion: v1\nkind: ConfigMap\nsops:\n  a: b\n"),
+        ),
+    ] {
+        let path = s.env.write(name, &text);
+        let out = s
+            .ksec()
+            .args(["encrypt", "--format", "sops", "-k", &key])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{name}: {err}");
+        assert!(out.stdout.is_empty(), "{name}");
+        assert!(
+            err.contains("has a top-level `sops` entry"),
+            "{name}: {err}"
+        );
+        assert_eq!(
+            err.lines().filter(|l| l.starts_with("ksec: error")).count(),
+            1
+        );
+        // In place: the file is left as it was.
+        let out = s
+            .ksec()
+            .args(["encrypt", "-i", "--format", "sops", "-k", &key])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{name}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), text, "{name}");
+        // sops refuses the first file. It looks at the first document
+        // only: the second it encrypts with two `sops` keys in the
+        // ConfigMap, and then cannot decrypt what it wrote.
+        let by_sops = run(sops_command(s.env.dir.path(), &s.all_keys)
+            .args(["encrypt", "--age", &s.age1])
+            .arg(&path));
+        if name == "first.yaml" {
+            assert!(!by_sops.status.success(), "{name}: sops encrypted it");
+        }
+    }
+    // `convert --to sops` of a kubesec file with such an entry.
+    let path = s.env.write(
+        "kubesec.yaml",
+        SECRET.replacen("\ndata:", "\nsops: Opaque\ndata:", 1),
+    );
+    let kubesec = ok_stdout(
+        &s.ksec()
+            .args(["encrypt", "-k", &key])
+            .arg(&path)
+            .output()
+            .unwrap(),
+    );
+    let path = s.env.write("kubesec.enc.yaml", &kubesec);
+    let out = s
+        .ksec()
+        .args(["convert", "--to", "sops"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty());
+}
+
 #[test]
 fn only_values_and_the_sops_entry_change() {
     let s = Sops::new();

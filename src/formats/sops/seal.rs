@@ -208,6 +208,9 @@ pub(super) fn prepare<'a>(
     let store = store_of(stream);
     let selector = Selector::new(&effective);
     let docs = docs(stream)?;
+    if own.is_none() {
+        refuse_sops_key(stream, docs)?;
+    }
     let leaves = walk(docs, &selector).map_err(|e| {
         Error::new(Exit::Input, "unsupported-yaml", e.message).at(at_line(stream, e.line))
     })?;
@@ -632,6 +635,24 @@ impl SopsSealing<'_> {
         }
         let _ = self.envelope;
         Ok(edits)
+    }
+}
+
+/// A clear stream whose document has a top-level `sops` entry of its own:
+/// the metadata would replace it (sops refuses the same file).
+fn refuse_sops_key(stream: &Stream, docs: &[Doc]) -> Result<()> {
+    match docs.iter().enumerate().find_map(|(i, d)| Some((i, metadata_node(d)?))) {
+        None => Ok(()),
+        Some((i, (key, _))) => Err(Error::new(
+            Exit::Input,
+            "reserved-key",
+            format!(
+                "document {} has a top-level `sops` entry, where the SOPS format keeps its metadata",
+                i + 1
+            ),
+        )
+        .at(at_line(stream, key.line))
+        .hint("rename the entry, or keep this file in the kubesec format")),
     }
 }
 
