@@ -66,6 +66,61 @@ where
     })
 }
 
+/// `items.iter().map(f).collect::<Result<Vec<R>, E>>()`, spread as [`map`]
+/// spreads its items: the error is the first in item order, and the result
+/// is exactly as long as `items` (no room kept from a vector of results,
+/// which an in-place `collect` would keep).
+pub fn try_map<T, R, E, F>(items: &[T], min_chunk: usize, f: F) -> Result<Vec<R>, E>
+where
+    T: Sync,
+    R: Send,
+    E: Send,
+    F: Fn(&T) -> Result<R, E> + Sync,
+{
+    let len = items.len();
+    let wanted = len / min_chunk.max(1);
+    let n = if wanted < 2 { 1 } else { wanted.min(threads()) };
+    if n < 2 {
+        let mut out = Vec::with_capacity(len);
+        for item in items {
+            out.push(f(item)?);
+        }
+        return Ok(out);
+    }
+    let size = len.div_ceil(n);
+    let f = &f;
+    std::thread::scope(|s| {
+        let mut chunks = items.chunks(size);
+        let first = chunks.next().unwrap_or_default();
+        let others: Vec<_> = chunks
+            .map(|c| s.spawn(move || c.iter().map(f).collect::<Result<Vec<R>, E>>()))
+            .collect();
+        let mut out: Vec<R> = Vec::with_capacity(len);
+        let mut failed = None;
+        for r in first.iter().map(f) {
+            match r {
+                Ok(v) => out.push(v),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        for h in others {
+            match h.join() {
+                Ok(Ok(part)) if failed.is_none() => out.extend(part),
+                Ok(Err(e)) if failed.is_none() => failed = Some(e),
+                Ok(_) => {}
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    })
+}
+
 /// `items.iter_mut().map(f).collect()`, spread as [`map`] spreads its
 /// items.
 pub fn map_mut<T, R, F>(items: &mut [T], min_chunk: usize, f: F) -> Vec<R>
@@ -118,6 +173,32 @@ mod tests {
                 });
                 assert_eq!(out, items.iter().map(|i| i + 1).collect::<Vec<_>>());
                 assert_eq!(copy, out);
+            }
+        }
+    }
+
+    #[test]
+    fn try_map_gives_every_result_or_the_first_error_in_order() {
+        for len in [0, 1, 2, 3, 7, 8, 9, 100, 1001] {
+            let items: Vec<usize> = (0..len).collect();
+            for min in [1, 2, 3, 1000] {
+                let ok: Result<Vec<usize>, usize> = try_map(&items, min, |i| Ok(i * 2));
+                let ok = ok.unwrap();
+                assert_eq!(ok, items.iter().map(|i| i * 2).collect::<Vec<_>>());
+                assert_eq!(ok.capacity(), len);
+                // Items 3 and up fail (in every chunk past the first): the
+                // error is item 3's.
+                let err = try_map(&items, min, |&i| if i >= 3 { Err(i) } else { Ok(i) });
+                if len > 3 {
+                    assert_eq!(err, Err(3));
+                } else {
+                    assert_eq!(err, Ok(items.clone()));
+                }
+                // Only the last item fails.
+                let last = try_map(&items, min, |&i| if i + 1 == len { Err(i) } else { Ok(i) });
+                if len > 0 {
+                    assert_eq!(last, Err(len - 1));
+                }
             }
         }
     }

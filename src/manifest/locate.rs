@@ -176,7 +176,11 @@ fn locate_whole(text: &str, metadata: fn(&str) -> bool) -> Result<Vec<Document>,
     Ok(docs
         .into_iter()
         .enumerate()
-        .map(|(position, l)| Document { position, ..l.doc })
+        .map(|(position, mut l)| {
+            // Sites live as long as the stream: no room left from growing.
+            l.doc.sites.shrink_to_fit();
+            Document { position, ..l.doc }
+        })
         .collect())
 }
 

@@ -53,6 +53,23 @@ impl Stream {
         })
     }
 
+    /// [`Stream::parse`] of a text that stays with the caller when it does
+    /// not parse (a clear text the caller wipes), and is moved into the
+    /// stream, not copied, when it does.
+    pub fn parse_taken(
+        name: &str,
+        text: &mut String,
+        metadata: fn(&str) -> bool,
+    ) -> Result<Stream, LocateError> {
+        let docs = locate(text, metadata)?;
+        Ok(Stream {
+            name: name.to_owned(),
+            text: std::mem::take(text),
+            docs,
+            commented: std::sync::OnceLock::new(),
+        })
+    }
+
     /// Every document as a tree with its comments ([`commented`]), parsed
     /// once.
     pub fn commented(&self) -> Result<&[commented::Doc], LocateError> {

@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 
 use super::Session;
 use super::checks::{refuse_hidden_ciphertext, refuse_stray_ciphertext};
-use super::open::{Classified, classify, open_envelopes, warm_unwraps};
+use super::open::{Classified, classify, open_envelope, warm_unwraps};
 use super::parents::ParentDoc;
 use crate::error::{Error, Result};
 use crate::formats::{self, Mismatch, OpenOptions, State, StripOptions};
@@ -123,13 +123,15 @@ fn decrypt_classified(
         drop_tokens: !opts.keep_opened,
         require_binding: opts.require_binding,
     };
-    let opened = open_envelopes(session, c, open)?;
     let mut edits = Vec::new();
     let mut expected = Vec::new();
     let mut checks = Vec::new();
     let mut kept = Vec::new();
-    for (envelope, opened) in c.envelopes.iter().zip(opened) {
-        let opened = opened.expect("plain envelopes were refused");
+    // One envelope at a time (its data key was unwrapped in the batch):
+    // only one Secret's clear values exist apart from their edits.
+    for envelope in &c.envelopes {
+        let opened = open_envelope(session, c, envelope, open)?
+            .ok_or_else(|| Error::internal("plain envelopes were refused"))?;
         let stripped = c.format.strip(
             stream,
             envelope,
@@ -149,7 +151,7 @@ fn decrypt_classified(
         // Otherwise each envelope's clear values are dropped here, once
         // written into the edits.
     }
-    let out = Zeroizing::new(manifest::splice(&stream.text, &mut edits));
+    let mut out = Zeroizing::new(manifest::splice(&stream.text, &mut edits));
     drop(edits);
     let internal = |why: Mismatch| {
         Error::internal(format!(
@@ -157,7 +159,7 @@ fn decrypt_classified(
         ))
         .in_file(&stream.name)
     };
-    let written = Stream::parse(&stream.name, out.to_string(), formats::is_metadata_comment)
+    let written = Stream::parse_taken(&stream.name, &mut out, formats::is_metadata_comment)
         .map_err(|e| internal(Mismatch(e.to_string())))?;
     drop(out);
     verify(stream, &written, &expected, &checks).map_err(internal)?;

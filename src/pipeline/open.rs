@@ -139,20 +139,31 @@ pub fn open_envelopes(
 ) -> Result<Vec<Option<Opened>>> {
     c.envelopes
         .iter()
-        .map(|e| match &e.state {
-            State::Plain => Ok(None),
-            State::Sealed(meta) => {
-                let info = meta.info();
-                if !info.mac_in_format && opts.allow_missing_mac && !opts.skip_mac {
-                    let doc = &c.stream.docs[e.docs[0]];
-                    session.reporter.warn(&format!(
-                        "{}: format {} has no MAC; values are not protected against tampering",
-                        doc.location(&c.stream.name, doc.line),
-                        info.version.trim_start_matches("kubesec ")
-                    ));
-                }
-                c.format.open(c.stream, e, &session.keyring, opts).map(Some)
-            }
-        })
+        .map(|e| open_envelope(session, c, e, opts))
         .collect()
+}
+
+/// Opens one envelope of a classified stream (`None` when it is clear
+/// text), warning when its format has no MAC and one is not required.
+pub fn open_envelope(
+    session: &Session,
+    c: &Classified<'_>,
+    e: &Envelope,
+    opts: OpenOptions,
+) -> Result<Option<Opened>> {
+    match &e.state {
+        State::Plain => Ok(None),
+        State::Sealed(meta) => {
+            let info = meta.info();
+            if !info.mac_in_format && opts.allow_missing_mac && !opts.skip_mac {
+                let doc = &c.stream.docs[e.docs[0]];
+                session.reporter.warn(&format!(
+                    "{}: format {} has no MAC; values are not protected against tampering",
+                    doc.location(&c.stream.name, doc.line),
+                    info.version.trim_start_matches("kubesec ")
+                ));
+            }
+            c.format.open(c.stream, e, &session.keyring, opts).map(Some)
+        }
+    }
 }

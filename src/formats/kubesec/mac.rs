@@ -13,6 +13,7 @@ use zeroize::Zeroizing;
 use super::codec::{self, CodecError, Iv, Token};
 use super::footer::kubesec_order;
 use crate::keys::{DataKey, KeyId};
+use crate::manifest::Section;
 
 /// Builds the MAC's associated data. Entries need not be sorted.
 pub fn aad(
@@ -20,14 +21,46 @@ pub fn aad(
     string_data: &[(&str, &str)],
     keys: &[KeyId],
 ) -> Zeroizing<Vec<u8>> {
-    let mut out = Zeroizing::new(Vec::new());
-    for section in [data, string_data] {
-        let mut sorted: Vec<&(&str, &str)> = section.iter().collect();
-        sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-        for (k, v) in sorted {
-            out.extend_from_slice(k.as_bytes());
-            out.extend_from_slice(v.as_bytes());
-        }
+    let both: Vec<(Section, &str, &str)> = data
+        .iter()
+        .map(|&(k, v)| (Section::Data, k, v))
+        .chain(
+            string_data
+                .iter()
+                .map(|&(k, v)| (Section::StringData, k, v)),
+        )
+        .collect();
+    aad_of(&both, |&e| e, keys)
+}
+
+/// [`aad`] of the values `entry` reads from `items` (section, key, clear
+/// value), in any order. Only their indices are sorted: no copy of a key
+/// or value is made, and the result is sized once (growing it would leave
+/// copies of clear values behind in freed memory).
+pub fn aad_of<'a, T>(
+    items: &'a [T],
+    entry: impl Fn(&'a T) -> (Section, &'a str, &'a str),
+    keys: &[KeyId],
+) -> Zeroizing<Vec<u8>> {
+    let rank = |s: Section| u8::from(s == Section::StringData);
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by(|&a, &b| {
+        let ((sa, ka, _), (sb, kb, _)) = (entry(&items[a]), entry(&items[b]));
+        (rank(sa), ka.as_bytes()).cmp(&(rank(sb), kb.as_bytes()))
+    });
+    let total = items
+        .iter()
+        .map(|i| {
+            let (_, k, v) = entry(i);
+            k.len() + v.len()
+        })
+        .sum::<usize>()
+        + keys.iter().map(|k| k.id.len()).sum::<usize>();
+    let mut out = Zeroizing::new(Vec::with_capacity(total));
+    for i in order {
+        let (_, k, v) = entry(&items[i]);
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(v.as_bytes());
     }
     let mut ordered: Vec<&KeyId> = keys.iter().collect();
     kubesec_order(&mut ordered, |k| k);
@@ -76,6 +109,7 @@ mod tests {
         let a = aad(&[("b", "2"), ("a", "1")], &[("s", "x")], &keys);
         // pgp "FPR" < aws "arn" by type, and "FPR" < "arn" byte-wise: pgp moves first.
         assert_eq!(&a[..], b"a1b2sxFPRarn");
+        assert_eq!(a.capacity(), a.len(), "sized once, never grown");
     }
 
     #[test]

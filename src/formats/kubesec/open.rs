@@ -12,7 +12,7 @@ use super::{mac, no_mac_in_format};
 use crate::error::{Error, Exit, Result};
 use crate::formats::{ClearValue, Metadata, OpenOptions, Opened};
 use crate::keys::{DataKey, KeyId, Keyring, UnwrapFailure};
-use crate::manifest::{Document, Section, Stream, ValueSite};
+use crate::manifest::{Document, Stream, ValueSite};
 
 /// The fewest values of one Secret worth a thread of their own (about
 /// 1 µs each).
@@ -155,9 +155,7 @@ pub fn open_with_key(
     };
     // A Secret with many values is decrypted on every core; the first
     // failure in file order is the one reported, as before.
-    let values = crate::par::map(&doc.sites, VALUES_PER_THREAD, open_value)
-        .into_iter()
-        .collect::<Result<Vec<ClearValue>>>()?;
+    let values = crate::par::try_map(&doc.sites, VALUES_PER_THREAD, open_value)?;
     let footer_line = doc.footer.as_ref().map_or(doc.line, |b| b.line);
     if !opts.skip_mac && footer.version >= 3 {
         let Some(m) = &footer.mac else {
@@ -183,14 +181,11 @@ pub fn open_with_key(
 
 /// The MAC's associated data over clear values and key ids.
 pub fn mac_aad(values: &[ClearValue], keys: &[KeyId]) -> Zeroizing<Vec<u8>> {
-    let pick = |sec: Section| -> Vec<(&str, &str)> {
-        values
-            .iter()
-            .filter(|v| v.section == sec)
-            .map(|v| (v.key.as_str(), v.clear.as_str()))
-            .collect()
-    };
-    mac::aad(&pick(Section::Data), &pick(Section::StringData), keys)
+    mac::aad_of(
+        values,
+        |v| (v.section, v.key.as_str(), v.clear.as_str()),
+        keys,
+    )
 }
 
 pub(super) fn not_encrypted(file: &str, doc: &Document) -> Error {

@@ -120,9 +120,7 @@ impl KubesecSealing<'_> {
         // A Secret with many values is encrypted on every core (each
         // thread draws IVs from its own CSPRNG); the first failure in file
         // order is the one reported.
-        crate::par::map(&self.values, VALUES_PER_THREAD, token)
-            .into_iter()
-            .collect()
+        crate::par::try_map(&self.values, VALUES_PER_THREAD, token)
     }
 
     /// The footer: key lines in kubesec's order (kept blobs for keys that
@@ -147,14 +145,11 @@ impl KubesecSealing<'_> {
         }
         let ids: Vec<KeyId> = wrapped.iter().map(|w| w.key.clone()).collect();
         // The MAC covers keys and clear values (no copies of them).
-        let pick = |sec: Section| -> Vec<(&str, &str)> {
-            self.values
-                .iter()
-                .filter(|v| v.section == sec)
-                .map(|v| (v.key.as_str(), v.clear.as_str()))
-                .collect()
-        };
-        let aad = mac::aad(&pick(Section::Data), &pick(Section::StringData), &ids);
+        let aad = mac::aad_of(
+            &self.values,
+            |v| (v.section, v.key.as_str(), v.clear.as_str()),
+            &ids,
+        );
         let kept_mac = self
             .previous
             .filter(|_| !self.resign)
