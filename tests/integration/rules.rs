@@ -387,3 +387,75 @@ fn create_and_edit_of_a_new_file_use_the_rule() {
         "{edited}"
     );
 }
+
+/// `patch` of a file not encrypted yet, and `create`, take the keys of the
+/// nearest `.ksec.yaml` above the file (not the working directory's, not a
+/// farther one, not the local key), as `encrypt` does.
+#[test]
+fn patch_and_create_use_the_nearest_rules() {
+    let env = TestEnv::new();
+    let other = other_identity(&env);
+    let me = env.recipient.clone();
+    // The repository's rules name both keys; team/'s own rules, nearer to
+    // the files below it, name only the other key.
+    env.write(
+        ".ksec.yaml",
+        format!("rules:\n  - path: \"**\"\n    keys: [age:{other}, age:{me}]\n"),
+    );
+    fs::create_dir_all(env.path("team/db")).unwrap();
+    env.write(
+        "team/.ksec.yaml",
+        format!("rules:\n  - path: \"db/*.yaml\"\n    keys: [age:{other}]\n"),
+    );
+    env.write("team/db/s.yaml", SECRET);
+    let out = env
+        .ksec()
+        .args(["patch", "-i", "team/db/s.yaml", "-s", "user=admin"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let patched = env.read("team/db/s.yaml");
+    assert_eq!(
+        age_lines(&patched),
+        [format!("# kubesec:age:{other}")],
+        "{patched}"
+    );
+    assert!(!patched.contains("czNjcjN0"), "{patched}");
+    let clear = decrypt_as_other(&env, "team/db/s.yaml");
+    assert!(clear.contains("  password: czNjcjN0\n"), "{clear}");
+    assert!(clear.contains("  user: admin\n"), "{clear}");
+    // create, run from elsewhere: the output file's directory decides.
+    let out = env
+        .ksec()
+        .current_dir(env.path("team"))
+        .args(["create", "api", "-s", "token=t0ken", "-o", "db/new.yaml"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        age_lines(&env.read("team/db/new.yaml")),
+        [format!("# kubesec:age:{other}")]
+    );
+    assert!(decrypt_as_other(&env, "team/db/new.yaml").contains("token: t0ken"));
+    // The nearest configuration decides alone: where none of team/'s
+    // rules matches, the file gets the local key, not the repository's
+    // rule (as the README says).
+    let out = env
+        .ksec()
+        .args(["create", "web", "-s", "k=v", "-o", "team/web.yaml"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        age_lines(&env.read("team/web.yaml")),
+        [format!("# kubesec:age:{me}")]
+    );
+}
