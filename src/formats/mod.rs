@@ -301,6 +301,14 @@ pub trait Sealing: Send {
     fn precompute(&mut self) -> Result<()> {
         Ok(())
     }
+    /// The earliest byte of the input its edits may touch, when the format
+    /// knows it before sealing (a kubesec Secret: its first value or its
+    /// footer). The pipeline writes out what comes before the earliest
+    /// place of the envelopes still to seal, so that every edit need not be
+    /// held at once. `0` (the default): anywhere.
+    fn edits_start(&self) -> usize {
+        0
+    }
     /// Seals it: the edits to make, and how to check the result.
     fn finish(self: Box<Self>, keyring: &Keyring) -> Result<Sealed>;
 }

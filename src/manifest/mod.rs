@@ -672,6 +672,106 @@ pub fn splice(text: &str, edits: &mut [Edit]) -> String {
     out
 }
 
+/// [`splice`] done as edits arrive, for results too large to hold every
+/// edit at once: an edit waits until the caller says no edit still to come
+/// starts before its end ([`Splicer::flush`]), is then written out and
+/// dropped. Edits at the same place keep the order they arrived in, as
+/// [`splice`] keeps them.
+pub struct Splicer<'t> {
+    text: &'t str,
+    out: String,
+    /// How much of `text` is written out (edited or copied).
+    pos: usize,
+    /// Edits not written out yet, in arrival order.
+    pending: Vec<Edit>,
+}
+
+/// Edits given to a [`Splicer`] that overlap what it wrote out already (a
+/// bug in the caller's promise to [`Splicer::flush`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("an edit at byte {start} came after the text up to byte {written} was written")]
+pub struct LateEdit {
+    /// Where the edit starts.
+    pub start: usize,
+    /// How far the text was written.
+    pub written: usize,
+}
+
+impl<'t> Splicer<'t> {
+    /// A splicer of `text`, its output starting with room for `capacity` bytes.
+    pub fn new(text: &'t str, capacity: usize) -> Self {
+        Splicer {
+            text,
+            out: String::with_capacity(capacity),
+            pos: 0,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Adds edits; they are written out by a later [`Splicer::flush`].
+    pub fn push(&mut self, edits: Vec<Edit>) {
+        if self.pending.is_empty() {
+            // Taken over, not copied: a large Secret's edits are many.
+            self.pending = edits;
+        } else {
+            self.pending.extend(edits);
+        }
+    }
+
+    /// Writes out every waiting edit that ends at or before `upto`: the
+    /// caller promises that no edit still to come starts before `upto`.
+    pub fn flush(&mut self, upto: usize) -> Result<(), LateEdit> {
+        // Stable: edits at the same place stay in arrival order.
+        self.pending.sort_by_key(|e| (e.range.start, e.range.end));
+        let ready = self
+            .pending
+            .iter()
+            .take_while(|e| e.range.end <= upto)
+            .count();
+        if let Some(last) = self.pending[..ready].last() {
+            // Room for the rest of the output, assuming the text still to
+            // come grows as the text so far did: one allocation of about
+            // the final size instead of doubling (the output of encrypt is
+            // three times its input). An edit overlapping what was
+            // written is refused below; it cannot make this overflow.
+            let end = last.range.end.max(self.pos);
+            let (added, removed) = self.pending[..ready]
+                .iter()
+                .fold((0usize, 0usize), |(a, r), e| {
+                    (a + e.text.len(), r + e.range.len())
+                });
+            let written = (self.out.len() + (end - self.pos) + added).saturating_sub(removed);
+            let rest = self.text.len() - end;
+            let projected =
+                written + (rest as u128 * written as u128 / end.max(1) as u128) as usize;
+            if projected > self.out.capacity() {
+                let want = projected + projected / 64;
+                self.out.reserve_exact(want - self.out.len());
+            }
+        }
+        for e in self.pending.drain(..ready) {
+            if e.range.start < self.pos {
+                return Err(LateEdit {
+                    start: e.range.start,
+                    written: self.pos,
+                });
+            }
+            self.out.push_str(&self.text[self.pos..e.range.start]);
+            self.out.push_str(&e.text);
+            self.pos = e.range.end;
+        }
+        Ok(())
+    }
+
+    /// Writes out the waiting edits and the rest of the text.
+    pub fn finish(mut self) -> Result<String, LateEdit> {
+        self.flush(usize::MAX)?;
+        self.out.reserve_exact(self.text.len() - self.pos);
+        self.out.push_str(&self.text[self.pos..]);
+        Ok(self.out)
+    }
+}
+
 /// The edit that removes a footer block. When the footer's last line has no
 /// line break (end of file), the break before the footer goes too, so that
 /// adding and removing a footer restores the text exactly.
@@ -730,5 +830,78 @@ pub fn write_footer(text: &str, doc: &Document, lines: &[String]) -> Edit {
                 text: body,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Edit, LateEdit, Splicer, splice};
+
+    fn edit(start: usize, end: usize, text: &str) -> Edit {
+        Edit {
+            range: start..end,
+            text: text.to_owned(),
+        }
+    }
+
+    /// Edits of a 26-byte text, in the order a caller may find them: two
+    /// insertions at one place, a replacement, a deletion, an insertion at
+    /// the end.
+    fn edits() -> Vec<Edit> {
+        vec![
+            edit(2, 2, "<a>"),
+            edit(2, 2, "<b>"),
+            edit(4, 9, "[4-9]"),
+            edit(12, 15, ""),
+            edit(20, 21, "{20}"),
+            edit(26, 26, "!"),
+        ]
+    }
+
+    #[test]
+    fn flushing_as_edits_arrive_gives_what_splice_gives() {
+        let text = "abcdefghijklmnopqrstuvwxyz";
+        let whole = splice(text, &mut edits());
+        assert_eq!(whole, "ab<a><b>cd[4-9]jklpqrst{20}vwxyz!");
+        // Every split of the edits in two, flushed up to where the second
+        // part starts.
+        for cut in 0..=edits().len() {
+            let mut first = edits();
+            let second = first.split_off(cut);
+            let floor = second
+                .iter()
+                .map(|e| e.range.start)
+                .min()
+                .unwrap_or(usize::MAX);
+            let mut s = Splicer::new(text, 0);
+            s.push(first);
+            s.flush(floor).unwrap();
+            s.push(second);
+            assert_eq!(s.finish().unwrap(), whole, "cut at {cut}");
+        }
+        // Arrival order within a batch does not matter but for edits at
+        // the same place.
+        let mut s = Splicer::new(text, 0);
+        let mut reversed = edits();
+        reversed.reverse();
+        reversed.swap(4, 5); // the two insertions at 2 back in their order
+        s.push(reversed);
+        assert_eq!(s.finish().unwrap(), whole);
+    }
+
+    #[test]
+    fn an_edit_before_what_was_written_is_refused() {
+        let text = "abcdefghijklmnopqrstuvwxyz";
+        let mut s = Splicer::new(text, 0);
+        s.push(vec![edit(10, 12, "X")]);
+        s.flush(12).unwrap();
+        s.push(vec![edit(11, 13, "Y")]);
+        assert_eq!(
+            s.finish(),
+            Err(LateEdit {
+                start: 11,
+                written: 12
+            })
+        );
     }
 }

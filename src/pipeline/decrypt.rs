@@ -140,7 +140,13 @@ fn decrypt_classified(
                 cleartext: opts.cleartext,
             },
         )?;
-        edits.extend(stripped.edits);
+        // Taken over when first (one large Secret's edits are many), not
+        // copied.
+        if edits.is_empty() {
+            edits = stripped.edits;
+        } else {
+            edits.extend(stripped.edits);
+        }
         expected.extend(stripped.expected);
         checks.extend(stripped.check);
         if opts.keep_opened {

@@ -334,36 +334,59 @@ fn secrets_of<'s>(stream: &'s Stream, e: &Envelope) -> impl Iterator<Item = &'s 
 /// made or the result is checked (about 50 µs each at 100 values).
 const CHECKS_PER_THREAD: usize = 16;
 
+/// How many envelopes are sealed at a time when a stream is written out as
+/// it is sealed: enough for every core to take [`CHECKS_PER_THREAD`].
+fn group_size() -> usize {
+    crate::par::threads() * CHECKS_PER_THREAD * 2
+}
+
 /// Step 5 for one stream: seal, splice, verify.
+///
+/// Envelopes are sealed a group at a time (each group's tokens made on
+/// every core) and written out as soon as no envelope still to seal can
+/// edit before them, so that only one group's tokens and edits exist at
+/// once, not the whole stream's.
 fn finish_stream(
     session: &Session,
     stream: &Stream,
     format: &'static dyn Format,
     sealings: Vec<Box<dyn Sealing + '_>>,
 ) -> Result<SealedStream> {
-    let mut sealings = sealings;
-    // What needs no key service (each Secret's tokens) on every core; the
-    // first failure in file order is the one reported.
-    crate::par::map_mut(&mut sealings, CHECKS_PER_THREAD, |s| s.precompute())
-        .into_iter()
-        .collect::<Result<()>>()?;
-    let mut edits = Vec::new();
-    let mut checks = Vec::with_capacity(sealings.len());
-    let mut fresh = 0;
-    for s in sealings {
-        let sealed = s.finish(&session.keyring)?;
-        edits.extend(sealed.edits);
-        checks.push(sealed.check);
-        fresh += sealed.fresh;
-    }
-    let out = manifest::splice(&stream.text, &mut edits);
-    drop(edits);
     let internal = |why: String| {
         Error::internal(format!(
             "internal error: the encrypted result did not verify ({why}); nothing was written"
         ))
         .in_file(&stream.name)
     };
+    // floor[i]: the earliest byte any envelope from the i-th on may edit.
+    let mut floor = vec![usize::MAX; sealings.len() + 1];
+    for (i, s) in sealings.iter().enumerate().rev() {
+        floor[i] = floor[i + 1].min(s.edits_start());
+    }
+    let mut out = manifest::Splicer::new(&stream.text, 0);
+    let mut checks = Vec::with_capacity(sealings.len());
+    let mut fresh = 0;
+    let mut rest = sealings.into_iter();
+    loop {
+        let mut group: Vec<_> = rest.by_ref().take(group_size()).collect();
+        if group.is_empty() {
+            break;
+        }
+        // What needs no key service (each Secret's tokens) on every core;
+        // the first failure in file order is the one reported.
+        crate::par::map_mut(&mut group, CHECKS_PER_THREAD, |s| s.precompute())
+            .into_iter()
+            .collect::<Result<()>>()?;
+        for s in group {
+            let sealed = s.finish(&session.keyring)?;
+            out.push(sealed.edits);
+            checks.push(sealed.check);
+            fresh += sealed.fresh;
+            out.flush(floor[checks.len()])
+                .map_err(|e| internal(e.to_string()))?;
+        }
+    }
+    let out = out.finish().map_err(|e| internal(e.to_string()))?;
     let written = super::parse(&stream.name, out).map_err(|e| internal(e.to_string()))?;
     if written.docs.len() != stream.docs.len() {
         return Err(internal(format!(

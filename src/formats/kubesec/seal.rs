@@ -214,6 +214,21 @@ impl Sealing for KubesecSealing<'_> {
             .collect()
     }
 
+    fn edits_start(&self) -> usize {
+        // Its values and its footer (written over the old one, or inserted
+        // after the document's content); nothing else of the stream.
+        let footer = self
+            .doc
+            .footer
+            .as_ref()
+            .map_or(self.doc.footer_insert, |f| f.range.start);
+        self.doc
+            .sites
+            .iter()
+            .map(|s| s.range().start)
+            .fold(footer, usize::min)
+    }
+
     fn precompute(&mut self) -> Result<()> {
         if self.tokens.is_none() {
             self.tokens = Some(self.tokens()?);
