@@ -365,7 +365,16 @@ impl<'a> Walker<'a> {
                     let r = span_range(&span);
                     let end = match style {
                         ScalarStyle::Literal | ScalarStyle::Folded => {
-                            r.start + trim_block_end(&self.text[r.clone()])
+                            match trim_block_end(&self.text[r.clone()]) {
+                                // An empty block ends with its header: its
+                                // content span starts wherever the parser
+                                // stopped looking (past blank lines, or at
+                                // the end of a part of the stream).
+                                0 => self.text[..r.start]
+                                    .trim_end_matches([' ', '\t', '\r', '\n'])
+                                    .len(),
+                                n => r.start + n,
+                            }
                         }
                         _ => r.end,
                     };
@@ -932,6 +941,17 @@ impl<'a> Walker<'a> {
             }
             _ => (r, None),
         };
+        // An empty block is all header: its line is the header's, not the
+        // line its (empty) content span starts on, which is the next line
+        // of the stream, or of a part of it (a document that ends there).
+        let vline = match (style, e.key.span.byte_range()) {
+            (ScalarStyle::Literal | ScalarStyle::Folded, Some(k))
+                if !self.text[range.clone()].contains('\n') =>
+            {
+                e.key.span.start.line() + self.text[k.end..range.start].matches('\n').count()
+            }
+            _ => vline,
+        };
         // A `!!binary` tag goes with the value it describes.
         let range = match vspan.tag_start().and_then(|m| m.byte_offset()) {
             Some(t) if binary && t < range.start => t..range.end,
@@ -982,8 +1002,16 @@ impl<'a> Walker<'a> {
             }
             None => (header.trim_end_matches(['\r', ' ', '\t']), None),
         };
-        let end = content.start + trim_block_end(&self.text[content.clone()]);
-        let end = end.max(i + indicator.trim_end().len());
+        let header_stop = i + indicator.len() + comment.as_ref().map_or(0, String::len);
+        let end = match trim_block_end(&self.text[content.clone()]) {
+            // An empty block: its span may start on the next line, which
+            // is not the value's to replace (nor the line break before
+            // it). The header goes, its comment included: it is written
+            // back after the token.
+            0 if comment.is_some() => header_stop,
+            0 => i + indicator.trim_end().len(),
+            n => (content.start + n).max(i + indicator.trim_end().len()),
+        };
         (i..end, comment)
     }
 }

@@ -41,6 +41,10 @@ pub(crate) const NOT_KSEC_STYLE: &[(&str, &str)] = &[
         "`|+` values end in several line breaks; ksec writes them double-quoted",
     ),
     (
+        "block-empty.yaml",
+        "an empty block (a header, no content) comes back as `\"\"`, its header comment kept",
+    ),
+    (
         "block-folded.yaml",
         "folded (`>`) blocks come back as plain, literal or double-quoted values",
     ),
@@ -851,10 +855,14 @@ fn value_ends<'a>(orig: &str, pos: usize, sep: &'a str) -> Vec<(usize, &'a str)>
             {
                 return Vec::new();
             }
+            // An empty block (the header alone) keeps its comment where it
+            // was; a block with content has it moved from the header to
+            // behind the token.
+            let empty = (pos + indicator.len(), sep);
             let sep = match comment {
                 Some(c) => match sep.strip_prefix(c) {
                     Some(rest) => rest,
-                    None => return Vec::new(),
+                    None => return vec![empty],
                 },
                 None => sep,
             };
@@ -863,7 +871,7 @@ fn value_ends<'a>(orig: &str, pos: usize, sep: &'a str) -> Vec<(usize, &'a str)>
                 .bytes()
                 .take_while(|&c| c == b' ')
                 .count();
-            let mut ends = vec![(pos + indicator.len(), sep)];
+            let mut ends = vec![empty];
             let mut at = eol;
             while at < orig.len() {
                 let start = at + 1;
