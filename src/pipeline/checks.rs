@@ -295,12 +295,12 @@ pub fn value_comments(stream: &Stream) -> Vec<Error> {
                 Exit::State,
                 "comment-in-values",
                 format!(
-                    "{n} comment{} inside data/stringData (line{} {}) stay{} readable when the values are encrypted; move what {} says about a value out of the Secret",
+                    "{n} comment{} inside data/stringData (line{} {}) stay{} readable when the values are encrypted; move what {} about a value out of the Secret",
                     if n == 1 { "" } else { "s" },
                     if n == 1 { "" } else { "s" },
                     lines.join(", "),
                     if n == 1 { "s" } else { "" },
-                    if n == 1 { "it" } else { "they" },
+                    if n == 1 { "it says" } else { "they say" },
                 ),
             )
             .at(doc.location(&stream.name, doc.section_comments[0]))

@@ -958,7 +958,7 @@ fn comments_inside_values_are_warned_about() {
     let enc = ok_stdout(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("<stdin>:6: document 1 (Secret s): 2 comments inside data/stringData (lines 6, 7) stay readable"),
+        stderr.contains("<stdin>:6: document 1 (Secret s): 2 comments inside data/stringData (lines 6, 7) stay readable when the values are encrypted; move what they say about a value out of the Secret\n"),
         "{stderr}"
     );
     assert!(
