@@ -287,9 +287,21 @@ fn mapping_edits(
     let mut edits: Vec<Edit> = net
         .set_existing
         .iter()
-        .map(|(i, v)| Edit {
-            range: m.entries[*i].value.range.clone(),
-            text: render_at(*i, v),
+        .map(|(i, v)| {
+            let rendered = render_at(*i, v);
+            let mut range = m.entries[*i].value.range.clone();
+            if rendered.starts_with('|') {
+                // White space after the old value on its line would follow
+                // the block's last line of content, and be read as part of it.
+                range.end += text[range.end..]
+                    .bytes()
+                    .take_while(|&b| b == b' ' || b == b'\t')
+                    .count();
+            }
+            Edit {
+                range,
+                text: rendered,
+            }
         })
         .collect();
     edits.extend(net.removes.iter().map(|i| remove_entry(text, m, *i)));
@@ -549,6 +561,21 @@ data:
                 ]
             ),
             "stringData:\n a: |\n     l1\n b: |\n     m1\n    # further right\n"
+        );
+    }
+
+    #[test]
+    fn white_space_after_a_value_does_not_join_the_block_written_there() {
+        // The space after `x` would otherwise end the block's last line.
+        let text = "stringData:\n  a: x \t\n  b: y\n";
+        assert_eq!(
+            apply(text, &[("stringData", "a", Some("l1\nl2"))]),
+            "stringData:\n  a: |-\n    l1\n    l2\n  b: y\n"
+        );
+        // A one-line value keeps the white space where it was.
+        assert_eq!(
+            apply(text, &[("stringData", "a", Some("z"))]),
+            "stringData:\n  a: z \t\n  b: y\n"
         );
     }
 

@@ -45,6 +45,10 @@ pub(crate) const NOT_KSEC_STYLE: &[(&str, &str)] = &[
         "an empty block (a header, no content) comes back as `\"\"`, its header comment kept",
     ),
     (
+        "trailing-blanks.yaml",
+        "a double-quoted value with line breaks comes back as a literal block",
+    ),
+    (
         "block-folded.yaml",
         "folded (`>`) blocks come back as plain, literal or double-quoted values",
     ),

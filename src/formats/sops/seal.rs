@@ -1010,12 +1010,22 @@ pub(super) fn strip(
             None => (render_typed(o, &ctx, store), String::new()),
         };
         let mut range = s.node.range.clone();
-        if rendered.starts_with('|')
-            && let Some(c) = trailing
-        {
-            let end = text[c..].find(['\r', '\n']).map_or(text.len(), |i| c + i);
-            range.end = end;
-            comments.remove(&c);
+        if rendered.starts_with('|') {
+            match trailing {
+                Some(c) => {
+                    let end = text[c..].find(['\r', '\n']).map_or(text.len(), |i| c + i);
+                    range.end = end;
+                    comments.remove(&c);
+                }
+                // White space after the value on its line would follow the
+                // block's last line of content, and be read as part of it.
+                None => {
+                    range.end += text[range.end..]
+                        .bytes()
+                        .take_while(|&b| b == b' ' || b == b'\t')
+                        .count();
+                }
+            }
         }
         if let Some((doc, st)) = site {
             expected
