@@ -22,6 +22,13 @@ pub fn threads() -> usize {
     })
 }
 
+/// How many threads `len` items take in chunks of at least `min_chunk`:
+/// one when fewer than two chunks would be full.
+fn spread(len: usize, min_chunk: usize) -> usize {
+    let wanted = len / min_chunk.max(1);
+    if wanted < 2 { 1 } else { wanted.min(threads()) }
+}
+
 /// `items.iter().map(f).collect()`, in chunks of at least `min_chunk`
 /// items on up to [`threads`] threads (the calling thread takes the first
 /// chunk). Order is kept; a panic in any chunk is resumed on the caller.
@@ -40,8 +47,7 @@ where
     R: Send,
     F: Fn(usize) -> R + Sync,
 {
-    let wanted = len / min_chunk.max(1);
-    let n = if wanted < 2 { 1 } else { wanted.min(threads()) };
+    let n = spread(len, min_chunk);
     if n < 2 {
         return (0..len).map(f).collect();
     }
@@ -78,8 +84,7 @@ where
     F: Fn(&T) -> Result<R, E> + Sync,
 {
     let len = items.len();
-    let wanted = len / min_chunk.max(1);
-    let n = if wanted < 2 { 1 } else { wanted.min(threads()) };
+    let n = spread(len, min_chunk);
     if n < 2 {
         let mut out = Vec::with_capacity(len);
         for item in items {
@@ -130,8 +135,7 @@ where
     F: Fn(&mut T) -> R + Sync,
 {
     let len = items.len();
-    let wanted = len / min_chunk.max(1);
-    let n = if wanted < 2 { 1 } else { wanted.min(threads()) };
+    let n = spread(len, min_chunk);
     if n < 2 {
         return items.iter_mut().map(f).collect();
     }

@@ -55,15 +55,8 @@ pub fn clear_edit(
     let (rendered, parsed) = render_clear(site, clear, cleartext, &ctx);
     let range = match comment {
         Some(c) if rendered.starts_with('|') => site.range().start..c.end,
-        // White space after the value on its line would follow the
-        // block's last line of content, and be read as part of it.
         None if rendered.starts_with('|') => {
-            let r = site.range();
-            let blank = text[r.end..]
-                .bytes()
-                .take_while(|&b| b == b' ' || b == b'\t')
-                .count();
-            r.start..r.end + blank
+            site.range().start..scalar::past_blanks(text, site.range().end)
         }
         _ => site.range(),
     };

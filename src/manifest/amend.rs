@@ -291,12 +291,7 @@ fn mapping_edits(
             let rendered = render_at(*i, v);
             let mut range = m.entries[*i].value.range.clone();
             if rendered.starts_with('|') {
-                // White space after the old value on its line would follow
-                // the block's last line of content, and be read as part of it.
-                range.end += text[range.end..]
-                    .bytes()
-                    .take_while(|&b| b == b' ' || b == b'\t')
-                    .count();
+                range.end = scalar::past_blanks(text, range.end);
             }
             Edit {
                 range,

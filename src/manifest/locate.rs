@@ -1002,14 +1002,12 @@ impl<'a> Walker<'a> {
             }
             None => (header.trim_end_matches(['\r', ' ', '\t']), None),
         };
-        let header_stop = i + indicator.len() + comment.as_ref().map_or(0, String::len);
         let end = match trim_block_end(&self.text[content.clone()]) {
             // An empty block: its span may start on the next line, which
             // is not the value's to replace (nor the line break before
             // it). The header goes, its comment included: it is written
             // back after the token.
-            0 if comment.is_some() => header_stop,
-            0 => i + indicator.trim_end().len(),
+            0 => i + indicator.len() + comment.as_ref().map_or(0, String::len),
             n => (content.start + n).max(i + indicator.trim_end().len()),
         };
         (i..end, comment)

@@ -41,16 +41,10 @@ impl Stream {
     /// metadata that belongs to a document.
     pub fn parse(
         name: &str,
-        text: String,
+        mut text: String,
         metadata: fn(&str) -> bool,
     ) -> Result<Stream, LocateError> {
-        let docs = locate(&text, metadata)?;
-        Ok(Stream {
-            name: name.to_owned(),
-            text,
-            docs,
-            commented: std::sync::OnceLock::new(),
-        })
+        Self::parse_taken(name, &mut text, metadata)
     }
 
     /// [`Stream::parse`] of a text that stays with the caller when it does
@@ -661,15 +655,32 @@ pub fn splice(text: &str, edits: &mut [Edit]) -> String {
     let added: usize = edits.iter().map(|e| e.text.len()).sum();
     let removed: usize = edits.iter().map(|e| e.range.len()).sum();
     let mut out = String::with_capacity((text.len() + added).saturating_sub(removed));
-    let mut pos = 0;
-    for e in edits.iter() {
-        debug_assert!(e.range.start >= pos, "overlapping edits");
+    let pos = write_edits(text, &mut out, 0, edits.iter()).expect("overlapping edits");
+    out.push_str(&text[pos..]);
+    out
+}
+
+/// Writes `edits` (sorted, none overlapping another) into `out`, with the
+/// text between them, from `pos` on; returns the position in `text` it
+/// reached. An edit that starts before `pos` is refused.
+fn write_edits<'e>(
+    text: &str,
+    out: &mut String,
+    mut pos: usize,
+    edits: impl IntoIterator<Item = &'e Edit>,
+) -> Result<usize, LateEdit> {
+    for e in edits {
+        if e.range.start < pos {
+            return Err(LateEdit {
+                start: e.range.start,
+                written: pos,
+            });
+        }
         out.push_str(&text[pos..e.range.start]);
         out.push_str(&e.text);
         pos = e.range.end;
     }
-    out.push_str(&text[pos..]);
-    out
+    Ok(pos)
 }
 
 /// [`splice`] done as edits arrive, for results too large to hold every
@@ -698,11 +709,12 @@ pub struct LateEdit {
 }
 
 impl<'t> Splicer<'t> {
-    /// A splicer of `text`, its output starting with room for `capacity` bytes.
-    pub fn new(text: &'t str, capacity: usize) -> Self {
+    /// A splicer of `text`. Its output is allocated at the first
+    /// [`Splicer::flush`] that writes something, at about its final size.
+    pub fn new(text: &'t str) -> Self {
         Splicer {
             text,
-            out: String::with_capacity(capacity),
+            out: String::new(),
             pos: 0,
             pending: Vec::new(),
         }
@@ -721,6 +733,18 @@ impl<'t> Splicer<'t> {
     /// Writes out every waiting edit that ends at or before `upto`: the
     /// caller promises that no edit still to come starts before `upto`.
     pub fn flush(&mut self, upto: usize) -> Result<(), LateEdit> {
+        self.write_ready(upto, false)
+    }
+
+    /// Writes out the waiting edits and the rest of the text.
+    pub fn finish(mut self) -> Result<String, LateEdit> {
+        self.write_ready(usize::MAX, true)?;
+        self.out.push_str(&self.text[self.pos..]);
+        Ok(self.out)
+    }
+
+    /// Writes the edits that end by `upto`; `last` when none is to come.
+    fn write_ready(&mut self, upto: usize, last: bool) -> Result<(), LateEdit> {
         // Stable: edits at the same place stay in arrival order.
         self.pending.sort_by_key(|e| (e.range.start, e.range.end));
         let ready = self
@@ -728,13 +752,16 @@ impl<'t> Splicer<'t> {
             .iter()
             .take_while(|e| e.range.end <= upto)
             .count();
-        if let Some(last) = self.pending[..ready].last() {
-            // Room for the rest of the output, assuming the text still to
-            // come grows as the text so far did: one allocation of about
-            // the final size instead of doubling (the output of encrypt is
-            // three times its input). An edit overlapping what was
+        if ready > 0 || last {
+            // Room for the rest of the output in one allocation of about
+            // its final size instead of doubling (the output of encrypt is
+            // three times its input): the text after these edits is copied
+            // as it is when no edit is to come, and otherwise assumed to
+            // grow as the text so far did. An edit overlapping what was
             // written is refused below; it cannot make this overflow.
-            let end = last.range.end.max(self.pos);
+            let end = self.pending[..ready]
+                .last()
+                .map_or(self.pos, |e| e.range.end.max(self.pos));
             let (added, removed) = self.pending[..ready]
                 .iter()
                 .fold((0usize, 0usize), |(a, r), e| {
@@ -742,33 +769,19 @@ impl<'t> Splicer<'t> {
                 });
             let written = (self.out.len() + (end - self.pos) + added).saturating_sub(removed);
             let rest = self.text.len() - end;
-            let projected =
-                written + (rest as u128 * written as u128 / end.max(1) as u128) as usize;
+            let projected = if last {
+                written + rest
+            } else {
+                let grown = (rest as u128 * written as u128 / end.max(1) as u128) as usize;
+                written + grown + (written + grown) / 64
+            };
             if projected > self.out.capacity() {
-                let want = projected + projected / 64;
-                self.out.reserve_exact(want - self.out.len());
+                self.out.reserve_exact(projected - self.out.len());
             }
         }
-        for e in self.pending.drain(..ready) {
-            if e.range.start < self.pos {
-                return Err(LateEdit {
-                    start: e.range.start,
-                    written: self.pos,
-                });
-            }
-            self.out.push_str(&self.text[self.pos..e.range.start]);
-            self.out.push_str(&e.text);
-            self.pos = e.range.end;
-        }
+        self.pos = write_edits(self.text, &mut self.out, self.pos, &self.pending[..ready])?;
+        self.pending.drain(..ready);
         Ok(())
-    }
-
-    /// Writes out the waiting edits and the rest of the text.
-    pub fn finish(mut self) -> Result<String, LateEdit> {
-        self.flush(usize::MAX)?;
-        self.out.reserve_exact(self.text.len() - self.pos);
-        self.out.push_str(&self.text[self.pos..]);
-        Ok(self.out)
     }
 }
 
@@ -873,7 +886,7 @@ mod tests {
                 .map(|e| e.range.start)
                 .min()
                 .unwrap_or(usize::MAX);
-            let mut s = Splicer::new(text, 0);
+            let mut s = Splicer::new(text);
             s.push(first);
             s.flush(floor).unwrap();
             s.push(second);
@@ -881,7 +894,7 @@ mod tests {
         }
         // Arrival order within a batch does not matter but for edits at
         // the same place.
-        let mut s = Splicer::new(text, 0);
+        let mut s = Splicer::new(text);
         let mut reversed = edits();
         reversed.reverse();
         reversed.swap(4, 5); // the two insertions at 2 back in their order
@@ -892,7 +905,7 @@ mod tests {
     #[test]
     fn an_edit_before_what_was_written_is_refused() {
         let text = "abcdefghijklmnopqrstuvwxyz";
-        let mut s = Splicer::new(text, 0);
+        let mut s = Splicer::new(text);
         s.push(vec![edit(10, 12, "X")]);
         s.flush(12).unwrap();
         s.push(vec![edit(11, 13, "Y")]);

@@ -288,6 +288,17 @@ pub fn block_indent(text: &str, at: usize, step_indent: usize) -> usize {
     indent
 }
 
+/// Where the spaces and tabs after `at` on its line end. A literal block
+/// written in place of a value that ends at `at` replaces them too:
+/// left there, they would follow the block's last line of content and be
+/// read as part of it.
+pub fn past_blanks(text: &str, at: usize) -> usize {
+    at + text[at..]
+        .bytes()
+        .take_while(|&b| b == b' ' || b == b'\t')
+        .count()
+}
+
 /// A literal block (`|` or `|-`) for multi-line text, when one can hold the
 /// value exactly; `None` when only double quotes can.
 fn literal_block(s: &str, ctx: &Context<'_>) -> Option<String> {

@@ -123,7 +123,7 @@ fn decrypt_classified(
         drop_tokens: !opts.keep_opened,
         require_binding: opts.require_binding,
     };
-    let mut edits = Vec::new();
+    let mut edits = manifest::Splicer::new(&stream.text);
     let mut expected = Vec::new();
     let mut checks = Vec::new();
     let mut kept = Vec::new();
@@ -140,13 +140,7 @@ fn decrypt_classified(
                 cleartext: opts.cleartext,
             },
         )?;
-        // Taken over when first (one large Secret's edits are many), not
-        // copied.
-        if edits.is_empty() {
-            edits = stripped.edits;
-        } else {
-            edits.extend(stripped.edits);
-        }
+        edits.push(stripped.edits);
         expected.extend(stripped.expected);
         checks.extend(stripped.check);
         if opts.keep_opened {
@@ -157,14 +151,17 @@ fn decrypt_classified(
         // Otherwise each envelope's clear values are dropped here, once
         // written into the edits.
     }
-    let mut out = Zeroizing::new(manifest::splice(&stream.text, &mut edits));
-    drop(edits);
     let internal = |why: Mismatch| {
         Error::internal(format!(
             "internal error: the decrypted result did not verify ({why}); nothing was written"
         ))
         .in_file(&stream.name)
     };
+    let mut out = Zeroizing::new(
+        edits
+            .finish()
+            .map_err(|e| internal(Mismatch(e.to_string())))?,
+    );
     let written = Stream::parse_taken(&stream.name, &mut out, formats::is_metadata_comment)
         .map_err(|e| internal(Mismatch(e.to_string())))?;
     drop(out);

@@ -363,7 +363,7 @@ fn finish_stream(
     for (i, s) in sealings.iter().enumerate().rev() {
         floor[i] = floor[i + 1].min(s.edits_start());
     }
-    let mut out = manifest::Splicer::new(&stream.text, 0);
+    let mut out = manifest::Splicer::new(&stream.text);
     let mut checks = Vec::with_capacity(sealings.len());
     let mut fresh = 0;
     let mut rest = sealings.into_iter();

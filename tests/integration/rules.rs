@@ -408,16 +408,10 @@ fn patch_and_create_use_the_nearest_rules() {
         format!("rules:\n  - path: \"db/*.yaml\"\n    keys: [age:{other}]\n"),
     );
     env.write("team/db/s.yaml", SECRET);
-    let out = env
-        .ksec()
+    env.ksec()
         .args(["patch", "-i", "team/db/s.yaml", "-s", "user=admin"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .assert()
+        .success();
     let patched = env.read("team/db/s.yaml");
     assert_eq!(
         age_lines(&patched),
@@ -429,17 +423,11 @@ fn patch_and_create_use_the_nearest_rules() {
     assert!(clear.contains("  password: czNjcjN0\n"), "{clear}");
     assert!(clear.contains("  user: admin\n"), "{clear}");
     // create, run from elsewhere: the output file's directory decides.
-    let out = env
-        .ksec()
+    env.ksec()
         .current_dir(env.path("team"))
         .args(["create", "api", "-s", "token=t0ken", "-o", "db/new.yaml"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .assert()
+        .success();
     assert_eq!(
         age_lines(&env.read("team/db/new.yaml")),
         [format!("# kubesec:age:{other}")]
@@ -448,12 +436,10 @@ fn patch_and_create_use_the_nearest_rules() {
     // The nearest configuration decides alone: where none of team/'s
     // rules matches, the file gets the local key, not the repository's
     // rule (as the README says).
-    let out = env
-        .ksec()
+    env.ksec()
         .args(["create", "web", "-s", "k=v", "-o", "team/web.yaml"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+        .assert()
+        .success();
     assert_eq!(
         age_lines(&env.read("team/web.yaml")),
         [format!("# kubesec:age:{me}")]

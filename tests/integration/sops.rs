@@ -307,6 +307,13 @@ fn a_clear_file_with_a_sops_entry_is_refused_as_sops_refuses_it() {
             .arg(&path));
         if name == "first.yaml" {
             assert!(!by_sops.status.success(), "{name}: sops encrypted it");
+        } else {
+            assert!(by_sops.status.success(), "{name}: sops refused it");
+            let written = s.env.write("by-sops.yaml", &by_sops.stdout);
+            assert!(
+                sops_decrypt(s.env.dir.path(), &s.all_keys, &written).is_none(),
+                "{name}: sops decrypted what it wrote"
+            );
         }
     }
     // `convert --to sops` of a kubesec file with such an entry.

@@ -1017,14 +1017,7 @@ pub(super) fn strip(
                     range.end = end;
                     comments.remove(&c);
                 }
-                // White space after the value on its line would follow the
-                // block's last line of content, and be read as part of it.
-                None => {
-                    range.end += text[range.end..]
-                        .bytes()
-                        .take_while(|&b| b == b' ' || b == b'\t')
-                        .count();
-                }
+                None => range.end = scalar::past_blanks(text, range.end),
             }
         }
         if let Some((doc, st)) = site {
