@@ -169,6 +169,10 @@ pub struct OpenOptions {
     /// Do not keep each value's token in the result (for output that will
     /// not be sealed again; saves a copy of every ciphertext).
     pub drop_tokens: bool,
+    /// Leave each value's key empty (for output written from the
+    /// document's sites, which hold the keys; saves a copy of every key).
+    /// Formats whose values are not a document's sites keep their keys.
+    pub drop_keys: bool,
     /// Refuse an envelope without a binding (`binding: required`,
     /// `--require-binding`).
     pub require_binding: bool,
@@ -348,11 +352,9 @@ pub struct StripOptions {
     pub cleartext: bool,
 }
 
-/// A stripped envelope: edits that write its values in clear text and
-/// remove its metadata, and what each value must read back as (digests).
+/// A stripped envelope (its edits given to the splicer): what each value
+/// must read back as (digests).
 pub struct Stripped {
-    /// The edits.
-    pub edits: Vec<Edit>,
     /// Per document position: the digest of each site's clear value, in site order.
     pub expected: Vec<(usize, Vec<u64>)>,
     /// A format's own check of the whole result (values outside Secrets).
@@ -401,13 +403,16 @@ pub trait Format: Sync {
         stream: &'a Stream,
         request: SealRequest<'a>,
     ) -> Result<Box<dyn Sealing + 'a>>;
-    /// The edits that write an opened envelope in clear text.
+    /// Writes an opened envelope in clear text into `out`: its values,
+    /// its metadata removed. A large envelope's edits are written out as
+    /// they are made ([`crate::manifest::Splicer::put`]), not all held.
     fn strip(
         &self,
         stream: &Stream,
         envelope: &Envelope,
         opened: &Opened,
         opts: StripOptions,
+        out: &mut crate::manifest::Splicer<'_>,
     ) -> Result<Stripped>;
     /// What `git diff` shows for a sealed envelope (`ksec textconv`): its
     /// values decrypted when `opened`, else fingerprints of their tokens;

@@ -720,6 +720,20 @@ impl<'t> Splicer<'t> {
         }
     }
 
+    /// Adds one edit and writes it out at once when nothing waits and it
+    /// starts at or after what is written: for a caller that makes its
+    /// edits in text order (a large Secret's values), so that they are not
+    /// all held. Otherwise it waits, as with [`Splicer::push`].
+    pub fn put(&mut self, edit: Edit) -> Result<(), LateEdit> {
+        if !self.pending.is_empty() || edit.range.start < self.pos {
+            self.pending.push(edit);
+            return Ok(());
+        }
+        self.reserve(edit.range.end, edit.text.len(), edit.range.len(), false);
+        self.pos = write_edits(self.text, &mut self.out, self.pos, [&edit])?;
+        Ok(())
+    }
+
     /// Adds edits; they are written out by a later [`Splicer::flush`].
     pub fn push(&mut self, edits: Vec<Edit>) {
         if self.pending.is_empty() {
@@ -753,12 +767,6 @@ impl<'t> Splicer<'t> {
             .take_while(|e| e.range.end <= upto)
             .count();
         if ready > 0 || last {
-            // Room for the rest of the output in one allocation of about
-            // its final size instead of doubling (the output of encrypt is
-            // three times its input): the text after these edits is copied
-            // as it is when no edit is to come, and otherwise assumed to
-            // grow as the text so far did. An edit overlapping what was
-            // written is refused below; it cannot make this overflow.
             let end = self.pending[..ready]
                 .last()
                 .map_or(self.pos, |e| e.range.end.max(self.pos));
@@ -767,21 +775,38 @@ impl<'t> Splicer<'t> {
                 .fold((0usize, 0usize), |(a, r), e| {
                     (a + e.text.len(), r + e.range.len())
                 });
-            let written = (self.out.len() + (end - self.pos) + added).saturating_sub(removed);
-            let rest = self.text.len() - end;
-            let projected = if last {
-                written + rest
-            } else {
-                let grown = (rest as u128 * written as u128 / end.max(1) as u128) as usize;
-                written + grown + (written + grown) / 64
-            };
-            if projected > self.out.capacity() {
-                self.out.reserve_exact(projected - self.out.len());
-            }
+            self.reserve(end, added, removed, last);
         }
         self.pos = write_edits(self.text, &mut self.out, self.pos, &self.pending[..ready])?;
         self.pending.drain(..ready);
         Ok(())
+    }
+
+    /// Room for the rest of the output in one allocation of about its
+    /// final size instead of doubling (the output of encrypt is three times
+    /// its input), before edits up to `end` that add and remove so many
+    /// bytes are written: the text after them is copied as it is when no
+    /// edit is to come (`last`), and otherwise assumed to grow as the text
+    /// so far did. Only when the room left is too small, so that edits
+    /// written one at a time do not reallocate each time. An edit
+    /// overlapping what was written is refused later; it cannot make this
+    /// overflow.
+    fn reserve(&mut self, end: usize, added: usize, removed: usize, last: bool) {
+        let end = end.max(self.pos);
+        let written = (self.out.len() + (end - self.pos) + added).saturating_sub(removed);
+        if written <= self.out.capacity() && !last {
+            return;
+        }
+        let rest = self.text.len() - end;
+        let projected = if last {
+            written + rest
+        } else {
+            let grown = (rest as u128 * written as u128 / end.max(1) as u128) as usize;
+            written + grown + (written + grown) / 64
+        };
+        if projected > self.out.capacity() {
+            self.out.reserve_exact(projected - self.out.len());
+        }
     }
 }
 
@@ -900,6 +925,37 @@ mod tests {
         reversed.swap(4, 5); // the two insertions at 2 back in their order
         s.push(reversed);
         assert_eq!(s.finish().unwrap(), whole);
+    }
+
+    #[test]
+    fn edits_put_one_at_a_time_give_what_splice_gives() {
+        let text = "abcdefghijklmnopqrstuvwxyz";
+        let whole = splice(text, &mut edits());
+        // In text order: each is written at once, nothing waits.
+        let mut s = Splicer::new(text);
+        for e in edits() {
+            s.put(e).unwrap();
+            assert!(s.pending.is_empty());
+        }
+        assert_eq!(s.out, "ab<a><b>cd[4-9]jklpqrst{20}vwxyz!");
+        assert_eq!(s.finish().unwrap(), whole);
+        // While edits wait, one put joins them and is sorted in.
+        let mut s = Splicer::new(text);
+        s.push(vec![edit(20, 21, "{20}")]);
+        s.put(edit(12, 15, "")).unwrap();
+        assert_eq!(s.pending.len(), 2);
+        assert_eq!(s.finish().unwrap(), "abcdefghijklpqrst{20}vwxyz");
+        // Out of text order: an edit before what was written is refused.
+        let mut s = Splicer::new(text);
+        s.put(edit(12, 15, "")).unwrap();
+        s.put(edit(4, 9, "[4-9]")).unwrap();
+        assert_eq!(
+            s.finish(),
+            Err(LateEdit {
+                start: 4,
+                written: 15
+            })
+        );
     }
 
     #[test]

@@ -30,26 +30,25 @@ pub fn aad(
                 .map(|&(k, v)| (Section::StringData, k, v)),
         )
         .collect();
-    aad_of(&both, |&e| e, keys)
+    aad_of(both.len(), |i| both[i], keys)
 }
 
-/// [`aad`] of the values `entry` reads from `items` (section, key, clear
+/// [`aad`] of the `len` values `entry` reads by index (section, key, clear
 /// value), in any order. Only their indices are sorted: no copy of a key
 /// or value is made, and the result is sized once (growing it would leave
 /// copies of clear values behind in freed memory).
-pub fn aad_of<'a, T>(
-    items: &'a [T],
-    entry: impl Fn(&'a T) -> (Section, &'a str, &'a str),
+pub fn aad_of<'a>(
+    len: usize,
+    entry: impl Fn(usize) -> (Section, &'a str, &'a str),
     keys: &[KeyId],
 ) -> Zeroizing<Vec<u8>> {
     let rank = |s: Section| u8::from(s == Section::StringData);
-    let mut order: Vec<usize> = (0..items.len()).collect();
+    let mut order: Vec<u32> = (0..len as u32).collect();
     order.sort_by(|&a, &b| {
-        let ((sa, ka, _), (sb, kb, _)) = (entry(&items[a]), entry(&items[b]));
+        let ((sa, ka, _), (sb, kb, _)) = (entry(a as usize), entry(b as usize));
         (rank(sa), ka.as_bytes()).cmp(&(rank(sb), kb.as_bytes()))
     });
-    let total = items
-        .iter()
+    let total = (0..len)
         .map(|i| {
             let (_, k, v) = entry(i);
             k.len() + v.len()
@@ -58,7 +57,7 @@ pub fn aad_of<'a, T>(
         + keys.iter().map(|k| k.id.len()).sum::<usize>();
     let mut out = Zeroizing::new(Vec::with_capacity(total));
     for i in order {
-        let (_, k, v) = entry(&items[i]);
+        let (_, k, v) = entry(i as usize);
         out.extend_from_slice(k.as_bytes());
         out.extend_from_slice(v.as_bytes());
     }

@@ -157,9 +157,17 @@ impl Format for Kubesec {
         envelope: &Envelope,
         opened: &Opened,
         opts: StripOptions,
+        out: &mut crate::manifest::Splicer<'_>,
     ) -> Result<Stripped> {
         let doc = document(stream, envelope)?;
-        seal::strip(stream, doc, opened, footer(opened.meta.as_ref())?, opts)
+        seal::strip(
+            stream,
+            doc,
+            opened,
+            footer(opened.meta.as_ref())?,
+            opts,
+            out,
+        )
     }
 
     fn diff_view(

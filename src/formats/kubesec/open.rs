@@ -148,7 +148,11 @@ pub fn open_with_key(
         Ok(ClearValue {
             doc: doc.position,
             section: s.section,
-            key: s.key(text).to_owned(),
+            key: if opts.drop_keys {
+                String::new()
+            } else {
+                s.key(text).to_owned()
+            },
             clear,
             token,
         })
@@ -162,7 +166,15 @@ pub fn open_with_key(
             return Err(missing_mac(file, doc, footer_line));
         };
         let ids: Vec<KeyId> = footer.keys.iter().map(|k| k.key.clone()).collect();
-        let aad = mac_aad(&values, &ids);
+        // Keys from the sites: the values may not hold theirs.
+        let aad = mac::aad_of(
+            values.len(),
+            |i| {
+                let s = &doc.sites[i];
+                (s.section, s.key(text), values[i].clear.as_str())
+            },
+            &ids,
+        );
         mac::verify(&dek, &aad, m).map_err(|_| mac_mismatch(file, doc, footer_line))?;
     }
     match &footer.binding {
@@ -177,15 +189,6 @@ pub fn open_with_key(
         values,
         extra: None,
     })
-}
-
-/// The MAC's associated data over clear values and key ids.
-pub fn mac_aad(values: &[ClearValue], keys: &[KeyId]) -> Zeroizing<Vec<u8>> {
-    mac::aad_of(
-        values,
-        |v| (v.section, v.key.as_str(), v.clear.as_str()),
-        keys,
-    )
 }
 
 pub(super) fn not_encrypted(file: &str, doc: &Document) -> Error {

@@ -146,8 +146,11 @@ impl KubesecSealing<'_> {
         let ids: Vec<KeyId> = wrapped.iter().map(|w| w.key.clone()).collect();
         // The MAC covers keys and clear values (no copies of them).
         let aad = mac::aad_of(
-            &self.values,
-            |v| (v.section, v.key.as_str(), v.clear.as_str()),
+            self.values.len(),
+            |i| {
+                let v = &self.values[i];
+                (v.section, v.key.as_str(), v.clear.as_str())
+            },
             &ids,
         );
         let kept_mac = self
@@ -346,17 +349,20 @@ impl SealedCheck for Check {
     }
 }
 
-/// The edits that write an opened document in clear text: every value
+/// Writes an opened document in clear text into `out`: every value
 /// (sections kept clear stay as they are, unless `-x` decodes `data`) and
-/// the footer removed.
+/// the footer removed. Each edit is written out as it is made (sites are in
+/// text order, the footer after them), so a large Secret's clear values
+/// exist once, in the opened values, and then in the output.
 pub(super) fn strip(
     stream: &Stream,
     doc: &Document,
     opened: &Opened,
     footer: &Footer,
     opts: StripOptions,
+    out: &mut manifest::Splicer<'_>,
 ) -> Result<Stripped> {
-    let mut edits = Vec::with_capacity(doc.sites.len() + 1);
+    let late = |e: manifest::LateEdit| Error::internal(format!("internal error: {e}"));
     let mut intended = Vec::with_capacity(doc.sites.len());
     for (site, value) in doc.sites.iter().zip(&opened.values) {
         let kept_clear = footer.clear.contains(site.section);
@@ -366,14 +372,14 @@ pub(super) fn strip(
             continue;
         }
         let (edit, parsed) = clear_edit(&stream.text, doc, site, &value.clear, opts.cleartext);
-        edits.push(edit);
+        out.put(edit).map_err(late)?;
         intended.push(digest(&parsed));
     }
     if let Some(f) = &doc.footer {
-        edits.push(manifest::remove_footer(&stream.text, f));
+        out.put(manifest::remove_footer(&stream.text, f))
+            .map_err(late)?;
     }
     Ok(Stripped {
-        edits,
         expected: vec![(doc.position, intended)],
         check: None,
     })

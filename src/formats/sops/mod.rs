@@ -291,8 +291,11 @@ impl Format for Sops {
         envelope: &Envelope,
         opened: &Opened,
         opts: StripOptions,
+        out: &mut crate::manifest::Splicer<'_>,
     ) -> Result<Stripped> {
-        seal::strip(stream, envelope, opened, opts)
+        let (edits, stripped) = seal::strip(stream, envelope, opened, opts)?;
+        out.push(edits);
+        Ok(stripped)
     }
 
     fn diff_view(

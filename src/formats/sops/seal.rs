@@ -942,7 +942,7 @@ pub(super) fn strip(
     envelope: &Envelope,
     opened: &Opened,
     opts: StripOptions,
-) -> Result<Stripped> {
+) -> Result<(Vec<Edit>, Stripped)> {
     let x =
         extra(opened).ok_or_else(|| Error::internal("a sops file opened without its values"))?;
     let text = &stream.text;
@@ -1068,11 +1068,13 @@ pub(super) fn strip(
         .filter(|l| !l.comment)
         .map(|l| (l.aad.clone(), (!decoded(l)).then(|| digest(&l.plain))))
         .collect();
-    Ok(Stripped {
+    Ok((
         edits,
-        expected: per_doc,
-        check: Some(Box::new(StripCheck { store, wanted })),
-    })
+        Stripped {
+            expected: per_doc,
+            check: Some(Box::new(StripCheck { store, wanted })),
+        },
+    ))
 }
 
 /// The edits that remove the `sops` entry of every document.
