@@ -27,7 +27,7 @@ pub struct RecomputePlan {
 /// How the Secrets to sign are opened: the MAC is not checked (that is the
 /// point), and v1/v2 files are read.
 const OPEN: OpenOptions = OpenOptions {
-    drop_keys: false,
+    output_only: false,
     allow_missing_mac: true,
     skip_mac: true,
     drop_tokens: false,

@@ -169,10 +169,11 @@ pub struct OpenOptions {
     /// Do not keep each value's token in the result (for output that will
     /// not be sealed again; saves a copy of every ciphertext).
     pub drop_tokens: bool,
-    /// Leave each value's key empty (for output written from the
-    /// document's sites, which hold the keys; saves a copy of every key).
-    /// Formats whose values are not a document's sites keep their keys.
-    pub drop_keys: bool,
+    /// The opened values are only written out by [`Format::strip`]: a
+    /// format may keep them in its own compact form in [`Opened::extra`]
+    /// instead of [`Opened::values`] (kubesec: the clear texts in one
+    /// buffer, no record, key or token per value). sops keeps its values.
+    pub output_only: bool,
     /// Refuse an envelope without a binding (`binding: required`,
     /// `--require-binding`).
     pub require_binding: bool,

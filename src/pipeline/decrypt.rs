@@ -121,7 +121,7 @@ fn decrypt_classified(
         allow_missing_mac: opts.allow_missing_mac,
         skip_mac: opts.ignore_mac,
         drop_tokens: !opts.keep_opened,
-        drop_keys: !opts.keep_opened,
+        output_only: !opts.keep_opened,
         require_binding: opts.require_binding,
     };
     let mut edits = manifest::Splicer::new(&stream.text);

@@ -224,14 +224,31 @@ fn open_with(
     footer: Footer,
     dek: DataKey,
 ) -> Result<Opened, &'static str> {
+    open_as(text, doc, footer, dek, OpenOptions::default()).map(|(o, _)| o)
+}
+
+/// [`open_with`] with `opts`, and the stream written in clear text from
+/// what was opened (`Format::strip`).
+fn open_as(
+    text: &str,
+    doc: &Document,
+    footer: Footer,
+    dek: DataKey,
+    opts: OpenOptions,
+) -> Result<(Opened, String), &'static str> {
     let stream = ksec::pipeline::parse("vector.yaml", text.to_owned()).map_err(|e| e.code)?;
     let envelope = Envelope {
         docs: vec![doc.position],
         state: State::Sealed(std::sync::Arc::new(footer)),
     };
+    let opened = Kubesec
+        .open_with_key(&stream, &envelope, dek, opts)
+        .map_err(|e| e.code)?;
+    let mut out = ksec::manifest::Splicer::new(&stream.text);
     Kubesec
-        .open_with_key(&stream, &envelope, dek, OpenOptions::default())
-        .map_err(|e| e.code)
+        .strip(&stream, &envelope, &opened, Default::default(), &mut out)
+        .map_err(|e| e.code)?;
+    Ok((opened, out.finish().map_err(|_| "late-edit")?))
 }
 
 // ---------------------------------------------------------------------------
@@ -528,20 +545,41 @@ fn vectors_files_open_with_recorded_dek() {
                 continue;
             }
         };
-        let opened = open_with(&text, &doc, footer, v.dek());
+        // Opened only to be written out (what `decrypt` does): the values
+        // in the format's compact form, the same checks, the same output.
+        let lean = OpenOptions {
+            output_only: true,
+            ..OpenOptions::default()
+        };
+        let compact = open_as(&text, &doc, footer.clone(), v.dek(), lean);
+        let opened = open_as(&text, &doc, footer, v.dek(), OpenOptions::default());
         if !v.mac_valid {
             f.check(matches!(opened, Err("mac-mismatch")), || {
                 format!("{}: mac_valid is false but the file opened", v.name)
             });
+            f.check(matches!(compact, Err("mac-mismatch")), || {
+                format!(
+                    "{}: mac_valid is false but the file opened for output",
+                    v.name
+                )
+            });
             continue;
         }
-        let opened = match opened {
+        let (opened, clear) = match opened {
             Ok(o) => o,
             Err(e) => {
                 f.push(format!("{}: open_with_key failed: {e:?}", v.name));
                 continue;
             }
         };
+        match compact {
+            Ok((c, compact_clear)) => {
+                f.check(c.values.is_empty() && compact_clear == clear, || {
+                    format!("{}: opened for output, it writes other clear text", v.name)
+                });
+            }
+            Err(e) => f.push(format!("{}: opening for output failed: {e:?}", v.name)),
+        }
         f.check(opened.dek.as_bytes() == &v.dek, || {
             format!("{}: opened with a different data key", v.name)
         });

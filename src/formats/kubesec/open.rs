@@ -126,52 +126,62 @@ pub fn open_with_key(
     let footer = super::footer(meta.as_ref())?;
     let cipher = codec::ValueCipher::new(&dek);
     let (clear_sections, v1) = (footer.clear, footer.version == 1);
-    let open_value = |s: &ValueSite| -> Result<ClearValue> {
+    let kept_clear =
+        |s: &ValueSite| clear_sections.contains(s.section) || (v1 && s.value(text).is_empty());
+    let open_clear = |s: &ValueSite| -> Result<Zeroizing<String>> {
         let value = s.value(text);
-        let kept_clear = clear_sections.contains(s.section);
-        let clear = if kept_clear || (v1 && value.is_empty()) {
+        if kept_clear(s) {
             // Kept in clear text on purpose (the MAC below still covers it).
-            Zeroizing::new(value.to_owned())
-        } else {
-            cipher
-                .decrypt_value(s.key(text), value)
-                .map_err(|e| match e {
-                    CodecError::Malformed => corrupt(file, text, doc, s),
-                    _ => unauthentic(file, text, doc, s),
-                })?
-        };
-        let token = if kept_clear || opts.drop_tokens {
-            String::new()
-        } else {
-            value.to_owned()
-        };
-        Ok(ClearValue {
-            doc: doc.position,
-            section: s.section,
-            key: if opts.drop_keys {
-                String::new()
-            } else {
-                s.key(text).to_owned()
-            },
-            clear,
-            token,
-        })
+            return Ok(Zeroizing::new(value.to_owned()));
+        }
+        cipher
+            .decrypt_value(s.key(text), value)
+            .map_err(|e| match e {
+                CodecError::Malformed => corrupt(file, text, doc, s),
+                _ => unauthentic(file, text, doc, s),
+            })
     };
     // A Secret with many values is decrypted on every core; the first
-    // failure in file order is the one reported, as before.
-    let values = crate::par::try_map(&doc.sites, VALUES_PER_THREAD, open_value)?;
+    // failure in file order is the one reported.
+    let (values, compact) = if opts.output_only {
+        (
+            Vec::new(),
+            Some(ClearTexts::decrypt(doc, text, kept_clear, open_clear)?),
+        )
+    } else {
+        let open_value = |s: &ValueSite| -> Result<ClearValue> {
+            let clear = open_clear(s)?;
+            let token = if clear_sections.contains(s.section) || opts.drop_tokens {
+                String::new()
+            } else {
+                s.value(text).to_owned()
+            };
+            Ok(ClearValue {
+                doc: doc.position,
+                section: s.section,
+                key: s.key(text).to_owned(),
+                clear,
+                token,
+            })
+        };
+        let values = crate::par::try_map(&doc.sites, VALUES_PER_THREAD, open_value)?;
+        (values, None)
+    };
+    let clear_of = |i: usize| match &compact {
+        Some(c) => c.get(i),
+        None => values[i].clear.as_str(),
+    };
     let footer_line = doc.footer.as_ref().map_or(doc.line, |b| b.line);
     if !opts.skip_mac && footer.version >= 3 {
         let Some(m) = &footer.mac else {
             return Err(missing_mac(file, doc, footer_line));
         };
         let ids: Vec<KeyId> = footer.keys.iter().map(|k| k.key.clone()).collect();
-        // Keys from the sites: the values may not hold theirs.
         let aad = mac::aad_of(
-            values.len(),
+            doc.sites.len(),
             |i| {
                 let s = &doc.sites[i];
-                (s.section, s.key(text), values[i].clear.as_str())
+                (s.section, s.key(text), clear_of(i))
             },
             &ids,
         );
@@ -187,8 +197,69 @@ pub fn open_with_key(
         dek,
         meta,
         values,
-        extra: None,
+        extra: compact.map(|c| Arc::new(c) as Arc<dyn std::any::Any + Send + Sync>),
     })
+}
+
+/// The clear values of a Secret opened only to be written out
+/// ([`OpenOptions::output_only`]): one zeroizing buffer in site order, where
+/// every value would otherwise be a record with its own allocation (about
+/// 120 bytes a value instead of its length).
+pub(super) struct ClearTexts {
+    text: Zeroizing<String>,
+    /// Where each value ends in `text`.
+    ends: Vec<u32>,
+}
+
+impl ClearTexts {
+    /// Decrypts every site of `doc` with `open` into one buffer, a batch
+    /// of values at a time on every core. The buffer is sized once, from
+    /// the values, so that no copy of a clear value is left behind in freed
+    /// memory by its growing: a clear value is at most as long as its
+    /// ciphertext (the token's first part, base64), or is the value itself
+    /// when it is `kept` in clear text.
+    fn decrypt(
+        doc: &Document,
+        text: &str,
+        kept: impl Fn(&ValueSite) -> bool,
+        open: impl Fn(&ValueSite) -> Result<Zeroizing<String>> + Sync,
+    ) -> Result<ClearTexts> {
+        let room: usize = doc
+            .sites
+            .iter()
+            .map(|s| {
+                let v = s.value(text);
+                match v.split_once('.') {
+                    Some((ct, _)) if !kept(s) => ct.len().div_ceil(4) * 3,
+                    _ => v.len(),
+                }
+            })
+            .sum();
+        if room > u32::MAX as usize {
+            return Err(Error::internal("a Secret's values exceed 4 GiB"));
+        }
+        let mut out = ClearTexts {
+            text: Zeroizing::new(String::with_capacity(room)),
+            ends: Vec::with_capacity(doc.sites.len()),
+        };
+        let batch = VALUES_PER_THREAD * crate::par::threads();
+        for sites in doc.sites.chunks(batch) {
+            for clear in crate::par::try_map(sites, VALUES_PER_THREAD, &open)? {
+                if out.text.len() + clear.len() > out.text.capacity() {
+                    return Err(Error::internal("a clear value longer than its token"));
+                }
+                out.text.push_str(&clear);
+                out.ends.push(out.text.len() as u32);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The clear text of the `i`-th site.
+    pub(super) fn get(&self, i: usize) -> &str {
+        let start = i.checked_sub(1).map_or(0, |p| self.ends[p] as usize);
+        &self.text[start..self.ends[i] as usize]
+    }
 }
 
 pub(super) fn not_encrypted(file: &str, doc: &Document) -> Error {

@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 use super::codec::{self, CodecError};
 use super::footer::{Footer, kubesec_order};
 use super::mac;
-use super::open::VALUES_PER_THREAD;
+use super::open::{ClearTexts, VALUES_PER_THREAD};
 use crate::error::{Error, Exit, Result};
 use crate::formats::render::{clear_edit, kept_clear_edit, token_edit};
 use crate::formats::{
@@ -363,15 +363,27 @@ pub(super) fn strip(
     out: &mut manifest::Splicer<'_>,
 ) -> Result<Stripped> {
     let late = |e: manifest::LateEdit| Error::internal(format!("internal error: {e}"));
+    let compact = opened
+        .extra
+        .as_ref()
+        .and_then(|e| e.downcast_ref::<ClearTexts>());
+    if compact.is_none() && opened.values.len() != doc.sites.len() {
+        return Err(Error::internal("one opened value per site expected"));
+    }
+    let clear_of = |i: usize| match compact {
+        Some(c) => c.get(i),
+        None => opened.values[i].clear.as_str(),
+    };
     let mut intended = Vec::with_capacity(doc.sites.len());
-    for (site, value) in doc.sites.iter().zip(&opened.values) {
+    for (i, site) in doc.sites.iter().enumerate() {
+        let clear = clear_of(i);
         let kept_clear = footer.clear.contains(site.section);
         if kept_clear && !(opts.cleartext && site.section == Section::Data) {
             // A section kept in clear text: its bytes stay as they are.
-            intended.push(digest(&value.clear));
+            intended.push(digest(clear));
             continue;
         }
-        let (edit, parsed) = clear_edit(&stream.text, doc, site, &value.clear, opts.cleartext);
+        let (edit, parsed) = clear_edit(&stream.text, doc, site, clear, opts.cleartext);
         out.put(edit).map_err(late)?;
         intended.push(digest(&parsed));
     }
