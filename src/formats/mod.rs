@@ -221,16 +221,35 @@ impl Opened {
     }
 }
 
-/// A value to seal.
-pub struct Plain {
+/// A value to seal. It borrows what the input holds as it is (most values
+/// of a clear Secret), so that a large stream's values are not copied.
+pub struct Plain<'a> {
     /// Section.
     pub section: Section,
     /// Map key.
-    pub key: String,
+    pub key: &'a str,
     /// Clear text (base64 text for `data`).
-    pub clear: Zeroizing<String>,
+    pub clear: Clear<'a>,
     /// 1-based line, for errors.
     pub line: usize,
+}
+
+/// The clear text of a [`Plain`] value.
+pub enum Clear<'a> {
+    /// The value's own text in the input.
+    Text(&'a str),
+    /// Made from it (encoded with `-x`, or decrypted).
+    Made(Zeroizing<String>),
+}
+
+impl std::ops::Deref for Clear<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            Clear::Text(t) => t,
+            Clear::Made(m) => m,
+        }
+    }
 }
 
 /// What sealing one envelope needs, decided by the pipeline.
@@ -238,7 +257,7 @@ pub struct SealRequest<'a> {
     /// The envelope (its documents and sites).
     pub envelope: &'a Envelope,
     /// The values, in the order of the envelope's sites.
-    pub values: Vec<Plain>,
+    pub values: Vec<Plain<'a>>,
     /// The keys to wrap the data key for.
     pub keys: Vec<KeyId>,
     /// What it is sealed against: its own earlier version or a parent
@@ -314,14 +333,19 @@ pub trait Sealing: Send {
     fn edits_start(&self) -> usize {
         0
     }
-    /// Seals it: the edits to make, and how to check the result.
-    fn finish(self: Box<Self>, keyring: &Keyring) -> Result<Sealed>;
+    /// Seals it: its token and metadata edits go to `out` (a large
+    /// envelope's written out as they are made, with
+    /// [`crate::manifest::Splicer::put`]); returns how to check the result.
+    fn finish(
+        self: Box<Self>,
+        keyring: &Keyring,
+        out: &mut crate::manifest::Splicer<'_>,
+    ) -> Result<Sealed>;
 }
 
-/// A sealed envelope: its edits and a check of the written result.
+/// A sealed envelope (its edits given to the splicer): a check of the
+/// written result.
 pub struct Sealed {
-    /// Token and metadata edits.
-    pub edits: Vec<Edit>,
     /// Checks the re-located result (the envelope reads back as sealed).
     pub check: Box<dyn SealedCheck>,
     /// How many of its documents were clear text before.

@@ -695,6 +695,8 @@ pub struct Splicer<'t> {
     pos: usize,
     /// Edits not written out yet, in arrival order.
     pending: Vec<Edit>,
+    /// [`Splicer::put`] writes out only edits that end by here.
+    limit: usize,
 }
 
 /// Edits given to a [`Splicer`] that overlap what it wrote out already (a
@@ -717,21 +719,32 @@ impl<'t> Splicer<'t> {
             out: String::new(),
             pos: 0,
             pending: Vec::new(),
+            limit: usize::MAX,
         }
     }
 
-    /// Adds one edit and writes it out at once when nothing waits and it
-    /// starts at or after what is written: for a caller that makes its
-    /// edits in text order (a large Secret's values), so that they are not
-    /// all held. Otherwise it waits, as with [`Splicer::push`].
+    /// Adds one edit and writes it out at once when nothing waits, it
+    /// starts at or after what is written and it ends by the limit
+    /// ([`Splicer::limit`]): for a caller that makes its edits in text order
+    /// (a large Secret's values), so that they are not all held. Otherwise
+    /// it waits, as with [`Splicer::push`].
     pub fn put(&mut self, edit: Edit) -> Result<(), LateEdit> {
-        if !self.pending.is_empty() || edit.range.start < self.pos {
+        if !self.pending.is_empty() || edit.range.start < self.pos || edit.range.end > self.limit {
             self.pending.push(edit);
             return Ok(());
         }
         self.reserve(edit.range.end, edit.text.len(), edit.range.len(), false);
         self.pos = write_edits(self.text, &mut self.out, self.pos, [&edit])?;
         Ok(())
+    }
+
+    /// From now on, [`Splicer::put`] writes out at once only edits that
+    /// end at or before `upto`: the caller promises that no edit still to
+    /// come from elsewhere starts before `upto` (as with
+    /// [`Splicer::flush`]). `usize::MAX` (the default) when edits arrive in
+    /// text order.
+    pub fn limit(&mut self, upto: usize) {
+        self.limit = upto;
     }
 
     /// Adds edits; they are written out by a later [`Splicer::flush`].

@@ -24,7 +24,7 @@ use super::policy::KeyPolicy;
 use super::{Session, kubectl};
 use crate::error::{Error, Exit, Result};
 use crate::formats::{
-    Envelope, Format, FormatRule, OpenOptions, Opened, Plain, SealRequest, Sealing, State,
+    Clear, Envelope, Format, FormatRule, OpenOptions, Opened, Plain, SealRequest, Sealing, State,
 };
 use crate::k8s;
 use crate::keys::WrapJob;
@@ -94,7 +94,7 @@ pub fn encrypt_text(
 /// What one envelope will be sealed with.
 struct EnvelopePlan<'a> {
     envelope: Envelope,
-    values: Option<Vec<Plain>>,
+    values: Option<Vec<Plain<'a>>>,
     /// The envelope as it was, when it was encrypted already.
     own: Option<Opened>,
     /// Its `--parent` (or edited file's) match, when it was clear text.
@@ -302,7 +302,7 @@ fn plan_stream<'p>(
                     .open(stream, envelope, &session.keyring, opts.open)?;
                 let values = mine
                     .iter()
-                    .flat_map(|d| reopened_values(d, &opened))
+                    .flat_map(|d| reopened_values(&stream.text, d, &opened))
                     .collect();
                 (values, Some(opened))
             }
@@ -378,8 +378,10 @@ fn finish_stream(
             .into_iter()
             .collect::<Result<()>>()?;
         for s in group {
-            let sealed = s.finish(&session.keyring)?;
-            out.push(sealed.edits);
+            // What it writes out at once must end before any envelope
+            // still to seal may edit.
+            out.limit(floor[checks.len() + 1]);
+            let sealed = s.finish(&session.keyring, &mut out)?;
             checks.push(sealed.check);
             fresh += sealed.fresh;
             out.flush(floor[checks.len()])
@@ -432,7 +434,7 @@ fn plain_secret_kept(file: &str, doc: &Document) -> Error {
 }
 
 /// The values of an opened envelope's document, ready to seal again.
-fn reopened_values(doc: &Document, opened: &Opened) -> Vec<Plain> {
+fn reopened_values<'a>(text: &'a str, doc: &'a Document, opened: &Opened) -> Vec<Plain<'a>> {
     opened
         .values
         .iter()
@@ -440,8 +442,8 @@ fn reopened_values(doc: &Document, opened: &Opened) -> Vec<Plain> {
         .zip(&doc.sites)
         .map(|(v, s)| Plain {
             section: v.section,
-            key: v.key.clone(),
-            clear: v.clear.clone(),
+            key: s.key(text),
+            clear: Clear::Made(v.clear.clone()),
             line: s.line(),
         })
         .collect()
@@ -450,58 +452,62 @@ fn reopened_values(doc: &Document, opened: &Opened) -> Vec<Plain> {
 /// The clear values of a plain document, checked and (with `-x`) encoded.
 /// With `-x`, a `data` value whose bytes equal the parent's keeps the
 /// parent's base64 text, so that its token can be reused.
-fn plain_values(
+fn plain_values<'a>(
     file: &str,
-    text: &str,
-    doc: &Document,
+    text: &'a str,
+    doc: &'a Document,
     cleartext: bool,
     parent: Option<&ParentDoc>,
-) -> Result<Vec<Plain>> {
+) -> Result<Vec<Plain<'a>>> {
+    let not_base64 = |s| {
+        Error::new(
+            Exit::Input,
+            "not-base64",
+            "the value is not valid base64, which `data` values must be",
+        )
+        .at(doc.site_location(file, text, s))
+        .hint("use --cleartext (-x) to have ksec base64-encode plain text, or move the value to stringData")
+    };
     let mut out = Vec::with_capacity(doc.sites.len());
     for s in &doc.sites {
         let (key, value) = (s.key(text), s.value(text));
         let prior = || parent.and_then(|p| p.value(Section::Data, key));
         let clear = match s.section {
-            Section::StringData => Zeroizing::new(value.to_owned()),
+            Section::StringData => Clear::Text(value),
             Section::Data if cleartext && !s.binary() => {
-                k8s::encode_data_like(value.as_bytes(), prior())
+                Clear::Made(k8s::encode_data_like(value.as_bytes(), prior()))
             }
-            Section::Data => {
-                if s.binary() && !cleartext {
-                    return Err(Error::new(
-                        Exit::Input,
-                        "invalid-value",
-                        "`!!binary` values are only accepted with --cleartext",
-                    )
-                    .at(doc.site_location(file, text, s))
-                    .hint("drop the tag (data values are base64 already) or pass -x"));
-                }
-                let v = if s.binary() {
-                    value.chars().filter(|c| !c.is_whitespace()).collect()
-                } else {
-                    value.to_owned()
-                };
-                let v = match (s.binary(), prior(), k8s::decode_base64(&v)) {
-                    (true, Some(p), Some(bytes)) => {
-                        k8s::encode_data_like(&bytes, Some(p)).to_string()
-                    }
+            Section::Data if s.binary() && !cleartext => {
+                return Err(Error::new(
+                    Exit::Input,
+                    "invalid-value",
+                    "`!!binary` values are only accepted with --cleartext",
+                )
+                .at(doc.site_location(file, text, s))
+                .hint("drop the tag (data values are base64 already) or pass -x"));
+            }
+            Section::Data if s.binary() => {
+                let v: String = value.chars().filter(|c| !c.is_whitespace()).collect();
+                let v = match (prior(), k8s::decode_base64(&v)) {
+                    (Some(p), Some(bytes)) => k8s::encode_data_like(&bytes, Some(p)).to_string(),
                     _ => v,
                 };
                 if !k8s::valid_base64(&v) {
-                    return Err(Error::new(
-                        Exit::Input,
-                        "not-base64",
-                        "the value is not valid base64, which `data` values must be",
-                    )
-                    .at(doc.site_location(file, text, s))
-                    .hint("use --cleartext (-x) to have ksec base64-encode plain text, or move the value to stringData"));
+                    return Err(not_base64(s));
                 }
-                Zeroizing::new(v)
+                Clear::Made(Zeroizing::new(v))
+            }
+            // base64 text already: sealed as it is written.
+            Section::Data => {
+                if !k8s::valid_base64(value) {
+                    return Err(not_base64(s));
+                }
+                Clear::Text(value)
             }
         };
         out.push(Plain {
             section: s.section,
-            key: key.to_owned(),
+            key,
             clear,
             line: s.line(),
         });

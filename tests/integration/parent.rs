@@ -228,3 +228,46 @@ fn introspect_shows_when_the_data_key_was_generated() {
     let text = ok_stdout(&env.ksec().args(["introspect", "k.yaml"]).output().unwrap());
     assert!(text.contains("data key generated: not recorded"), "{text}");
 }
+
+/// A Secret of more values than one batch of tokens (they are made and
+/// written out a batch at a time, not all at once): every value decrypts,
+/// an unchanged file is written back byte for byte, and one value changed
+/// in the middle against its parent changes that line and the MAC only.
+#[test]
+fn a_secret_larger_than_a_token_batch_keeps_every_token_in_place() {
+    let env = TestEnv::new();
+    let mut clear = String::from("apiVersion: v1\nkind: Secret\nmetadata:\n  name: big\ndata:\n");
+    for i in 0..10_000 {
+        clear.push_str(&format!("  k{i:05}: {}\n", b64(&format!("value {i}"))));
+    }
+    clear.push_str("stringData:\n");
+    for i in 0..50 {
+        clear.push_str(&format!("  s{i:02}: plain {i}\n"));
+    }
+    let enc = env.encrypt(&clear);
+    assert_eq!(env.decrypt(&enc), clear);
+    // Re-encrypting the encrypted file changes nothing.
+    env.write("big.yaml", &enc);
+    env.ksec()
+        .args(["encrypt", "-i", "big.yaml"])
+        .assert()
+        .success();
+    assert_eq!(env.read("big.yaml"), enc);
+    // One value changed, past the first batch.
+    let changed = clear.replace(
+        &format!("  k07000: {}\n", b64("value 7000")),
+        &format!("  k07000: {}\n", b64("changed")),
+    );
+    let new = encrypt_with_parent(&env, &changed, &enc, &[]);
+    assert_eq!(env.decrypt(&new), changed);
+    let lines: Vec<&str> = changed_lines(&enc, &new)
+        .iter()
+        .map(|(_, old, _)| old.split(':').next().unwrap_or(""))
+        .collect();
+    assert_eq!(lines, ["  k07000", "# kubesec"], "{lines:?}");
+}
+
+fn b64(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}

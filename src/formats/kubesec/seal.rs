@@ -2,6 +2,7 @@
 //! values, footer removed), keeping what did not change byte for byte.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use zeroize::Zeroizing;
 
@@ -16,14 +17,14 @@ use crate::formats::{
     Stripped, digest,
 };
 use crate::keys::{DataKey, KeyId, Keyring, WrapJob, WrappedKey};
-use crate::manifest::{self, ClearSections, Document, Edit, Section, Stream};
+use crate::manifest::{self, ClearSections, Document, Section, Stream};
 
 /// A document waiting for its wraps.
 struct KubesecSealing<'a> {
     file: &'a str,
     text: &'a str,
     doc: &'a Document,
-    values: Vec<Plain>,
+    values: Vec<Plain<'a>>,
     keys: Vec<KeyId>,
     /// The previous version, when sealed with the same data key.
     previous: Option<&'a Opened>,
@@ -88,39 +89,47 @@ impl KubesecSealing<'_> {
         })
     }
 
-    /// One token per value: unchanged values keep theirs (same IV, same
-    /// bytes); changed ones get a fresh IV; clear sections stay clear.
-    fn tokens(&self) -> Result<Vec<String>> {
-        let cipher = codec::ValueCipher::new(&self.dek);
-        let before: HashMap<(Section, &str), &ClearValue> = self
-            .previous
+    /// The previous version's values by section and key.
+    fn before(&self) -> HashMap<(Section, &str), &ClearValue> {
+        self.previous
             .map(|p| {
                 p.values
                     .iter()
                     .map(|o| ((o.section, o.key.as_str()), o))
                     .collect()
             })
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    /// One token per value of `values[range]`: unchanged values keep
+    /// theirs (same IV, same bytes); changed ones get a fresh IV; clear
+    /// sections stay clear.
+    fn tokens(
+        &self,
+        range: Range<usize>,
+        before: &HashMap<(Section, &str), &ClearValue>,
+    ) -> Result<Vec<String>> {
+        let cipher = codec::ValueCipher::new(&self.dek);
         let (clear, file, doc) = (self.clear, self.file, self.doc);
         let token = |v: &Plain| -> Result<String> {
             if clear.contains(v.section) {
                 return Ok(v.clear.to_string());
             }
             let reused = before
-                .get(&(v.section, v.key.as_str()))
+                .get(&(v.section, v.key))
                 .filter(|o| *o.clear == *v.clear && codec::looks_encrypted(&o.token))
                 .map(|o| o.token.clone());
             match reused {
                 Some(t) => Ok(t),
                 None => cipher
-                    .encrypt_value(&v.key, &v.clear, &codec::random_iv())
+                    .encrypt_value(v.key, &v.clear, &codec::random_iv())
                     .map_err(|e| value_error(file, doc, v, &e)),
             }
         };
         // A Secret with many values is encrypted on every core (each
         // thread draws IVs from its own CSPRNG); the first failure in file
         // order is the one reported.
-        crate::par::try_map(&self.values, VALUES_PER_THREAD, token)
+        crate::par::try_map(&self.values[range], VALUES_PER_THREAD, token)
     }
 
     /// The footer: key lines in kubesec's order (kept blobs for keys that
@@ -149,7 +158,7 @@ impl KubesecSealing<'_> {
             self.values.len(),
             |i| {
                 let v = &self.values[i];
-                (v.section, v.key.as_str(), v.clear.as_str())
+                (v.section, v.key, &*v.clear)
             },
             &ids,
         );
@@ -233,34 +242,53 @@ impl Sealing for KubesecSealing<'_> {
     }
 
     fn precompute(&mut self) -> Result<()> {
-        if self.tokens.is_none() {
-            self.tokens = Some(self.tokens()?);
+        // A large Secret's tokens are made a batch at a time in `finish`,
+        // each batch written out before the next is made.
+        if self.tokens.is_none() && self.values.len() <= token_batch() {
+            self.tokens = Some(self.tokens(0..self.values.len(), &self.before())?);
         }
         Ok(())
     }
 
-    fn finish(mut self: Box<Self>, keyring: &Keyring) -> Result<Sealed> {
-        let tokens = match self.tokens.take() {
-            Some(t) => t,
-            None => self.tokens()?,
-        };
+    fn finish(
+        mut self: Box<Self>,
+        keyring: &Keyring,
+        out: &mut manifest::Splicer<'_>,
+    ) -> Result<Sealed> {
+        let made = self.tokens.take();
+        // The footer first: its MAC needs the clear values, not the tokens.
         let footer = self.footer(keyring)?;
         let (doc, text) = (self.doc, self.text);
-        // Each token moves into its edit (no second copy).
-        let mut edits: Vec<Edit> = doc
-            .sites
-            .iter()
-            .zip(tokens)
-            .filter_map(|(site, token)| {
-                if footer.clear.contains(site.section) {
+        let late = |e: manifest::LateEdit| Error::internal(format!("internal error: {e}"));
+        // Each token moves into its edit (no second copy), written out as
+        // it is made when nothing waits before it.
+        let mut put = |start: usize, tokens: Vec<String>| -> Result<()> {
+            for (site, token) in doc.sites[start..].iter().zip(tokens) {
+                let edit = if footer.clear.contains(site.section) {
                     kept_clear_edit(text, doc, site, &token)
                 } else {
                     Some(token_edit(site, token))
+                };
+                if let Some(e) = edit {
+                    out.put(e).map_err(late)?;
                 }
-            })
-            .collect();
+            }
+            Ok(())
+        };
+        match made {
+            Some(tokens) => put(0, tokens)?,
+            None => {
+                let before = self.before();
+                let n = self.values.len();
+                for start in (0..n).step_by(token_batch()) {
+                    let end = n.min(start + token_batch());
+                    put(start, self.tokens(start..end, &before)?)?;
+                }
+            }
+        }
         let lines = footer.render_lines();
-        edits.push(manifest::write_footer(text, doc, &lines));
+        out.put(manifest::write_footer(text, doc, &lines))
+            .map_err(late)?;
         let check = Check {
             position: doc.position,
             label: match doc.item_path() {
@@ -271,13 +299,12 @@ impl Sealing for KubesecSealing<'_> {
             values: self
                 .values
                 .iter()
-                .map(|v| (v.section, digest(&v.key), digest(&v.clear)))
+                .map(|v| (v.section, digest(v.key), digest(&v.clear)))
                 .collect(),
             clear: footer.clear,
             footer: lines,
         };
         Ok(Sealed {
-            edits,
             check: Box::new(check),
             fresh: usize::from(self.fresh),
         })
@@ -395,6 +422,12 @@ pub(super) fn strip(
         expected: vec![(doc.position, intended)],
         check: None,
     })
+}
+
+/// How many values of one Secret have their tokens made at a time: enough
+/// for every core to take [`VALUES_PER_THREAD`].
+fn token_batch() -> usize {
+    VALUES_PER_THREAD * crate::par::threads()
 }
 
 fn value_error(file: &str, doc: &Document, v: &Plain, e: &CodecError) -> Error {

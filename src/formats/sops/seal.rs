@@ -387,7 +387,7 @@ fn plan_leaf(
                 }
                 let secret = sites.get(&s.node.range.start).map(|_| s.node.range.start);
                 let typed = match secret.and_then(|at| plain_of.get(&at)) {
-                    Some(p) if p.clear.as_str() != s.text => Typed::Str(p.clear.to_string()),
+                    Some(p) if *p.clear != *s.text => Typed::Str(p.clear.to_string()),
                     _ => typed,
                 };
                 let plain = Zeroizing::new(String::from_utf8_lossy(&typed.bytes()).into_owned());
@@ -529,15 +529,19 @@ impl Sealing for SopsSealing<'_> {
             .collect()
     }
 
-    fn finish(self: Box<Self>, keyring: &Keyring) -> Result<Sealed> {
+    fn finish(
+        self: Box<Self>,
+        keyring: &Keyring,
+        out: &mut crate::manifest::Splicer<'_>,
+    ) -> Result<Sealed> {
         let meta = self.metadata(keyring)?;
         let text = &self.stream.text;
         let nl = newline(text);
         let mut edits = value_edits(text, &self.planned, &self.dek, nl);
         edits.extend(self.metadata_edits(&meta)?);
+        out.push(edits);
         let expected = self.planned.iter().map(|p| digest(&p.plain)).collect();
         Ok(Sealed {
-            edits,
             check: Box::new(Check {
                 dek: self.dek.clone(),
                 expected,
