@@ -286,6 +286,19 @@ impl ValueCipher {
     }
 }
 
+/// The most bytes the clear value of `token` can have: its ciphertext's
+/// (kubesec pads values and cuts them at the first NUL), 0 for `iv.tag`;
+/// the token's own length when it is not token-shaped (it will not
+/// decrypt).
+pub fn clear_len_bound(token: &str) -> usize {
+    let mut parts = token.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(ct), Some(_), Some(_), None) => ct.len().div_ceil(4) * 3,
+        (Some(_), Some(_), None, None) => 0,
+        _ => token.len(),
+    }
+}
+
 /// The length of the token of a clear value of `len` bytes.
 pub fn token_len(len: usize) -> usize {
     let ct = len.div_ceil(PAD_BLOCK) * PAD_BLOCK;
@@ -343,6 +356,20 @@ mod tests {
             token.render(),
             "ZHNaYVQ=.ZmZmZmZmZmZmZmZm.pcgqz0hb478fIRa/buj8CA=="
         );
+    }
+
+    #[test]
+    fn a_clear_value_is_never_longer_than_its_bound() {
+        let k = key(1);
+        for len in [0usize, 1, 2, 3, 47, 48, 49, 96, 1000] {
+            let v = "é".repeat(len);
+            let t = encrypt_value(&k, "name", &v, &random_iv()).unwrap();
+            let bound = clear_len_bound(&t);
+            assert!(bound >= v.len(), "{len}: {bound} < {}", v.len());
+            // Not more than one 48-byte block of padding plus base64's rounding.
+            assert!(bound <= v.len().div_ceil(48) * 48 + 2, "{len}: {bound}");
+        }
+        assert_eq!(clear_len_bound("not a token"), "not a token".len());
     }
 
     #[test]

@@ -18,6 +18,13 @@ use crate::manifest::{Document, Stream, ValueSite};
 /// 1 µs each).
 pub(crate) const VALUES_PER_THREAD: usize = 2048;
 
+/// How many values of one Secret are decrypted or encrypted at a time when
+/// they are not all held at once: enough for every core to take
+/// [`VALUES_PER_THREAD`].
+pub(crate) fn value_batch() -> usize {
+    VALUES_PER_THREAD * crate::par::threads()
+}
+
 /// A token shape check loose enough to tell a damaged token from clear text:
 /// base64 characters in two or three dot-separated parts.
 pub fn token_shaped(s: &str) -> bool {
@@ -227,12 +234,9 @@ impl ClearTexts {
         let room: usize = doc
             .sites
             .iter()
-            .map(|s| {
-                let v = s.value(text);
-                match v.split_once('.') {
-                    Some((ct, _)) if !kept(s) => ct.len().div_ceil(4) * 3,
-                    _ => v.len(),
-                }
+            .map(|s| match s.value(text) {
+                v if kept(s) => v.len(),
+                token => codec::clear_len_bound(token),
             })
             .sum();
         if room > u32::MAX as usize {
@@ -242,8 +246,7 @@ impl ClearTexts {
             text: Zeroizing::new(String::with_capacity(room)),
             ends: Vec::with_capacity(doc.sites.len()),
         };
-        let batch = VALUES_PER_THREAD * crate::par::threads();
-        for sites in doc.sites.chunks(batch) {
+        for sites in doc.sites.chunks(value_batch()) {
             for clear in crate::par::try_map(sites, VALUES_PER_THREAD, &open)? {
                 if out.text.len() + clear.len() > out.text.capacity() {
                     return Err(Error::internal("a clear value longer than its token"));

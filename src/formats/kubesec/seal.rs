@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 use super::codec::{self, CodecError};
 use super::footer::{Footer, kubesec_order};
 use super::mac;
-use super::open::{ClearTexts, VALUES_PER_THREAD};
+use super::open::{ClearTexts, VALUES_PER_THREAD, value_batch};
 use crate::error::{Error, Exit, Result};
 use crate::formats::render::{clear_edit, kept_clear_edit, token_edit};
 use crate::formats::{
@@ -244,7 +244,7 @@ impl Sealing for KubesecSealing<'_> {
     fn precompute(&mut self) -> Result<()> {
         // A large Secret's tokens are made a batch at a time in `finish`,
         // each batch written out before the next is made.
-        if self.tokens.is_none() && self.values.len() <= token_batch() {
+        if self.tokens.is_none() && self.values.len() <= value_batch() {
             self.tokens = Some(self.tokens(0..self.values.len(), &self.before())?);
         }
         Ok(())
@@ -280,8 +280,8 @@ impl Sealing for KubesecSealing<'_> {
             None => {
                 let before = self.before();
                 let n = self.values.len();
-                for start in (0..n).step_by(token_batch()) {
-                    let end = n.min(start + token_batch());
+                for start in (0..n).step_by(value_batch()) {
+                    let end = n.min(start + value_batch());
                     put(start, self.tokens(start..end, &before)?)?;
                 }
             }
@@ -422,12 +422,6 @@ pub(super) fn strip(
         expected: vec![(doc.position, intended)],
         check: None,
     })
-}
-
-/// How many values of one Secret have their tokens made at a time: enough
-/// for every core to take [`VALUES_PER_THREAD`].
-fn token_batch() -> usize {
-    VALUES_PER_THREAD * crate::par::threads()
 }
 
 fn value_error(file: &str, doc: &Document, v: &Plain, e: &CodecError) -> Error {
