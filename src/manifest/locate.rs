@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::hash::BuildHasher as _;
 use std::ops::Range;
 
 use granit_parser::{Event, Options, Parser, ScalarStyle, ScanError, Span, StrInput};
@@ -320,6 +321,74 @@ struct Walker<'a> {
     section_column: Option<usize>,
     /// Lines of the comments inside that mapping.
     section_comments: Vec<usize>,
+}
+
+/// The keys of one `data`/`stringData` mapping read so far, to find
+/// duplicates. The table holds entry numbers, not keys (5 bytes per key
+/// where a set of keys took 25 and more: this is most of what locating a
+/// 100,000-value Secret allocates besides its sites); a key is read back
+/// from its site, or from `others` when its value was a problem.
+#[derive(Default)]
+struct SeenKeys<'a> {
+    /// Indices into the document's sites, or into `others` with [`OTHER`] set.
+    table: hashbrown::HashTable<u32>,
+    hasher: std::hash::RandomState,
+    /// Keys whose value became a problem instead of a site (rare).
+    others: Vec<Cow<'a, str>>,
+}
+
+/// Marks an entry of [`SeenKeys::others`]. Sites are fewer than 2^31: a
+/// located text is at most [`super::MAX_TEXT`] bytes and an entry takes
+/// at least two (`a:` in a flow mapping).
+const OTHER: u32 = 1 << 31;
+
+impl<'a> SeenKeys<'a> {
+    /// The key of entry `i`.
+    fn key<'k>(
+        others: &'k [Cow<'a, str>],
+        text: &'k str,
+        sites: &'k [ValueSite],
+        i: u32,
+    ) -> &'k str {
+        if i & OTHER != 0 {
+            &others[(i & !OTHER) as usize]
+        } else {
+            sites[i as usize].key(text)
+        }
+    }
+
+    /// Whether `name` is the key of an entry read before.
+    fn contains(&self, text: &str, sites: &[ValueSite], name: &str) -> bool {
+        let hash = self.hasher.hash_one(name);
+        self.table
+            .find(hash, |&i| Self::key(&self.others, text, sites, i) == name)
+            .is_some()
+    }
+
+    /// Records the last of `sites`.
+    fn add_site(&mut self, text: &str, sites: &[ValueSite]) {
+        let i = sites.len() - 1;
+        self.add(text, sites, i as u32);
+    }
+
+    /// Records a key whose value was a problem.
+    fn add_other(&mut self, text: &str, sites: &[ValueSite], name: Cow<'a, str>) {
+        let i = self.others.len() as u32 | OTHER;
+        self.others.push(name);
+        self.add(text, sites, i);
+    }
+
+    fn add(&mut self, text: &str, sites: &[ValueSite], i: u32) {
+        let Self {
+            table,
+            hasher,
+            others,
+        } = self;
+        let hash = hasher.hash_one(Self::key(others, text, sites, i));
+        table.insert_unique(hash, i, |&j| {
+            hasher.hash_one(Self::key(others, text, sites, j))
+        });
+    }
 }
 
 /// A key of a mapping: its text when it is a plain scalar, and where it is.
@@ -790,7 +859,7 @@ impl<'a> Walker<'a> {
         section_key: &Span,
         flow: bool,
     ) -> Result<(), LocateError> {
-        let mut seen: HashSet<Cow<'a, str>> = HashSet::new();
+        let mut seen = SeenKeys::default();
         let step = {
             // Indentation step of this file, for literal blocks we write.
             let c = self.peek()?.1.start.col();
@@ -819,7 +888,7 @@ impl<'a> Walker<'a> {
                     None,
                 ));
             }
-            if !seen.insert(name.clone()) {
+            if seen.contains(self.text, &doc.sites, &name) {
                 doc.problems.push(problem(
                     line,
                     Some(label()),
@@ -829,14 +898,20 @@ impl<'a> Walker<'a> {
             }
             let entry = Entry {
                 section,
-                name,
+                name: name.clone(),
                 key: &key,
                 flow,
                 indent: key.span.start.col() + step,
             };
             match self.value_site(entry)? {
-                Ok(site) => doc.sites.push(site),
-                Err(p) => doc.problems.push(p),
+                Ok(site) => {
+                    doc.sites.push(site);
+                    seen.add_site(self.text, &doc.sites);
+                }
+                Err(p) => {
+                    doc.problems.push(p);
+                    seen.add_other(self.text, &doc.sites, name);
+                }
             }
         }
         Ok(())
@@ -1354,6 +1429,60 @@ mod tests {
             }
         }
         assert!(compared > 50, "only {compared} cuts compared");
+    }
+
+    /// The `(line, key)` of each duplicate-key problem of the one document.
+    fn duplicates(text: &str) -> Vec<(usize, String)> {
+        let docs = locate_whole(text, crate::formats::is_metadata_comment).unwrap();
+        docs[0]
+            .problems
+            .iter()
+            .filter(|p| p.message == "duplicate key")
+            .map(|p| (p.line, p.key.clone().unwrap_or_default()))
+            .collect()
+    }
+
+    #[test]
+    fn duplicate_keys_are_found_however_they_are_written() {
+        let head = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\n";
+        let dup = |line: usize, key: &str| (line, key.to_owned());
+        // Plain, quoted and escaped spellings of one key; the same key in
+        // the other section is not a duplicate.
+        let text = format!(
+            "{head}data:\n  a: YQ==\n  b: Yg==\n  \"a\": Yw==\n  \"\\x62\": ZA==\nstringData:\n  a: x\n"
+        );
+        assert_eq!(duplicates(&text), [dup(7, "data.a"), dup(8, "data.b")]);
+        // Keys whose value is a problem (an alias, a null, a mapping) count,
+        // before and after.
+        let text = format!(
+            "{head}stringData:\n  a: &x v\n  b: *x\n  b: w\n  c: ~\n  c: y\n  d: {{e: 1}}\n  a: z\n  d: q\n"
+        );
+        assert_eq!(
+            duplicates(&text),
+            [
+                dup(7, "stringData.b"),
+                dup(9, "stringData.c"),
+                dup(11, "stringData.a"),
+                dup(12, "stringData.d")
+            ]
+        );
+        // Many keys (the table grows and rehashes from the sites): each
+        // repeat of an earlier key is found, no other key is.
+        let mut text = format!("{head}data:\n");
+        for i in 0..5000 {
+            text.push_str(&format!("  k{i}: YQ==\n"));
+        }
+        for i in [4999, 0, 2500] {
+            text.push_str(&format!("  k{i}: Yg==\n"));
+        }
+        assert_eq!(
+            duplicates(&text),
+            [
+                dup(5005, "data.k4999"),
+                dup(5006, "data.k0"),
+                dup(5007, "data.k2500")
+            ]
+        );
     }
 
     #[test]
