@@ -126,6 +126,39 @@ where
     })
 }
 
+/// `(0..len).try_for_each(f)`, spread as [`map`] spreads its items: the
+/// error is the first in index order, and nothing is collected (a check of
+/// 100,000 values keeps no result per value).
+pub fn try_each<E, F>(len: usize, min_chunk: usize, f: F) -> Result<(), E>
+where
+    E: Send,
+    F: Fn(usize) -> Result<(), E> + Sync,
+{
+    let n = spread(len, min_chunk);
+    if n < 2 {
+        return (0..len).try_for_each(f);
+    }
+    let size = len.div_ceil(n);
+    let f = &f;
+    std::thread::scope(|s| {
+        let others: Vec<_> = (1..n)
+            .map(|t| {
+                let chunk = (t * size).min(len)..((t + 1) * size).min(len);
+                s.spawn(move || chunk.into_iter().try_for_each(f))
+            })
+            .collect();
+        let mut result = (0..size.min(len)).try_for_each(f);
+        for h in others {
+            match h.join() {
+                Ok(r) if result.is_ok() => result = r,
+                Ok(_) => {}
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        result
+    })
+}
+
 /// `items.iter_mut().map(f).collect()`, spread as [`map`] spreads its
 /// items.
 pub fn map_mut<T, R, F>(items: &mut [T], min_chunk: usize, f: F) -> Vec<R>
@@ -203,6 +236,27 @@ mod tests {
                 if len > 0 {
                     assert_eq!(last, Err(len - 1));
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn try_each_visits_every_index_or_gives_the_first_error_in_order() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        for len in [0, 1, 2, 3, 7, 8, 9, 100, 1001] {
+            for min in [1, 2, 3, 1000] {
+                let sum = AtomicUsize::new(0);
+                let all: Result<(), usize> = try_each(len, min, |i| {
+                    sum.fetch_add(i + 1, Ordering::Relaxed);
+                    Ok(())
+                });
+                assert_eq!(all, Ok(()));
+                assert_eq!(sum.into_inner(), len * (len + 1) / 2);
+                // Indices 3 and up fail: the error is index 3's.
+                let err = try_each(len, min, |i| if i >= 3 { Err(i) } else { Ok(()) });
+                assert_eq!(err, if len > 3 { Err(3) } else { Ok(()) });
+                let last = try_each(len, min, |i| if i + 1 == len { Err(i) } else { Ok(()) });
+                assert_eq!(last, if len > 0 { Err(len - 1) } else { Ok(()) });
             }
         }
     }

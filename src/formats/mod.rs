@@ -79,6 +79,18 @@ pub fn digest(value: &str) -> u64 {
     h.finish()
 }
 
+/// One 64-bit digest of a value together with its section and key (see
+/// [`digest`]; each part is hashed with its end marked, so no two
+/// different triples are framed alike).
+pub fn digest_entry(section: crate::manifest::Section, key: &str, value: &str) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::hash::DefaultHasher::new();
+    section.as_str().hash(&mut h);
+    key.hash(&mut h);
+    value.hash(&mut h);
+    h.finish()
+}
+
 /// The first 8 hex digits of the SHA-256 of `s`: how `textconv` shows
 /// ciphertext it cannot open (it says nothing about the clear value, which
 /// is under a random IV).
@@ -355,7 +367,18 @@ pub struct Sealed {
 /// How a sealed envelope is checked once the whole result is written out.
 pub trait SealedCheck: Send + Sync {
     /// Ok when the envelope in `out` decrypts to exactly what was sealed.
-    fn verify(&self, out: &Stream) -> std::result::Result<(), Mismatch>;
+    /// `out` is the whole result (`first` is 0), or, for a check that
+    /// reads one document ([`SealedCheck::document`]), a part of it cut at
+    /// document starts whose first document is the whole's `first`.
+    fn verify(&self, out: &Stream, first: usize) -> std::result::Result<(), Mismatch>;
+
+    /// The position in the whole result of the one document the check
+    /// reads, when it reads one on its own: such a check can be given the
+    /// part of the result that holds it. `None` for a check that needs the
+    /// whole stream.
+    fn document(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Why a result ksec built does not read back as intended (a bug, reported
@@ -451,4 +474,25 @@ pub trait Format: Sync {
     /// The edits that remove the format's metadata from the stream and
     /// nothing else (the merge driver compares files without it).
     fn remove_metadata(&self, stream: &Stream) -> Vec<Edit>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::digest_entry;
+    use crate::manifest::Section::{Data, StringData};
+
+    #[test]
+    fn an_entry_digest_changes_with_its_section_its_key_or_its_value() {
+        let base = digest_entry(Data, "ab", "c");
+        assert_eq!(base, digest_entry(Data, "ab", "c"));
+        for other in [
+            digest_entry(StringData, "ab", "c"),
+            digest_entry(Data, "a", "bc"),
+            digest_entry(Data, "abc", ""),
+            digest_entry(Data, "ab", "d"),
+            digest_entry(Data, "", "abc"),
+        ] {
+            assert_ne!(base, other);
+        }
+    }
 }

@@ -89,7 +89,20 @@ const PART_MIN: usize = 256 << 10;
 /// with a directive (`%`), a document end marker (`...`) or a carriage
 /// return anywhere are not cut, nor small ones.
 fn split_points(text: &str) -> Vec<usize> {
-    let n = (text.len() / PART_MIN).min(crate::par::threads());
+    cuts_into(text, (text.len() / PART_MIN).min(crate::par::threads()))
+}
+
+/// Where to cut `text` into parts of about `size` bytes (or more) that
+/// read, each on its own, as they read in the whole stream (the rule of
+/// [`split_points`], without its limit of one part per thread): none when
+/// the stream cannot be cut or is not larger than two parts.
+pub fn part_cuts(text: &str, size: usize) -> Vec<usize> {
+    cuts_into(text, text.len() / size.max(1))
+}
+
+/// Cuts for about `n` parts of equal size, at the first `---` line at or
+/// after each `k`-th share of the text.
+fn cuts_into(text: &str, n: usize) -> Vec<usize> {
     if n < 2 {
         return Vec::new();
     }

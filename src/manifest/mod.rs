@@ -18,7 +18,7 @@ pub mod tree;
 
 use std::ops::Range;
 
-pub use locate::{LAST_APPLIED, count_documents, locate};
+pub use locate::{LAST_APPLIED, count_documents, locate, part_cuts};
 
 use crate::error::Location;
 

@@ -189,7 +189,7 @@ fn verify(
         return Err(format!("{} metadata is left", f.name()).into());
     }
     for c in checks {
-        c.verify(written)?;
+        c.verify(written, 0)?;
     }
     let docs = &written.docs;
     if docs.len() != input.docs.len() {

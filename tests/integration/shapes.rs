@@ -90,6 +90,54 @@ fn a_kubectl_list_is_encrypted_item_by_item_and_decrypts_byte_for_byte() {
     assert!(text.contains("document 1, items[2] (line "), "{text}");
 }
 
+/// A stream large enough that its encrypted result is checked a part at a
+/// time (parts of 256 KiB cut at `---` lines): top-level Secrets, Lists of
+/// Secrets (nested documents, whose positions count across parts),
+/// ConfigMaps and comments, about 1.3 MB encrypted.
+#[test]
+fn a_large_mixed_stream_is_encrypted_and_checked_a_part_at_a_time() {
+    let env = TestEnv::new();
+    let mut docs = Vec::new();
+    for i in 0..300 {
+        let values: String = (0..20)
+            .map(|j| format!("  k{j}: value-{i}-{j}-{}\n", "x".repeat(40)))
+            .collect();
+        docs.push(format!(
+            "# Secret {i}\napiVersion: v1\nkind: Secret\nmetadata:\n  name: s{i}\nstringData:\n{values}"
+        ));
+        if i % 10 == 0 {
+            docs.push(LIST.to_owned());
+        }
+        if i % 7 == 0 {
+            docs.push(format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c{i}\ndata:\n  mode: value-{i}-0\n"
+            ));
+        }
+    }
+    let stream = docs.join("---\n");
+    let enc = env.encrypt(&stream);
+    assert!(enc.len() > 1_000_000, "{} bytes", enc.len());
+    assert_no_clear(&enc, &CLEAR_VALUES);
+    for i in [0, 149, 299] {
+        assert!(!enc.contains(&format!("value-{i}-7-")), "value {i}.7 in clear text");
+        assert!(enc.contains(&format!("# Secret {i}\n")));
+    }
+    // Every ConfigMap value stays; every Secret has its footer.
+    assert_eq!(enc.matches("  mode: value-").count(), 43);
+    assert_eq!(enc.matches("# kubesec:v:4\n").count(), 300 + 30);
+    assert_eq!(env.decrypt(&enc), stream);
+    let again = env
+        .ksec()
+        .arg("encrypt")
+        .write_stdin(enc.clone())
+        .output()
+        .unwrap();
+    assert_eq!(ok_stdout(&again), enc);
+    let file = env.write("big.yaml", &enc);
+    let out = env.ksec().arg("check").arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 #[test]
 fn typed_and_nested_lists_are_encrypted_too() {
     let env = TestEnv::new();

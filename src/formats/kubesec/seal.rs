@@ -14,7 +14,7 @@ use crate::error::{Error, Exit, Result};
 use crate::formats::render::{clear_edit, kept_clear_edit, token_edit};
 use crate::formats::{
     ClearValue, Mismatch, Opened, Plain, SealRequest, Sealed, SealedCheck, Sealing, StripOptions,
-    Stripped, digest,
+    Stripped, digest, digest_entry,
 };
 use crate::keys::{DataKey, KeyId, Keyring, WrapJob, WrappedKey};
 use crate::manifest::{self, ClearSections, Document, Section, Stream};
@@ -299,7 +299,7 @@ impl Sealing for KubesecSealing<'_> {
             values: self
                 .values
                 .iter()
-                .map(|v| (v.section, digest(v.key), digest(&v.clear)))
+                .map(|v| digest_entry(v.section, v.key, &v.clear))
                 .collect(),
             clear: footer.clear,
             footer: lines,
@@ -318,18 +318,24 @@ struct Check {
     /// Its name in messages: `N` or `N, items[i]`.
     label: String,
     dek: DataKey,
-    /// Per value, in file order: section, digest of the key, digest of the clear text.
-    values: Vec<(Section, u64, u64)>,
+    /// Per value, in file order: one digest of its section, key and clear
+    /// text (8 bytes a value).
+    values: Vec<u64>,
     clear: ClearSections,
     /// The footer lines as written.
     footer: Vec<String>,
 }
 
 impl SealedCheck for Check {
-    fn verify(&self, out: &Stream) -> std::result::Result<(), Mismatch> {
-        let doc = out
-            .docs
-            .get(self.position)
+    fn document(&self) -> Option<usize> {
+        Some(self.position)
+    }
+
+    fn verify(&self, out: &Stream, first: usize) -> std::result::Result<(), Mismatch> {
+        let doc = self
+            .position
+            .checked_sub(first)
+            .and_then(|i| out.docs.get(i))
             .ok_or_else(|| Mismatch(format!("document {} is missing", self.label)))?;
         let lines = doc.footer.as_ref().map(|f| &f.lines);
         if lines != Some(&self.footer) {
@@ -343,7 +349,7 @@ impl SealedCheck for Check {
         let cipher = codec::ValueCipher::new(&self.dek);
         let text = &out.text;
         let check = |i: usize| -> std::result::Result<(), Mismatch> {
-            let (site, (section, key, clear)) = (&doc.sites[i], &self.values[i]);
+            let site = &doc.sites[i];
             let value = if self.clear.contains(site.section) {
                 Zeroizing::new(site.value(text).to_owned())
             } else {
@@ -357,10 +363,7 @@ impl SealedCheck for Check {
                         ))
                     })?
             };
-            if site.section != *section
-                || digest(site.key(text)) != *key
-                || digest(&value) != *clear
-            {
+            if digest_entry(site.section, site.key(text), &value) != self.values[i] {
                 return Err(format!(
                     "document {}, {} does not decrypt to its value",
                     self.label,
@@ -370,9 +373,7 @@ impl SealedCheck for Check {
             }
             Ok(())
         };
-        crate::par::map_range(doc.sites.len(), VALUES_PER_THREAD, check)
-            .into_iter()
-            .collect()
+        crate::par::try_each(doc.sites.len(), VALUES_PER_THREAD, check)
     }
 }
 

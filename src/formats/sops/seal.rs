@@ -886,7 +886,7 @@ struct Check {
 }
 
 impl SealedCheck for Check {
-    fn verify(&self, out: &Stream) -> std::result::Result<(), Mismatch> {
+    fn verify(&self, out: &Stream, _first: usize) -> std::result::Result<(), Mismatch> {
         let envelopes = crate::formats::Format::envelopes(&super::Sops, out)
             .map_err(|e| Mismatch(e.message))?;
         let [envelope] = envelopes.as_slice() else {
@@ -1147,7 +1147,7 @@ struct StripCheck {
 }
 
 impl SealedCheck for StripCheck {
-    fn verify(&self, out: &Stream) -> std::result::Result<(), Mismatch> {
+    fn verify(&self, out: &Stream, _first: usize) -> std::result::Result<(), Mismatch> {
         let docs = out.commented().map_err(|e| Mismatch(e.to_string()))?;
         if docs.first().and_then(metadata_node).is_some() {
             return Err(Mismatch("the sops metadata is still there".into()));
