@@ -119,7 +119,10 @@ fn a_large_mixed_stream_is_encrypted_and_checked_a_part_at_a_time() {
     assert!(enc.len() > 1_000_000, "{} bytes", enc.len());
     assert_no_clear(&enc, &CLEAR_VALUES);
     for i in [0, 149, 299] {
-        assert!(!enc.contains(&format!("value-{i}-7-")), "value {i}.7 in clear text");
+        assert!(
+            !enc.contains(&format!("value-{i}-7-")),
+            "value {i}.7 in clear text"
+        );
         assert!(enc.contains(&format!("# Secret {i}\n")));
     }
     // Every ConfigMap value stays; every Secret has its footer.
