@@ -7,6 +7,7 @@
 //! on the calling thread, where starting a thread would cost more than it
 //! saves.
 
+use std::ops::Range;
 use std::sync::OnceLock;
 
 /// The most threads a batch is spread over.
@@ -83,26 +84,39 @@ where
     E: Send,
     F: Fn(&T) -> Result<R, E> + Sync,
 {
-    let len = items.len();
+    try_map_range(0..items.len(), min_chunk, |i| f(&items[i]))
+}
+
+/// `range.map(f).collect::<Result<Vec<R>, E>>()`, as [`try_map`].
+pub fn try_map_range<R, E, F>(range: Range<usize>, min_chunk: usize, f: F) -> Result<Vec<R>, E>
+where
+    R: Send,
+    E: Send,
+    F: Fn(usize) -> Result<R, E> + Sync,
+{
+    let len = range.len();
     let n = spread(len, min_chunk);
     if n < 2 {
         let mut out = Vec::with_capacity(len);
-        for item in items {
-            out.push(f(item)?);
+        for i in range {
+            out.push(f(i)?);
         }
         return Ok(out);
     }
     let size = len.div_ceil(n);
     let f = &f;
+    let chunk =
+        |t: usize| range.start + (t * size).min(len)..range.start + ((t + 1) * size).min(len);
     std::thread::scope(|s| {
-        let mut chunks = items.chunks(size);
-        let first = chunks.next().unwrap_or_default();
-        let others: Vec<_> = chunks
-            .map(|c| s.spawn(move || c.iter().map(f).collect::<Result<Vec<R>, E>>()))
+        let others: Vec<_> = (1..n)
+            .map(|t| {
+                let c = chunk(t);
+                s.spawn(move || c.map(f).collect::<Result<Vec<R>, E>>())
+            })
             .collect();
         let mut out: Vec<R> = Vec::with_capacity(len);
         let mut failed = None;
-        for r in first.iter().map(f) {
+        for r in chunk(0).map(f) {
             match r {
                 Ok(v) => out.push(v),
                 Err(e) => {
@@ -236,6 +250,11 @@ mod tests {
                 if len > 0 {
                     assert_eq!(last, Err(len - 1));
                 }
+                // A range that does not start at 0.
+                let shifted: Result<Vec<usize>, usize> = try_map_range(5..5 + len, min, Ok);
+                assert_eq!(shifted.unwrap(), (5..5 + len).collect::<Vec<_>>());
+                let err = try_map_range(5..5 + len, min, |i| if i >= 8 { Err(i) } else { Ok(i) });
+                assert_eq!(err.is_err(), len > 3);
             }
         }
     }

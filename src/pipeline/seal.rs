@@ -24,8 +24,8 @@ use super::policy::KeyPolicy;
 use super::{Session, kubectl};
 use crate::error::{Error, Exit, Result};
 use crate::formats::{
-    Clear, Envelope, Format, FormatRule, OpenOptions, Opened, Plain, SealRequest, SealedCheck,
-    Sealing, State,
+    Clear, Envelope, Format, FormatRule, OpenOptions, Opened, Plain, Plains, SealRequest,
+    SealedCheck, Sealing, State,
 };
 use crate::k8s;
 use crate::keys::WrapJob;
@@ -95,7 +95,7 @@ pub fn encrypt_text(
 /// What one envelope will be sealed with.
 struct EnvelopePlan<'a> {
     envelope: Envelope,
-    values: Option<Vec<Plain<'a>>>,
+    values: Option<Plains<'a>>,
     /// The envelope as it was, when it was encrypted already.
     own: Option<Opened>,
     /// Its `--parent` (or edited file's) match, when it was clear text.
@@ -133,7 +133,7 @@ pub fn seal_all(session: &Session, jobs: &[SealJob<'_>]) -> Result<Vec<SealedStr
     }
     let mut sealings: Vec<Vec<Box<dyn Sealing + '_>>> = Vec::with_capacity(jobs.len());
     for ((job, c), plans) in jobs.iter().zip(&classified).zip(&mut plans) {
-        let values: Vec<Vec<Plain>> = plans
+        let values: Vec<Plains> = plans
             .iter_mut()
             .map(|p| p.values.take().unwrap_or_default())
             .collect();
@@ -285,9 +285,9 @@ fn plan_stream<'p>(
             State::Plain if opts.only_sealed && no_values => continue,
             State::Plain if opts.only_sealed => return Err(plain_secret_kept(&stream.name, lead)),
             State::Plain => {
-                let mut values = Vec::new();
+                let mut each = Vec::with_capacity(mine.len());
                 for d in &mine {
-                    values.extend(plain_values(
+                    each.push(plain_values(
                         &stream.name,
                         &stream.text,
                         d,
@@ -295,6 +295,12 @@ fn plan_stream<'p>(
                         parent_of(d),
                     )?);
                 }
+                let values = match <[Plains; 1]>::try_from(each) {
+                    Ok([one]) => one,
+                    Err(each) => {
+                        Plains::Listed(each.into_iter().flat_map(Plains::into_vec).collect())
+                    }
+                };
                 (values, None)
             }
             State::Sealed(_) => {
@@ -305,7 +311,7 @@ fn plan_stream<'p>(
                     .iter()
                     .flat_map(|d| reopened_values(&stream.text, d, &opened))
                     .collect();
-                (values, Some(opened))
+                (Plains::Listed(values), Some(opened))
             }
         };
         let previous = own.as_ref().or(parent.map(|p| &p.opened));
@@ -536,14 +542,16 @@ fn reopened_values<'a>(text: &'a str, doc: &'a Document, opened: &Opened) -> Vec
 
 /// The clear values of a plain document, checked and (with `-x`) encoded.
 /// With `-x`, a `data` value whose bytes equal the parent's keeps the
-/// parent's base64 text, so that its token can be reused.
+/// parent's base64 text, so that its token can be reused. When every value
+/// is sealed as the input holds it, none is listed: they are read from the
+/// document's sites when sealed ([`Plains::Sites`]).
 fn plain_values<'a>(
     file: &str,
     text: &'a str,
     doc: &'a Document,
     cleartext: bool,
     parent: Option<&ParentDoc>,
-) -> Result<Vec<Plain<'a>>> {
+) -> Result<Plains<'a>> {
     let not_base64 = |s| {
         Error::new(
             Exit::Input,
@@ -553,8 +561,9 @@ fn plain_values<'a>(
         .at(doc.site_location(file, text, s))
         .hint("use --cleartext (-x) to have ksec base64-encode plain text, or move the value to stringData")
     };
-    let mut out = Vec::with_capacity(doc.sites.len());
-    for s in &doc.sites {
+    // Listed from the first value that is not the input's own text on.
+    let mut listed: Option<Vec<Plain<'a>>> = None;
+    for (i, s) in doc.sites.iter().enumerate() {
         let (key, value) = (s.key(text), s.value(text));
         let prior = || parent.and_then(|p| p.value(Section::Data, key));
         let clear = match s.section {
@@ -590,14 +599,24 @@ fn plain_values<'a>(
                 Clear::Text(value)
             }
         };
-        out.push(Plain {
+        let plain = Plain {
             section: s.section,
             key,
             clear,
             line: s.line(),
-        });
+        };
+        match (&mut listed, &plain.clear) {
+            (Some(list), _) => list.push(plain),
+            (None, Clear::Text(_)) => {}
+            (None, Clear::Made(_)) => {
+                let mut list = Vec::with_capacity(doc.sites.len());
+                list.extend(doc.sites[..i].iter().map(|s| Plain::as_written(text, s)));
+                list.push(plain);
+                listed = Some(list);
+            }
+        }
     }
-    Ok(out)
+    Ok(listed.map_or(Plains::Sites { text, doc }, Plains::Listed))
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@ use super::open::{ClearTexts, VALUES_PER_THREAD, value_batch};
 use crate::error::{Error, Exit, Result};
 use crate::formats::render::{clear_edit, kept_clear_edit, token_edit};
 use crate::formats::{
-    ClearValue, Mismatch, Opened, Plain, SealRequest, Sealed, SealedCheck, Sealing, StripOptions,
-    Stripped, digest, digest_entry,
+    ClearValue, Mismatch, Opened, PlainRef, Plains, SealRequest, Sealed, SealedCheck, Sealing,
+    StripOptions, Stripped, digest, digest_entry,
 };
 use crate::keys::{DataKey, KeyId, Keyring, WrapJob, WrappedKey};
 use crate::manifest::{self, ClearSections, Document, Section, Stream};
@@ -24,7 +24,7 @@ struct KubesecSealing<'a> {
     file: &'a str,
     text: &'a str,
     doc: &'a Document,
-    values: Vec<Plain<'a>>,
+    values: Plains<'a>,
     keys: Vec<KeyId>,
     /// The previous version, when sealed with the same data key.
     previous: Option<&'a Opened>,
@@ -111,7 +111,7 @@ impl KubesecSealing<'_> {
     ) -> Result<Vec<String>> {
         let cipher = codec::ValueCipher::new(&self.dek);
         let (clear, file, doc) = (self.clear, self.file, self.doc);
-        let token = |v: &Plain| -> Result<String> {
+        let token = |v: PlainRef| -> Result<String> {
             if clear.contains(v.section) {
                 return Ok(v.clear.to_string());
             }
@@ -122,14 +122,14 @@ impl KubesecSealing<'_> {
             match reused {
                 Some(t) => Ok(t),
                 None => cipher
-                    .encrypt_value(v.key, &v.clear, &codec::random_iv())
+                    .encrypt_value(v.key, v.clear, &codec::random_iv())
                     .map_err(|e| value_error(file, doc, v, &e)),
             }
         };
         // A Secret with many values is encrypted on every core (each
         // thread draws IVs from its own CSPRNG); the first failure in file
         // order is the one reported.
-        crate::par::try_map(&self.values[range], VALUES_PER_THREAD, token)
+        crate::par::try_map_range(range, VALUES_PER_THREAD, |i| token(self.values.get(i)))
     }
 
     /// The footer: key lines in kubesec's order (kept blobs for keys that
@@ -157,8 +157,8 @@ impl KubesecSealing<'_> {
         let aad = mac::aad_of(
             self.values.len(),
             |i| {
-                let v = &self.values[i];
-                (v.section, v.key, &*v.clear)
+                let v = self.values.get(i);
+                (v.section, v.key, v.clear)
             },
             &ids,
         );
@@ -299,7 +299,7 @@ impl Sealing for KubesecSealing<'_> {
             values: self
                 .values
                 .iter()
-                .map(|v| digest_entry(v.section, v.key, &v.clear))
+                .map(|v| digest_entry(v.section, v.key, v.clear))
                 .collect(),
             clear: footer.clear,
             footer: lines,
@@ -425,7 +425,7 @@ pub(super) fn strip(
     })
 }
 
-fn value_error(file: &str, doc: &Document, v: &Plain, e: &CodecError) -> Error {
+fn value_error(file: &str, doc: &Document, v: PlainRef, e: &CodecError) -> Error {
     Error::new(Exit::Input, "invalid-value", e.to_string()).at(doc
         .location(file, v.line)
         .key(format!("{}.{}", v.section.as_str(), v.key)))

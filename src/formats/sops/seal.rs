@@ -170,7 +170,7 @@ fn stash_of(previous: Option<&SopsOpened>) -> Stash {
 
 pub(super) fn prepare<'a>(
     stream: &'a Stream,
-    request: SealRequest<'a>,
+    mut request: SealRequest<'a>,
 ) -> Result<Box<dyn Sealing + 'a>> {
     let own = match &request.envelope.state {
         State::Sealed(m) => Some(&sops_meta(m.as_ref())?.meta),
@@ -219,6 +219,7 @@ pub(super) fn prepare<'a>(
         _ => HashMap::new(),
     };
     let sites = secret_sites(stream, &request.envelope.docs);
+    let values = std::mem::take(&mut request.values).into_vec();
     let plain_of: HashMap<usize, &Plain> = {
         let mut order = Vec::new();
         for &d in &request.envelope.docs {
@@ -227,10 +228,10 @@ pub(super) fn prepare<'a>(
                 order.extend(doc.sites.iter().map(|s| s.range().start));
             }
         }
-        if order.len() != request.values.len() {
+        if order.len() != values.len() {
             return Err(Error::internal("one value per Secret site expected"));
         }
-        order.into_iter().zip(&request.values).collect()
+        order.into_iter().zip(&values).collect()
     };
     let stash = stash_of(prev_extra);
     // The earlier version's encrypted comments, by their ENC text (the
