@@ -621,9 +621,56 @@ fn plain_values<'a>(
 
 #[cfg(test)]
 mod tests {
-    use super::{VERIFY_PART, verified_in_parts};
-    use crate::formats::{Mismatch, SealedCheck};
+    use super::{VERIFY_PART, plain_values, verified_in_parts};
+    use crate::formats::{Mismatch, Plains, SealedCheck};
     use crate::manifest::Stream;
+
+    /// (section, key, clear text) of every value, in order.
+    fn listed(p: &Plains) -> Vec<(String, String, String)> {
+        p.iter()
+            .map(|v| (v.section.as_str().into(), v.key.into(), v.clear.into()))
+            .collect()
+    }
+
+    #[test]
+    fn values_sealed_as_written_are_read_from_their_sites() {
+        let text = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n\
+stringData:\n  a: one\n  b: two\ndata:\n  c: three\n  d: four\n";
+        let stream = super::super::parse("f", text.into()).unwrap();
+        let doc = &stream.docs[0];
+        let entry = |s: &str, k: &str, v: &str| (s.to_string(), k.to_string(), v.to_string());
+        // Without -x every value is the input's own text: none is listed.
+        let base64 = text
+            .replace("c: three", "c: dGhyZWU=")
+            .replace("d: four", "d: Zm91cg==");
+        let b64 = super::super::parse("f", base64).unwrap();
+        let plain = plain_values("f", &b64.text, &b64.docs[0], false, None).unwrap();
+        assert!(matches!(plain, Plains::Sites { .. }));
+        assert_eq!(
+            listed(&plain),
+            [
+                entry("stringData", "a", "one"),
+                entry("stringData", "b", "two"),
+                entry("data", "c", "dGhyZWU="),
+                entry("data", "d", "Zm91cg=="),
+            ]
+        );
+        // With -x the data values are made (encoded): listed from the
+        // first one on, the earlier ones as written, in order.
+        let made = plain_values("f", &stream.text, doc, true, None).unwrap();
+        assert!(matches!(made, Plains::Listed(_)));
+        assert_eq!(
+            listed(&made),
+            [
+                entry("stringData", "a", "one"),
+                entry("stringData", "b", "two"),
+                entry("data", "c", "dGhyZWU="),
+                entry("data", "d", "Zm91cg=="),
+            ]
+        );
+        assert_eq!(made.len(), 4);
+        assert_eq!(made.get(3).line, 10);
+    }
 
     /// Reads the document at `position`: it must be named `want`.
     struct Named {
