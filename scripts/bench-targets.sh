@@ -7,6 +7,9 @@
 #   SOPS=/path/to/sops scripts/bench-targets.sh
 #   SOPS_RUNS=1 ...                       # runs of each large sops case (default 1)
 #
+# Installs hyperfine and GNU time (Debian) when they are missing; sops must
+# be installed (scripts/install-test-tools) or named by SOPS.
+#
 # Workloads (scripts/gen-workload.py, fixed seed): 100,000 values in 1,000
 # Secrets of 100 values (3.6 MB) and in one Secret (3.8 MB), and a Secret of
 # 5 values. ksec encrypts in its default (kubesec) format; sops encrypts
@@ -23,6 +26,23 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 section() { printf '\n===== %s =====\n' "$*"; }
+
+as_root() {
+    if [[ $EUID -eq 0 ]]; then "$@"; else sudo "$@"; fi
+}
+
+# hyperfine and GNU time from Debian when they are missing (as
+# bench-process.sh); sops comes with scripts/install-test-tools.
+missing=()
+command -v hyperfine >/dev/null || missing+=(hyperfine)
+[[ -x /usr/bin/time ]] || missing+=(time)
+if ((${#missing[@]})); then
+    section "installing ${missing[*]}"
+    as_root apt-get update -q
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+command -v sops >/dev/null || [[ -n "${SOPS:-}" ]] ||
+    { echo "error: sops is not installed: run scripts/install-test-tools, or set SOPS" >&2; exit 1; }
 
 section "cargo build --release"
 cargo build --release --locked
