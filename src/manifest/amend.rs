@@ -19,9 +19,9 @@
 
 use std::ops::Range;
 
-use super::Edit;
 pub use super::outline::{Entry, Kind, Mapping, Node, outline};
 use super::scalar::{self, Context};
+use super::{Edit, rest_of_line_empty};
 
 /// One change to a document: set or remove `key` in the mapping at `path`
 /// (empty path: the root mapping).
@@ -422,13 +422,6 @@ fn nested(
 /// Where a line ends: the index after its line break (or the text's end).
 fn line_end(text: &str, at: usize) -> usize {
     text[at..].find('\n').map_or(text.len(), |i| at + i + 1)
-}
-
-fn rest_of_line_empty(text: &str, at: usize) -> bool {
-    text[at..]
-        .bytes()
-        .take_while(|&b| b != b'\n')
-        .all(|b| matches!(b, b' ' | b'\t' | b'\r'))
 }
 
 /// New lines after the block mapping's last line.

@@ -9,7 +9,7 @@ use granit_parser::{Event, Options, Parser, ScalarStyle, ScanError, Span, StrInp
 
 use super::{
     Document, FooterBlock, LocateError, MAX_TEXT, Problem, Section, SiteParts, Stray, StrayValue,
-    ValueSite, scalar,
+    ValueSite, rest_of_line_empty, scalar,
 };
 
 /// The annotation in which client-side `kubectl apply` keeps a copy of the
@@ -1205,13 +1205,6 @@ fn trailing_comment(text: &str, at: usize) -> Option<Range<usize>> {
     let body = line.trim_start_matches([' ', '\t']);
     let spaced = body.len() < line.len();
     (spaced && body.starts_with('#')).then(|| at..at + line.len())
-}
-
-fn rest_of_line_empty(text: &str, at: usize) -> bool {
-    text[at..]
-        .bytes()
-        .take_while(|&b| b != b'\n')
-        .all(|b| b == b' ' || b == b'\t' || b == b'\r')
 }
 
 /// The line starting at `start`, without its line break.

@@ -405,6 +405,15 @@ impl ValueSite {
 }
 
 /// Where `s` sits in `text`, when it is a slice of it.
+/// Whether the line holds only blanks (spaces, tabs, a carriage return)
+/// from byte `at` to its end.
+fn rest_of_line_empty(text: &str, at: usize) -> bool {
+    text[at..]
+        .bytes()
+        .take_while(|&b| b != b'\n')
+        .all(|b| matches!(b, b' ' | b'\t' | b'\r'))
+}
+
 fn span_in(text: &str, s: &str) -> Option<Span> {
     let base = text.as_ptr() as usize;
     let at = (s.as_ptr() as usize).checked_sub(base)?;
