@@ -27,20 +27,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 section() { printf '\n===== %s =====\n' "$*"; }
 
-as_root() {
-    if [[ $EUID -eq 0 ]]; then "$@"; else sudo "$@"; fi
-}
-
-# hyperfine and GNU time from Debian when they are missing (as
-# bench-process.sh); sops comes with scripts/install-test-tools.
-missing=()
-command -v hyperfine >/dev/null || missing+=(hyperfine)
-[[ -x /usr/bin/time ]] || missing+=(time)
-if ((${#missing[@]})); then
-    section "installing ${missing[*]}"
-    as_root apt-get update -q
-    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
+scripts/bench-prereqs
+# sops comes with scripts/install-test-tools.
 command -v sops >/dev/null || [[ -n "${SOPS:-}" ]] ||
     { echo "error: sops is not installed: run scripts/install-test-tools, or set SOPS" >&2; exit 1; }
 

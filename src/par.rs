@@ -254,7 +254,7 @@ mod tests {
                 let shifted: Result<Vec<usize>, usize> = try_map_range(5..5 + len, min, Ok);
                 assert_eq!(shifted.unwrap(), (5..5 + len).collect::<Vec<_>>());
                 let err = try_map_range(5..5 + len, min, |i| if i >= 8 { Err(i) } else { Ok(i) });
-                assert_eq!(err.is_err(), len > 3);
+                assert_eq!(err.err(), (len > 3).then_some(8), "the first failure");
             }
         }
     }

@@ -249,11 +249,12 @@ pub struct Plain<'a> {
 impl<'a> Plain<'a> {
     /// The value of `site` as `text` holds it.
     pub fn as_written(text: &'a str, site: &'a ValueSite) -> Self {
+        let v = PlainRef::at(text, site);
         Plain {
-            section: site.section,
-            key: site.key(text),
-            clear: Clear::Text(site.value(text)),
-            line: site.line(),
+            section: v.section,
+            key: v.key,
+            clear: Clear::Text(v.clear),
+            line: v.line,
         }
     }
 }
@@ -307,15 +308,7 @@ impl<'a> Plains<'a> {
                     line: v.line,
                 }
             }
-            Plains::Sites { text, doc } => {
-                let s = &doc.sites[i];
-                PlainRef {
-                    section: s.section,
-                    key: s.key(text),
-                    clear: s.value(text),
-                    line: s.line(),
-                }
-            }
+            Plains::Sites { text, doc } => PlainRef::at(text, &doc.sites[i]),
         }
     }
 
@@ -348,6 +341,18 @@ pub struct PlainRef<'p> {
     pub clear: &'p str,
     /// 1-based line, for errors.
     pub line: usize,
+}
+
+impl<'p> PlainRef<'p> {
+    /// The value of `site` as `text` holds it.
+    fn at(text: &'p str, site: &'p ValueSite) -> Self {
+        PlainRef {
+            section: site.section,
+            key: site.key(text),
+            clear: site.value(text),
+            line: site.line(),
+        }
+    }
 }
 
 /// The clear text of a [`Plain`] value.

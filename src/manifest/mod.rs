@@ -404,7 +404,6 @@ impl ValueSite {
     }
 }
 
-/// Where `s` sits in `text`, when it is a slice of it.
 /// Whether the line holds only blanks (spaces, tabs, a carriage return)
 /// from byte `at` to its end.
 fn rest_of_line_empty(text: &str, at: usize) -> bool {
@@ -414,6 +413,7 @@ fn rest_of_line_empty(text: &str, at: usize) -> bool {
         .all(|b| matches!(b, b' ' | b'\t' | b'\r'))
 }
 
+/// Where `s` sits in `text`, when it is a slice of it.
 fn span_in(text: &str, s: &str) -> Option<Span> {
     let base = text.as_ptr() as usize;
     let at = (s.as_ptr() as usize).checked_sub(base)?;

@@ -645,29 +645,19 @@ stringData:\n  a: one\n  b: two\ndata:\n  c: three\n  d: four\n";
             .replace("d: four", "d: Zm91cg==");
         let b64 = super::super::parse("f", base64).unwrap();
         let plain = plain_values("f", &b64.text, &b64.docs[0], false, None).unwrap();
+        let want = [
+            entry("stringData", "a", "one"),
+            entry("stringData", "b", "two"),
+            entry("data", "c", "dGhyZWU="),
+            entry("data", "d", "Zm91cg=="),
+        ];
         assert!(matches!(plain, Plains::Sites { .. }));
-        assert_eq!(
-            listed(&plain),
-            [
-                entry("stringData", "a", "one"),
-                entry("stringData", "b", "two"),
-                entry("data", "c", "dGhyZWU="),
-                entry("data", "d", "Zm91cg=="),
-            ]
-        );
+        assert_eq!(listed(&plain), want);
         // With -x the data values are made (encoded): listed from the
         // first one on, the earlier ones as written, in order.
         let made = plain_values("f", &stream.text, doc, true, None).unwrap();
         assert!(matches!(made, Plains::Listed(_)));
-        assert_eq!(
-            listed(&made),
-            [
-                entry("stringData", "a", "one"),
-                entry("stringData", "b", "two"),
-                entry("data", "c", "dGhyZWU="),
-                entry("data", "d", "Zm91cg=="),
-            ]
-        );
+        assert_eq!(listed(&made), want);
         assert_eq!(made.len(), 4);
         assert_eq!(made.get(3).line, 10);
     }
