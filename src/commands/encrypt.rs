@@ -80,37 +80,56 @@ pub fn run(plan: &EncryptPlan, ctx: &Context) -> Result<()> {
             },
         })
         .collect();
-    let results = pipeline::seal_all(&session, &jobs)?;
-    for (stream, sealed) in streams.iter().zip(&results) {
+    let unverified = pipeline::seal_unverified(&session, &jobs)?;
+    drop(jobs);
+    // What is left to do needs of each input only its name, whether the
+    // result differs from it, and the comments among its values: the rest
+    // (its text and located values) is freed before the results are read
+    // back, which locates them anew.
+    let inputs_left: Vec<InputLeft> = streams
+        .iter()
+        .zip(&unverified)
+        .map(|(stream, u)| InputLeft {
+            changed: u.text() != stream.text,
+            comments: pipeline::value_comments(stream),
+            name: stream.name.clone(),
+        })
+        .collect();
+    drop(streams);
+    let results = unverified
+        .into_iter()
+        .map(pipeline::Unverified::verify)
+        .collect::<Result<Vec<_>>>()?;
+    for (input, sealed) in inputs_left.iter().zip(&results) {
         // sops encrypts those comments; kubesec keeps them clear.
-        if sealed.text != stream.text && sealed.format == "kubesec" {
-            for w in pipeline::value_comments(stream) {
+        if input.changed && sealed.format == "kubesec" {
+            for w in &input.comments {
                 warn(&w.to_string());
             }
         }
     }
     if inputs.single {
-        let (stream, sealed) = (&streams[0], &results[0]);
+        let (input, sealed) = (&inputs_left[0], &results[0]);
         if sealed.secrets == 0 {
             warn(&format!(
                 "{}: no Secret documents (apiVersion: v1, kind: Secret); nothing to encrypt",
-                stream.name
+                input.name
             ));
         }
-        return plan.output.for_source(&inputs.sources[0])?.write(
-            &stream.text,
+        return plan.output.for_source(&inputs.sources[0])?.write_result(
+            input.changed,
             &sealed.text,
             ctx.force,
         );
     }
     let (mut changed, mut encrypted) = (0usize, 0usize);
-    for ((stream, source), sealed) in streams.iter().zip(&inputs.sources).zip(&results) {
-        if sealed.text == stream.text {
+    for ((input, source), sealed) in inputs_left.iter().zip(&inputs.sources).zip(&results) {
+        if !input.changed {
             continue;
         }
         plan.output
             .for_source(source)?
-            .write(&stream.text, &sealed.text, ctx.force)?;
+            .write_result(true, &sealed.text, ctx.force)?;
         changed += 1;
         encrypted += sealed.fresh;
         let what = if sealed.fresh > 0 {
@@ -118,15 +137,24 @@ pub fn run(plan: &EncryptPlan, ctx: &Context) -> Result<()> {
         } else {
             "keys or values re-sealed".to_owned()
         };
-        note(&format!("wrote {} ({what})", stream.name));
+        note(&format!("wrote {} ({what})", input.name));
     }
     note(&format!(
         "{changed} of {} file{} changed, {encrypted} Secret{} newly encrypted",
-        streams.len(),
-        plural(streams.len()),
+        inputs_left.len(),
+        plural(inputs_left.len()),
         plural(encrypted)
     ));
     Ok(())
+}
+
+/// What `run` keeps of an input once it is sealed.
+struct InputLeft {
+    name: String,
+    /// The result differs from the input.
+    changed: bool,
+    /// Comments among its values (a warning each, when it changed).
+    comments: Vec<Error>,
 }
 
 /// Several inputs are encrypted in place only, and `--parent` is for one.

@@ -73,11 +73,17 @@ impl Output {
     /// and this call happens only after the result has been verified.
     /// `force`: replace a read-only file too.
     pub fn write(&self, original: &str, result: &str, force: bool) -> Result<()> {
+        self.write_result(original != result, result, force)
+    }
+
+    /// [`Output::write`] for a caller that no longer holds the original:
+    /// `changed` tells whether `result` differs from it.
+    pub fn write_result(&self, changed: bool, result: &str, force: bool) -> Result<()> {
         match self {
             Output::Stdout => io::write_stdout(result.as_bytes()),
             Output::File(p) => io::write_atomic(p, result.as_bytes(), force),
             // An unchanged file is not rewritten (its mtime and inode stay).
-            Output::InPlace(_) if original == result => Ok(()),
+            Output::InPlace(_) if !changed => Ok(()),
             Output::InPlace(p) => io::write_atomic(p, result.as_bytes(), force),
             Output::InPlaceEach => Err(Error::internal(
                 "internal error: in-place output without its file",

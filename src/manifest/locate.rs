@@ -404,6 +404,29 @@ impl<'a> SeenKeys<'a> {
     }
 }
 
+/// Sites of a document from which a full list grows to what the rest of
+/// the text is likely to hold, instead of doubling.
+const SITES_SAMPLED: usize = 1024;
+
+/// Appends `site` to a document's `sites`. A list that is full and holds
+/// [`SITES_SAMPLED`] sites or more doubles, as a `Vec` does, while the
+/// rest of the text (`len` bytes in all) may hold as many sites again at
+/// the density of those so far; once it holds fewer, the list grows to
+/// them plus 1/16 (and at least 1/16) instead: one Secret of 100,000
+/// values then ends at about 3.3 MB (32 bytes a site) instead of doubling
+/// to 4.2 MB.
+fn push_site(sites: &mut Vec<ValueSite>, site: ValueSite, len: usize) {
+    let n = sites.len();
+    if n == sites.capacity() && n >= SITES_SAMPLED {
+        let (first, here) = (sites[0].range().start, site.range().end);
+        let per_site = (here.saturating_sub(first) / n).max(1);
+        let rest = len.saturating_sub(here) / per_site;
+        let more = (rest + rest / 16 + 1).clamp(n / 16, n);
+        sites.reserve_exact(more);
+    }
+    sites.push(site);
+}
+
 /// A key of a mapping: its text when it is a plain scalar, and where it is.
 struct Key<'a> {
     text: Option<Cow<'a, str>>,
@@ -918,7 +941,7 @@ impl<'a> Walker<'a> {
             };
             match self.value_site(entry)? {
                 Ok(site) => {
-                    doc.sites.push(site);
+                    push_site(&mut doc.sites, site, self.text.len());
                     seen.add_site(self.text, &doc.sites);
                 }
                 Err(p) => {
@@ -1386,7 +1409,113 @@ fn newline_of(text: &str, from: usize) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::{count_documents, locate_in_parts, locate_whole, splittable};
+    use super::{
+        SITES_SAMPLED, count_documents, locate_in_parts, locate_whole, push_site, splittable,
+    };
+
+    /// A Secret whose `data` holds `entries` (each a line's text after its
+    /// indentation), at `indent` spaces.
+    fn secret(indent: usize, entries: &[String]) -> String {
+        let pad = " ".repeat(indent);
+        let mut t = String::from("apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\ndata:\n");
+        for e in entries {
+            t.push_str(&format!("{pad}{e}\n"));
+        }
+        t
+    }
+
+    /// Keys longer than 65,535 bytes, indentation and comments longer than
+    /// 255, tags and quotes around values: what does not fit a site's
+    /// narrow fields reads back exactly as what does.
+    #[test]
+    fn sites_that_do_not_fit_their_narrow_fields_read_as_written() {
+        let long_key = "k".repeat(70_000);
+        let comment = format!("# {}", "c".repeat(300));
+        // A key longer than 1,024 bytes must be explicit (`? key`).
+        let entries = [
+            format!("? {long_key}"),
+            ": dmFs".to_owned(),
+            format!("b: dmFs {comment}"),
+            "c: !!binary dmFs".to_owned(),
+            "d: \"dmFs\"".to_owned(),
+            "e: 'dmFs'".to_owned(),
+            "f: \"d\\u006dFs\"".to_owned(),
+        ];
+        let read = |indent: usize| {
+            let text = secret(indent, &entries);
+            let docs = locate_whole(&text, |_| false).unwrap();
+            docs[0]
+                .sites
+                .iter()
+                .map(|s| {
+                    let comment = s.trailing_comment().map(|r| text[r].trim().to_owned());
+                    (
+                        s.key(&text).to_owned(),
+                        s.value(&text).to_owned(),
+                        s.indent(),
+                        comment,
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let (narrow, wide) = (read(2), read(300));
+        assert_eq!(narrow.len(), entries.len() - 1);
+        for (i, ((nk, nv, ni, nc), (wk, wv, wi, wc))) in narrow.iter().zip(&wide).enumerate() {
+            assert_eq!((nk, nv, nc), (wk, wv, wc), "entry {i}");
+            // 298 more columns, and as many more for literal blocks' step.
+            assert_eq!(wi - ni, 2 * 298, "entry {i}");
+            assert!(*wi > 255, "entry {i}");
+            assert_eq!(nv, "dmFs", "entry {i}");
+        }
+        assert_eq!(narrow[0].0, long_key);
+        assert_eq!(narrow[1].3.as_deref(), Some(comment.as_str()));
+        assert_eq!(wide[1].3.as_deref(), Some(comment.as_str()));
+        assert!(
+            narrow
+                .iter()
+                .enumerate()
+                .all(|(i, e)| i == 1 || e.3.is_none())
+        );
+    }
+
+    /// A full list of sites grows in one step to about what the rest of
+    /// the text holds, never more than doubling.
+    #[test]
+    fn a_long_list_of_sites_grows_to_what_the_text_holds() {
+        let n = 5000;
+        let entries: Vec<String> = (0..n).map(|i| format!("k{i:05}: dmFs")).collect();
+        let text = secret(2, &entries);
+        let sites = locate_whole(&text, |_| false).unwrap().remove(0).sites;
+        // Capacities past SITES_SAMPLED as sites are pushed, with the text's
+        // length and with a text a hundred times as long (other documents).
+        let steps = |len: usize| {
+            let mut grown = Vec::new();
+            let mut caps: Vec<usize> = Vec::new();
+            for s in sites.iter().cloned() {
+                push_site(&mut grown, s, len);
+                if caps.last() != Some(&grown.capacity()) {
+                    caps.push(grown.capacity());
+                }
+            }
+            assert_eq!(grown.len(), n);
+            caps.into_iter()
+                .filter(|&c| c > SITES_SAMPLED)
+                .collect::<Vec<_>>()
+        };
+        // Doubling while the rest holds as many again, then one step to
+        // what it holds.
+        let last = steps(text.len());
+        assert_eq!(
+            last[..2],
+            [2 * SITES_SAMPLED, 4 * SITES_SAMPLED],
+            "{last:?}"
+        );
+        assert_eq!(last.len(), 3, "{last:?}");
+        assert!(last[2] >= n && last[2] <= n + n / 8, "{last:?}");
+        // With more text after, a Vec's doubling.
+        let doubling = steps(text.len() * 100);
+        assert_eq!(doubling, [2048, 4096, 8192], "{doubling:?}");
+    }
 
     /// Every stream of testdata/, alone and all joined, read in parts cut
     /// at each `---` line (one cut at a time, and all at once), reads as it

@@ -39,7 +39,9 @@ pub use open::{
 pub use parents::{ParentDoc, Parents};
 pub use policy::{KeyPolicy, RuleKeys};
 pub use rewrap::{Rewrapped, rewrap_all};
-pub use seal::{SealJob, SealOptions, SealedStream, encrypt_text, seal_all};
+pub use seal::{
+    SealJob, SealOptions, SealedStream, Unverified, encrypt_text, seal_all, seal_unverified,
+};
 
 use crate::error::{Error, Exit, Result};
 use crate::io::{self, Source};

@@ -9,15 +9,25 @@ use zeroize::Zeroizing;
 use super::codec::{self, CodecError};
 use super::footer::{Footer, kubesec_order};
 use super::mac;
-use super::open::{ClearTexts, VALUES_PER_THREAD, value_batch};
+use super::open::{ClearTexts, VALUES_PER_THREAD};
 use crate::error::{Error, Exit, Result};
 use crate::formats::render::{clear_edit, kept_clear_edit, token_edit};
 use crate::formats::{
-    ClearValue, Mismatch, Opened, PlainRef, Plains, SealRequest, Sealed, SealedCheck, Sealing,
-    StripOptions, Stripped, digest, digest_entry,
+    ClearValue, DIGEST_RUN, EntryDigest, Mismatch, Opened, PlainRef, Plains, SealRequest, Sealed,
+    SealedCheck, Sealing, StripOptions, Stripped, digest,
 };
 use crate::keys::{DataKey, KeyId, Keyring, WrapJob, WrappedKey};
 use crate::manifest::{self, ClearSections, Document, Section, Stream};
+
+/// The fewest tokens worth a thread of their own (about 1 ms of work).
+const TOKENS_PER_THREAD: usize = 1024;
+
+/// How many tokens of one large Secret are made at a time, each batch
+/// written out before the next is made: enough for every core to take
+/// [`TOKENS_PER_THREAD`] (about 250 KB of tokens on two cores).
+fn token_batch() -> usize {
+    TOKENS_PER_THREAD * crate::par::threads()
+}
 
 /// A document waiting for its wraps.
 struct KubesecSealing<'a> {
@@ -129,7 +139,7 @@ impl KubesecSealing<'_> {
         // A Secret with many values is encrypted on every core (each
         // thread draws IVs from its own CSPRNG); the first failure in file
         // order is the one reported.
-        crate::par::try_map_range(range, VALUES_PER_THREAD, |i| token(self.values.get(i)))
+        crate::par::try_map_range(range, TOKENS_PER_THREAD, |i| token(self.values.get(i)))
     }
 
     /// The footer: key lines in kubesec's order (kept blobs for keys that
@@ -244,7 +254,7 @@ impl Sealing for KubesecSealing<'_> {
     fn precompute(&mut self) -> Result<()> {
         // A large Secret's tokens are made a batch at a time in `finish`,
         // each batch written out before the next is made.
-        if self.tokens.is_none() && self.values.len() <= value_batch() {
+        if self.tokens.is_none() && self.values.len() <= token_batch() {
             self.tokens = Some(self.tokens(0..self.values.len(), &self.before())?);
         }
         Ok(())
@@ -280,8 +290,8 @@ impl Sealing for KubesecSealing<'_> {
             None => {
                 let before = self.before();
                 let n = self.values.len();
-                for start in (0..n).step_by(value_batch()) {
-                    let end = n.min(start + value_batch());
+                for start in (0..n).step_by(token_batch()) {
+                    let end = n.min(start + token_batch());
                     put(start, self.tokens(start..end, &before)?)?;
                 }
             }
@@ -296,13 +306,20 @@ impl Sealing for KubesecSealing<'_> {
                 p => format!("{}, {p}", doc.index),
             },
             dek: self.dek.clone(),
-            values: self
-                .values
-                .iter()
-                .map(|v| digest_entry(v.section, v.key, v.clear))
+            count: self.values.len(),
+            runs: (0..self.values.len())
+                .step_by(DIGEST_RUN)
+                .map(|start| {
+                    let mut d = EntryDigest::default();
+                    for i in start..self.values.len().min(start + DIGEST_RUN) {
+                        let v = self.values.get(i);
+                        d.add(v.section, v.key, v.clear);
+                    }
+                    d.finish()
+                })
                 .collect(),
             clear: footer.clear,
-            footer: lines,
+            footer: lines_digest(&lines),
         };
         Ok(Sealed {
             check: Box::new(check),
@@ -318,12 +335,14 @@ struct Check {
     /// Its name in messages: `N` or `N, items[i]`.
     label: String,
     dek: DataKey,
-    /// Per value, in file order: one digest of its section, key and clear
-    /// text (8 bytes a value).
-    values: Vec<u64>,
+    /// How many values it has.
+    count: usize,
+    /// Per run of [`DIGEST_RUN`] values, in file order: one digest of their
+    /// sections, keys and clear texts.
+    runs: Vec<u64>,
     clear: ClearSections,
-    /// The footer lines as written.
-    footer: Vec<String>,
+    /// A digest of the footer lines as written.
+    footer: u64,
 }
 
 impl SealedCheck for Check {
@@ -337,44 +356,59 @@ impl SealedCheck for Check {
             .checked_sub(first)
             .and_then(|i| out.docs.get(i))
             .ok_or_else(|| Mismatch(format!("document {} is missing", self.label)))?;
-        let lines = doc.footer.as_ref().map(|f| &f.lines);
-        if lines != Some(&self.footer) {
+        let lines = doc.footer.as_ref().map(|f| lines_digest(&f.lines));
+        if lines != Some(self.footer) {
             return Err(format!("document {} lost its footer", self.label).into());
         }
-        if doc.sites.len() != self.values.len() {
+        if doc.sites.len() != self.count {
             return Err(format!("document {} changed shape", self.label).into());
         }
-        // Every value decrypts, under its own key name, to what was meant;
-        // a Secret with many values is checked on every core.
+        // Every value decrypts, under its own key name, and each run of
+        // values to what was meant; a Secret with many values is checked
+        // on every core.
         let cipher = codec::ValueCipher::new(&self.dek);
         let text = &out.text;
-        let check = |i: usize| -> std::result::Result<(), Mismatch> {
-            let site = &doc.sites[i];
-            let value = if self.clear.contains(site.section) {
-                Zeroizing::new(site.value(text).to_owned())
-            } else {
-                cipher
-                    .decrypt_value(site.key(text), site.value(text))
-                    .map_err(|err| {
-                        Mismatch(format!(
-                            "document {}, {}: {err}",
-                            self.label,
-                            site.label(text)
-                        ))
-                    })?
-            };
-            if digest_entry(site.section, site.key(text), &value) != self.values[i] {
+        let check = |run: usize| -> std::result::Result<(), Mismatch> {
+            let sites = &doc.sites[run * DIGEST_RUN..self.count.min((run + 1) * DIGEST_RUN)];
+            let mut d = EntryDigest::default();
+            for site in sites {
+                let value = if self.clear.contains(site.section) {
+                    Zeroizing::new(site.value(text).to_owned())
+                } else {
+                    cipher
+                        .decrypt_value(site.key(text), site.value(text))
+                        .map_err(|err| {
+                            Mismatch(format!(
+                                "document {}, {}: {err}",
+                                self.label,
+                                site.label(text)
+                            ))
+                        })?
+                };
+                d.add(site.section, site.key(text), &value);
+            }
+            if d.finish() != self.runs[run] {
+                let (first, last) = (&sites[0], &sites[sites.len() - 1]);
                 return Err(format!(
-                    "document {}, {} does not decrypt to its value",
+                    "document {}: a value from {} to {} does not decrypt to its value",
                     self.label,
-                    site.label(text)
+                    first.label(text),
+                    last.label(text)
                 )
                 .into());
             }
             Ok(())
         };
-        crate::par::try_each(doc.sites.len(), VALUES_PER_THREAD, check)
+        crate::par::try_each(self.runs.len(), VALUES_PER_THREAD / DIGEST_RUN, check)
     }
+}
+
+/// One 64-bit digest of a footer's lines (see [`digest`]).
+fn lines_digest(lines: &[String]) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::hash::DefaultHasher::new();
+    lines.hash(&mut h);
+    h.finish()
 }
 
 /// Writes an opened document in clear text into `out`: every value
@@ -429,4 +463,101 @@ fn value_error(file: &str, doc: &Document, v: PlainRef, e: &CodecError) -> Error
     Error::new(Exit::Input, "invalid-value", e.to_string()).at(doc
         .location(file, v.line)
         .key(format!("{}.{}", v.section.as_str(), v.key)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Check, DIGEST_RUN, EntryDigest, lines_digest};
+    use crate::formats::SealedCheck;
+    use crate::formats::kubesec::codec::{ValueCipher, random_iv};
+    use crate::keys::DataKey;
+    use crate::manifest::{ClearSections, Section};
+
+    /// A Secret of `n` values `k{i}: v{i}` sealed under `dek`, except
+    /// those `token` replaces.
+    fn sealed(dek: &DataKey, n: usize, token: impl Fn(usize) -> Option<String>) -> String {
+        let cipher = ValueCipher::new(dek);
+        let mut t = String::from("apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\ndata:\n");
+        for i in 0..n {
+            let tok = token(i).unwrap_or_else(|| {
+                cipher
+                    .encrypt_value(&format!("k{i}"), &format!("v{i}"), &random_iv())
+                    .unwrap()
+            });
+            t.push_str(&format!("  k{i}: {tok}\n"));
+        }
+        t + "# kubesec:v:3\n"
+    }
+
+    /// The check made for `n` values `k{i}: v{i}` and the footer `text` has.
+    fn check(dek: &DataKey, n: usize, text: &str) -> Check {
+        let stream = crate::pipeline::parse("f", text.to_owned()).unwrap();
+        let footer = &stream.docs[0].footer.as_ref().unwrap().lines;
+        Check {
+            position: 0,
+            label: "1".into(),
+            dek: dek.clone(),
+            count: n,
+            runs: (0..n)
+                .step_by(DIGEST_RUN)
+                .map(|start| {
+                    let mut d = EntryDigest::default();
+                    for i in start..n.min(start + DIGEST_RUN) {
+                        d.add(Section::Data, &format!("k{i}"), &format!("v{i}"));
+                    }
+                    d.finish()
+                })
+                .collect(),
+            clear: ClearSections::default(),
+            footer: lines_digest(footer),
+        }
+    }
+
+    fn verify(check: &Check, text: &str) -> Result<(), String> {
+        let out = crate::pipeline::parse("f", text.to_owned()).unwrap();
+        check.verify(&out, 0).map_err(|m| m.0)
+    }
+
+    /// Each run of values is checked as a whole: a value that decrypts,
+    /// but to another clear text, is caught with its run named; one that
+    /// does not decrypt is named alone.
+    #[test]
+    fn a_check_catches_a_value_that_decrypts_to_another_one() {
+        let (dek, n) = (DataKey::from_bytes([7; 32]), 2 * DIGEST_RUN + 10);
+        let good = sealed(&dek, n, |_| None);
+        let check = check(&dek, n, &good);
+        assert_eq!(verify(&check, &good), Ok(()));
+        let cipher = ValueCipher::new(&dek);
+        let other = |i: usize| {
+            (i == 300).then(|| {
+                cipher
+                    .encrypt_value("k300", "not v300", &random_iv())
+                    .unwrap()
+            })
+        };
+        assert_eq!(
+            verify(&check, &sealed(&dek, n, other)),
+            Err(
+                "document 1: a value from data.k256 to data.k511 does not decrypt to its value"
+                    .into()
+            )
+        );
+        let last = |i: usize| {
+            (i == n - 1).then(|| {
+                cipher
+                    .encrypt_value(&format!("k{i}"), "v", &random_iv())
+                    .unwrap()
+            })
+        };
+        let e = verify(&check, &sealed(&dek, n, last)).unwrap_err();
+        assert!(e.contains("data.k512 to data.k521"), "{e}");
+        let damaged = |i: usize| (i == 5).then(|| "AAAA.AAAA.AAAA".to_owned());
+        let e = verify(&check, &sealed(&dek, n, damaged)).unwrap_err();
+        assert!(e.starts_with("document 1, data.k5: "), "{e}");
+        let fewer = sealed(&dek, n - 1, |_| None);
+        assert_eq!(
+            verify(&check, &fewer),
+            Err("document 1 changed shape".into())
+        );
+    }
 }
