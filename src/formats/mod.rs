@@ -104,6 +104,25 @@ impl EntryDigest {
         use std::hash::Hasher as _;
         self.0.finish()
     }
+
+    /// One digest per run of [`DIGEST_RUN`] of the `len` values `entry`
+    /// reads by index (section, key, clear value), in order.
+    pub fn runs<'a>(
+        len: usize,
+        entry: impl Fn(usize) -> (crate::manifest::Section, &'a str, &'a str),
+    ) -> Vec<u64> {
+        (0..len)
+            .step_by(DIGEST_RUN)
+            .map(|start| {
+                let mut d = EntryDigest::default();
+                for i in start..len.min(start + DIGEST_RUN) {
+                    let (section, key, value) = entry(i);
+                    d.add(section, key, value);
+                }
+                d.finish()
+            })
+            .collect()
+    }
 }
 
 /// The first 8 hex digits of the SHA-256 of `s`: how `textconv` shows

@@ -404,8 +404,8 @@ impl<'a> SeenKeys<'a> {
     }
 }
 
-/// Sites of a document from which a full list grows to what the rest of
-/// the text is likely to hold, instead of doubling.
+/// Sites a document's list must hold before [`push_site`] estimates what
+/// the rest of the text holds from their density.
 const SITES_SAMPLED: usize = 1024;
 
 /// Appends `site` to a document's `sites`. A list that is full and holds

@@ -179,7 +179,7 @@ pub struct ValueSite {
     flags: u8,
     /// Indentation for literal blocks, and the length of the comment after
     /// the value (0 when there is none); both in [`Owned::wide`] instead
-    /// when one does not fit 8 bits ([`WIDE`]).
+    /// when one does not fit 8 bits.
     indent: u8,
     trailing: u8,
     /// The value's bytes, when they read as the value: `range` less this
@@ -224,21 +224,20 @@ impl Span {
 pub const MAX_TEXT: usize = u32::MAX as usize;
 
 /// The parts of a site that are not plain spans of its text, or that do
-/// not fit its 16-bit fields.
+/// not fit its narrow fields.
 #[derive(Debug, Clone, Default)]
 struct Owned {
     key: Option<Box<str>>,
     value: Option<Box<str>>,
     header_comment: Option<Box<str>>,
-    /// Indentation and trailing comment length, when [`WIDE`].
+    /// Indentation and trailing comment length, when either does not fit
+    /// 8 bits (the site's own fields are then unused).
     wide: Option<(u32, u32)>,
 }
 
 const FLOW: u8 = 1;
 const BINARY: u8 = 2;
 const LINE_REST_EMPTY: u8 = 4;
-/// Indentation and trailing comment length are in [`Owned::wide`].
-const WIDE: u8 = 8;
 
 /// Everything a site records, as the locator finds it.
 #[derive(Debug, Clone)]
@@ -295,12 +294,12 @@ impl ValueSite {
         owned.header_comment = p.header_comment.map(String::into_boxed_str);
         let trailing = p.trailing_comment.map_or(0, |c| c.len());
         let narrow = (u8::try_from(p.indent), u8::try_from(trailing));
-        let (indent, trailing, wide) = match narrow {
-            (Ok(i), Ok(t)) => (i, t, false),
+        let (indent, trailing) = match narrow {
+            (Ok(i), Ok(t)) => (i, t),
             _ => {
                 let to32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
                 owned.wide = Some((to32(p.indent), to32(trailing)));
-                (0, 0, true)
+                (0, 0)
             }
         };
         let owned = (owned.key.is_some()
@@ -309,10 +308,8 @@ impl ValueSite {
             || owned.wide.is_some())
         .then(|| Box::new(owned));
         let flag = |on: bool, bit: u8| if on { bit } else { 0 };
-        let flags = flag(p.flow, FLOW)
-            | flag(p.binary, BINARY)
-            | flag(p.line_rest_empty, LINE_REST_EMPTY)
-            | flag(wide, WIDE);
+        let flags =
+            flag(p.flow, FLOW) | flag(p.binary, BINARY) | flag(p.line_rest_empty, LINE_REST_EMPTY);
         ValueSite {
             section: p.section,
             flags,
@@ -330,8 +327,8 @@ impl ValueSite {
     /// Indentation and trailing comment length.
     fn widths(&self) -> (usize, usize) {
         match self.owned.as_ref().and_then(|o| o.wide) {
-            Some((i, t)) if self.flags & WIDE != 0 => (i as usize, t as usize),
-            _ => (usize::from(self.indent), usize::from(self.trailing)),
+            Some((i, t)) => (i as usize, t as usize),
+            None => (usize::from(self.indent), usize::from(self.trailing)),
         }
     }
 

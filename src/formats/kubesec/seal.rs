@@ -307,17 +307,10 @@ impl Sealing for KubesecSealing<'_> {
             },
             dek: self.dek.clone(),
             count: self.values.len(),
-            runs: (0..self.values.len())
-                .step_by(DIGEST_RUN)
-                .map(|start| {
-                    let mut d = EntryDigest::default();
-                    for i in start..self.values.len().min(start + DIGEST_RUN) {
-                        let v = self.values.get(i);
-                        d.add(v.section, v.key, v.clear);
-                    }
-                    d.finish()
-                })
-                .collect(),
+            runs: EntryDigest::runs(self.values.len(), |i| {
+                let v = self.values.get(i);
+                (v.section, v.key, v.clear)
+            }),
             clear: footer.clear,
             footer: lines_digest(&lines),
         };
@@ -493,21 +486,14 @@ mod tests {
     fn check(dek: &DataKey, n: usize, text: &str) -> Check {
         let stream = crate::pipeline::parse("f", text.to_owned()).unwrap();
         let footer = &stream.docs[0].footer.as_ref().unwrap().lines;
+        let entries: Vec<(String, String)> =
+            (0..n).map(|i| (format!("k{i}"), format!("v{i}"))).collect();
         Check {
             position: 0,
             label: "1".into(),
             dek: dek.clone(),
             count: n,
-            runs: (0..n)
-                .step_by(DIGEST_RUN)
-                .map(|start| {
-                    let mut d = EntryDigest::default();
-                    for i in start..n.min(start + DIGEST_RUN) {
-                        d.add(Section::Data, &format!("k{i}"), &format!("v{i}"));
-                    }
-                    d.finish()
-                })
-                .collect(),
+            runs: EntryDigest::runs(n, |i| (Section::Data, &entries[i].0, &entries[i].1)),
             clear: ClearSections::default(),
             footer: lines_digest(footer),
         }
