@@ -1100,18 +1100,15 @@ impl<'a> Walker<'a> {
         while i < content.start && bytes[i] != b'|' && bytes[i] != b'>' {
             i += 1;
         }
-        let header_end = self.text[i..].find('\n').map_or(self.text.len(), |n| i + n);
-        let header = &self.text[i..header_end];
+        let header = line_at(self.text, i);
         // The comment keeps the white space before it, so that writing it
         // back after a token (and later after a block header) is exact.
         let (indicator, comment) = match header.find(" #").or_else(|| header.find("\t#")) {
             Some(c) => {
                 let start = header[..c].trim_end_matches([' ', '\t']).len();
-                let comment = &header[start..];
-                let comment = comment.strip_suffix('\r').unwrap_or(comment);
-                (&header[..start], Some(comment.to_owned()))
+                (&header[..start], Some(header[start..].to_owned()))
             }
-            None => (header.trim_end_matches(['\r', ' ', '\t']), None),
+            None => (header.trim_end_matches([' ', '\t']), None),
         };
         let end = match trim_block_end(&self.text[content.clone()]) {
             // An empty block: its span may start on the next line, which
@@ -1222,19 +1219,19 @@ pub(super) fn trim_block_end(s: &str) -> usize {
 /// A comment that is all that follows `at` on its line: its bytes, with the
 /// white space before it, without the line break.
 fn trailing_comment(text: &str, at: usize) -> Option<Range<usize>> {
-    let rest = &text[at..];
-    let line = &rest[..rest.find('\n').unwrap_or(rest.len())];
-    let line = line.strip_suffix('\r').unwrap_or(line);
+    let line = line_at(text, at);
     let body = line.trim_start_matches([' ', '\t']);
     let spaced = body.len() < line.len();
     (spaced && body.starts_with('#')).then(|| at..at + line.len())
 }
 
-/// The line starting at `start`, without its line break.
+/// The line starting at `start`, without its line break. YAML reads a
+/// carriage return as a line break, alone or before a line feed, so a
+/// line ends at either: a comment never runs past a bare CR into what the
+/// parser reads as the next line.
 fn line_at(text: &str, start: usize) -> &str {
     let rest = &text[start..];
-    let end = rest.find('\n').unwrap_or(rest.len());
-    rest[..end].strip_suffix('\r').unwrap_or(&rest[..end])
+    &rest[..memchr::memchr2(b'\r', b'\n', rest.as_bytes()).unwrap_or(rest.len())]
 }
 
 /// Gives each document the footer lines that follow its content (and come

@@ -1193,3 +1193,27 @@ fn the_diff_shows_the_changed_lines() {
     assert!(d.contains("-   2 \"b\\r\\n\""), "{d}");
     assert!(d.contains("+   2 \"B\\r\\n\""), "{d}");
 }
+
+/// YAML reads a bare carriage return as a line break. A comment after a
+/// block header or a value ends there, as the line does: before this, the
+/// comment after a token ran on past the CR into the next key, and decrypt
+/// refused a file encrypt had written (found by the `roundtrip` fuzz target).
+#[test]
+fn a_bare_carriage_return_ends_a_comment_as_it_ends_a_line() {
+    let env = TestEnv::new();
+    let after_block =
+        "apiVersion: v1\nkind: Secret\nstringData:\n  a.crt: |  # c\n    one-\r---~  issuer: x\n";
+    let enc = env.encrypt(after_block);
+    assert!(!enc.contains("one-"), "{enc}");
+    assert!(enc.contains("  # c\r---~  issuer: x\n"), "{enc}");
+    assert_eq!(env.decrypt(&enc), after_block);
+
+    // After a block's header and after a value: the header's CR comes
+    // back as the document's line break (the block's value is the same).
+    let in_header = "apiVersion: v1\nkind: Secret\nstringData:\n  a.crt: |  # c\r    one-\n  b: two # y\r  c: three\n";
+    let enc = env.encrypt(in_header);
+    for clear in ["one-", "two", "three"] {
+        assert!(!enc.contains(clear), "{clear} in {enc}");
+    }
+    assert_eq!(env.decrypt(&enc), in_header.replacen("# c\r", "# c\n", 1));
+}
