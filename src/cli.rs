@@ -95,8 +95,12 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The subcommands.
+/// The subcommands. Each one's arguments are defined only when it is the
+/// one run (`defer`): start-up builds 1 of the 25, not all of them. The
+/// argument structs below have plain comments, not doc comments: a
+/// deferred struct's doc comment would replace its subcommand's help text.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Encrypt every data/stringData value of every Secret in a YAML stream.
     ///
@@ -271,7 +275,7 @@ pub enum Command {
     },
 }
 
-/// `resolve` arguments.
+// `resolve` arguments.
 #[derive(Debug, Args)]
 pub struct ResolveArgs {
     /// Manifests with ExternalSecrets; `-` or nothing reads stdin.
@@ -296,7 +300,7 @@ pub struct ResolveArgs {
     pub format: Option<String>,
 }
 
-/// `import` arguments.
+// `import` arguments.
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// Where the values are: aws-sm:NAME, ssm:PATH or vault:MOUNT/PATH.
@@ -327,7 +331,7 @@ pub struct ImportArgs {
     pub output: Option<PathBuf>,
 }
 
-/// `push` arguments.
+// `push` arguments.
 #[derive(Debug, Args)]
 pub struct PushArgs {
     /// The encrypted manifest (one Secret); `-` reads stdin.
@@ -348,7 +352,7 @@ pub struct PushArgs {
     pub kms_key: Option<String>,
 }
 
-/// `exec` arguments.
+// `exec` arguments.
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("how").required(true).multiple(true).args(["env", "as_files"])))]
 pub struct ExecArgs {
@@ -366,7 +370,7 @@ pub struct ExecArgs {
     pub command: Vec<std::ffi::OsString>,
 }
 
-/// `convert` arguments.
+// `convert` arguments.
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
     /// Encrypted manifests; `-` or nothing reads stdin. Directories are
@@ -381,7 +385,7 @@ pub struct ConvertArgs {
     pub out: OutputArgs,
 }
 
-/// Where the result goes.
+// Where the result goes.
 #[derive(Debug, Args)]
 pub struct OutputArgs {
     /// Write the result to FILE (atomically) instead of stdout.
@@ -392,7 +396,7 @@ pub struct OutputArgs {
     pub in_place: bool,
 }
 
-/// `encrypt` arguments.
+// `encrypt` arguments.
 #[derive(Debug, Args)]
 pub struct EncryptArgs {
     /// Manifests to encrypt; `-` or nothing reads stdin. Directories are
@@ -427,7 +431,7 @@ pub struct EncryptArgs {
     pub format: Option<String>,
 }
 
-/// `decrypt` arguments.
+// `decrypt` arguments.
 #[derive(Debug, Args)]
 pub struct DecryptArgs {
     /// Manifests to decrypt; `-` or nothing reads stdin. Directories are
@@ -467,7 +471,7 @@ pub struct DecryptArgs {
     pub template_file: Option<PathBuf>,
 }
 
-/// Values and metadata, shared by `create` and `patch`.
+// Values and metadata, shared by `create` and `patch`.
 #[derive(Debug, Args)]
 pub struct ValueArgs {
     /// A `data` value: KEY=VALUE, KEY=-, file:PATH or file:KEY=PATH (patch: ~KEY removes).
@@ -495,7 +499,7 @@ pub struct ValueArgs {
     pub keys: Vec<String>,
 }
 
-/// `create` arguments.
+// `create` arguments.
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     /// The Secret's name (metadata.name).
@@ -516,7 +520,7 @@ pub struct CreateArgs {
     pub format: Option<String>,
 }
 
-/// `patch` arguments.
+// `patch` arguments.
 #[derive(Debug, Args)]
 pub struct PatchArgs {
     /// The encrypted manifest (one Secret); `-` reads stdin.
@@ -536,7 +540,7 @@ pub struct PatchArgs {
     pub out: OutputArgs,
 }
 
-/// `edit` arguments.
+// `edit` arguments.
 #[derive(Debug, Args)]
 pub struct EditArgs {
     /// The encrypted manifest, rewritten in place.
@@ -557,7 +561,7 @@ pub struct EditArgs {
     pub rotate: bool,
 }
 
-/// `introspect` arguments.
+// `introspect` arguments.
 #[derive(Debug, Args)]
 pub struct IntrospectArgs {
     /// Manifests to inspect; `-` or nothing reads stdin. Directories are walked.
@@ -576,11 +580,13 @@ pub struct IntrospectArgs {
     pub recovery_key: Vec<PathBuf>,
 }
 
-/// `kustomize-plugin` arguments.
+// `kustomize-plugin` arguments.
 #[derive(Debug, Args)]
 pub struct KustomizePluginArgs {
     /// The SecretDecryptor configuration file kustomize wrote.
-    #[arg(value_name = "CONFIG")]
+    // Its own id: the global `--config` has `config`, and a deferred
+    // subcommand's arguments are added after the globals reach it.
+    #[arg(id = "plugin_config", value_name = "CONFIG")]
     pub config: PathBuf,
     /// Arguments from the configuration's `argsOneLiner`/`argsFromFile`
     /// (none are defined; refused so that a typo is not ignored).
@@ -588,7 +594,7 @@ pub struct KustomizePluginArgs {
     pub extra: Vec<String>,
 }
 
-/// `recompute-mac` arguments.
+// `recompute-mac` arguments.
 #[derive(Debug, Args)]
 pub struct RecomputeArgs {
     /// Encrypted manifests (or directories), rewritten in place.
@@ -599,7 +605,7 @@ pub struct RecomputeArgs {
     pub yes: bool,
 }
 
-/// `check` arguments.
+// `check` arguments.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// Files and directories to check (default: the current directory).
@@ -623,7 +629,7 @@ pub enum CheckFormat {
     Json,
 }
 
-/// `updatekeys` arguments.
+// `updatekeys` arguments.
 #[derive(Debug, Args)]
 pub struct UpdatekeysArgs {
     /// Files and directories to bring in line with their rules.
@@ -639,7 +645,7 @@ pub struct UpdatekeysArgs {
     pub rewrap: bool,
 }
 
-/// `textconv` arguments.
+// `textconv` arguments.
 #[derive(Debug, Args)]
 pub struct TextconvArgs {
     /// The file git wants to show.
@@ -647,7 +653,7 @@ pub struct TextconvArgs {
     pub file: PathBuf,
 }
 
-/// `merge-driver` arguments (git's %O %A %B %P).
+// `merge-driver` arguments (git's %O %A %B %P).
 #[derive(Debug, Args)]
 pub struct MergeDriverArgs {
     /// The common ancestor's version (%O).
@@ -694,7 +700,7 @@ pub enum FormatArg {
     Json,
 }
 
-/// `seal` arguments.
+// `seal` arguments.
 #[derive(Debug, Args)]
 pub struct SealArgs {
     /// Manifests with Secrets (clear or encrypted); `-` or nothing reads
@@ -756,7 +762,7 @@ pub struct SealArgs {
     pub format: Option<FormatArg>,
 }
 
-/// `unseal` arguments.
+// `unseal` arguments.
 #[derive(Debug, Args)]
 pub struct UnsealArgs {
     /// Manifests with SealedSecrets; `-` or nothing reads stdin.
@@ -798,7 +804,7 @@ pub struct UnsealArgs {
     pub out: OutputArgs,
 }
 
-/// `reseal` arguments.
+// `reseal` arguments.
 #[derive(Debug, Args)]
 pub struct ResealArgs {
     /// Manifests with SealedSecrets; `-` or nothing reads stdin.
@@ -831,7 +837,7 @@ pub struct ResealArgs {
     pub out: OutputArgs,
 }
 
-/// `completion` arguments.
+// `completion` arguments.
 #[derive(Debug, Args)]
 pub struct CompletionArgs {
     /// The shell.
@@ -1408,5 +1414,48 @@ impl ResealArgs {
             namespace: self.namespace,
             max_input,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::Cli;
+
+    /// clap's own checks over every subcommand, built as `completion` and
+    /// `man` build them: deferred subcommands are otherwise built (and
+    /// checked, in debug builds only) when run, so an argument id that
+    /// collides with a global one would go unnoticed until then.
+    #[test]
+    fn every_subcommand_passes_clap_checks() {
+        Cli::command().debug_assert();
+    }
+
+    /// Each deferred subcommand gets the global arguments and its own, and
+    /// keeps its own help text (a doc comment on its argument struct would
+    /// replace it).
+    #[test]
+    fn deferred_subcommands_keep_their_help_and_the_globals() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let ours = cmd
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set() && s.get_name() != "help");
+        for sub in ours {
+            let about = sub.get_about().map(ToString::to_string).unwrap_or_default();
+            assert!(
+                !about.is_empty() && !about.contains("arguments"),
+                "{}: about {about:?}",
+                sub.get_name()
+            );
+            for global in ["config", "verbose", "timeout"] {
+                assert!(
+                    sub.get_arguments().any(|a| a.get_id() == global),
+                    "{} lacks --{global}",
+                    sub.get_name()
+                );
+            }
+        }
     }
 }
