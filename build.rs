@@ -1,7 +1,7 @@
 //! Links the release binary with the functions its common commands run
 //! placed first (`ld/hot-functions.txt`, made by `scripts/hot-functions`):
-//! a local-key encrypt or decrypt then maps about 1.5 MB of the binary's
-//! code instead of 5 to 7 MB (PERFORMANCE.md, "Hot functions first").
+//! a local-key encrypt or decrypt then maps 1.4 to 1.9 MB of the binary's
+//! code instead of 2.6 to 7 MB (PERFORMANCE.md, "Hot functions first").
 //!
 //! Only where the toolchain's own linker does the linking: release builds
 //! for x86_64-unknown-linux-gnu, which Rust links with its bundled LLD
