@@ -6,8 +6,9 @@
 //! Only where the toolchain's own linker does the linking: release builds
 //! for x86_64-unknown-linux-gnu, which Rust links with its bundled LLD
 //! (since 1.90; ksec needs 1.94), and no linker of the user's choosing
-//! (`linker`, `-C linker=`, `-C linker-features`, `-C link-self-contained`),
-//! which might not know `--symbol-ordering-file`. `KSEC_NO_HOT_FUNCTIONS=1`
+//! (`linker`, `-C linker=`, `-C linker-features`, `-C link-self-contained`,
+//! `-C link-arg=-fuse-ld=…`), which might not know
+//! `--symbol-ordering-file` (GNU ld does not). `KSEC_NO_HOT_FUNCTIONS=1`
 //! turns it off. Names the build no longer has are skipped (quietly), so a
 //! stale list orders less and never fails a build.
 
@@ -21,7 +22,7 @@ fn main() {
     let var = |name: &str| env::var(name).unwrap_or_default();
     let flags = var("CARGO_ENCODED_RUSTFLAGS");
     let own_linker = var("RUSTC_LINKER").is_empty()
-        && !["linker", "link-self-contained"]
+        && !["linker", "link-self-contained", "fuse-ld"]
             .iter()
             .any(|f| flags.contains(f));
     let list = Path::new(&var("CARGO_MANIFEST_DIR")).join("ld/hot-functions.txt");
