@@ -89,10 +89,19 @@ pub fn run(plan: &EncryptPlan, ctx: &Context) -> Result<()> {
     let inputs_left: Vec<InputLeft> = streams
         .iter()
         .zip(&unverified)
-        .map(|(stream, u)| InputLeft {
-            changed: u.text() != stream.text,
-            comments: pipeline::value_comments(stream),
-            name: stream.name.clone(),
+        .map(|(stream, u)| {
+            let changed = u.text() != stream.text;
+            // sops encrypts those comments; kubesec keeps them clear.
+            let comments = if changed && u.format() == "kubesec" {
+                pipeline::value_comments(stream)
+            } else {
+                Vec::new()
+            };
+            InputLeft {
+                changed,
+                comments,
+                name: stream.name.clone(),
+            }
         })
         .collect();
     drop(streams);
@@ -100,13 +109,8 @@ pub fn run(plan: &EncryptPlan, ctx: &Context) -> Result<()> {
         .into_iter()
         .map(pipeline::Unverified::verify)
         .collect::<Result<Vec<_>>>()?;
-    for (input, sealed) in inputs_left.iter().zip(&results) {
-        // sops encrypts those comments; kubesec keeps them clear.
-        if input.changed && sealed.format == "kubesec" {
-            for w in &input.comments {
-                warn(&w.to_string());
-            }
-        }
+    for w in inputs_left.iter().flat_map(|i| &i.comments) {
+        warn(&w.to_string());
     }
     if inputs.single {
         let (input, sealed) = (&inputs_left[0], &results[0]);
@@ -153,7 +157,8 @@ struct InputLeft {
     name: String,
     /// The result differs from the input.
     changed: bool,
-    /// Comments among its values (a warning each, when it changed).
+    /// Comments among its values that stay readable: a warning each, once
+    /// the result has verified (none unless it changed, in kubesec format).
     comments: Vec<Error>,
 }
 

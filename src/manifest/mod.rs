@@ -405,10 +405,8 @@ impl ValueSite {
     fn shift(&mut self, bytes: usize, lines: usize) {
         self.range.start += bytes as u32;
         self.range.end += bytes as u32;
-        // The span of a key the site owns is not read (and stays empty).
-        if self.owned.as_deref().is_none_or(|o| o.key.is_none()) {
-            self.key_start += bytes as u32;
-        }
+        // Not read when the site owns its key.
+        self.key_start += bytes as u32;
         self.line += lines as u32;
     }
 
